@@ -1,0 +1,48 @@
+# Targets are named for what people do. `make run` and `make test` install what they need.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+
+LAMBDA_PYTHON := 3.12
+LAMBDA_PLATFORM := aarch64-manylinux_2_28
+LAYER_DIR := .build/layers/dependencies
+# Already in the Lambda Python runtime; the layer leaves them out.
+RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath urllib3 python-dateutil six
+
+.PHONY: install run test lint synth deploy layer clean
+
+install:
+	@command -v uv >/dev/null || python3 -m pip install --quiet 'uv>=0.5'
+	uv sync --frozen
+	@[ -d node_modules/aws-cdk ] || npm ci --no-audit --no-fund --loglevel=error
+
+run: install
+	uv run --frozen python -m local_stack
+
+lint:
+	uv run --frozen ruff check .
+	uv run --frozen ruff format --check .
+	uv run --frozen mypy
+
+test: install lint
+	uv run --frozen pytest -n 2
+
+# The dependencies layer, from the lock file, for arm64 Lambda, without Docker.
+layer:
+	@command -v uv >/dev/null || python3 -m pip install --quiet 'uv>=0.5'
+	rm -rf $(LAYER_DIR) && mkdir -p $(LAYER_DIR)
+	uv export --frozen --no-dev --no-emit-project --format requirements-txt \
+		$(foreach p,$(RUNTIME_PROVIDED),--no-emit-package $(p)) > .build/layer-requirements.txt
+	uv pip install --quiet --require-hashes --no-deps --only-binary :all: \
+		--python-platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON) \
+		--target $(LAYER_DIR)/python -r .build/layer-requirements.txt
+
+synth: install layer
+	npx cdk synth
+
+deploy: install layer
+	npx cdk deploy
+
+clean:
+	rm -rf .build cdk.out .local .pytest_cache .mypy_cache .ruff_cache

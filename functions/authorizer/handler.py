@@ -1,0 +1,58 @@
+"""API Gateway REQUEST authorizer: authenticates the API key; the handlers authorize each action.
+
+Raising "Unauthorized" makes API Gateway answer 401. An Allow covers the whole API because API Gateway
+caches the answer per key for every route; the handlers refuse what the key's role or scope forbids
+(403 with a reason), which a Deny here could not explain.
+"""
+
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from vmx import wiring
+from vmx.access.authentication import authenticate
+from vmx.access.context import authorizer_context
+from vmx.settings import AuthorizerSettings
+from vmx.tenancy.ports import TenancyRepository
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@cache
+def repository() -> TenancyRepository:
+    return wiring.tenancy_repository(AuthorizerSettings.from_environ(os.environ))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=APIGatewayAuthorizerRequestEvent)
+def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
+    key = authenticate(repository(), event.headers.get("authorization"))
+    if key is None:
+        logger.info("API key refused")
+        raise Exception("Unauthorized")
+    arn = event.parsed_arn
+    whole_api = f"arn:{arn.partition}:execute-api:{arn.region}:{arn.aws_account_id}:{arn.api_id}/{arn.stage}/*"
+    return {
+        "principalId": key.key_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": whole_api,
+                }
+            ],
+        },
+        "context": authorizer_context(key),
+    }

@@ -1,0 +1,111 @@
+"""AI connections and the provider catalogue."""
+
+import os
+from functools import cache
+from http import HTTPStatus
+from typing import Annotated, Any
+from uuid import UUID
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from vmx import wiring
+from vmx.connections.models import (
+    Connection,
+    ConnectionCreate,
+    ConnectionPage,
+    ConnectionPatch,
+    ConnectionView,
+)
+from vmx.connections.service import ConnectionScope, ConnectionService
+from vmx.http.app import current_principal, etag, if_match_version, new_app, resolve
+from vmx.providers.catalog import PROVIDERS
+from vmx.providers.views import ProviderList
+from vmx.settings import ConnectionsSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = new_app(logger)
+
+CONNECTIONS = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>/ai-connections"
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
+NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096)]
+ProviderFilter = Annotated[str | None, Query(max_length=64, description="Only connections of this provider.")]
+
+
+@cache
+def service() -> ConnectionService:
+    return wiring.connection_service(ConnectionsSettings.from_environ(os.environ))
+
+
+@app.get("/api/v1/providers")
+def list_providers() -> ProviderList:
+    return ProviderList.of(PROVIDERS.values())
+
+
+@app.post(CONNECTIONS)
+def create_connection(
+    workspaceId: UUID, environmentId: UUID, request: Annotated[ConnectionCreate, Body()]
+) -> Response[ConnectionView]:
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    connection = service().create(current_principal(app), scope, request)
+    logger.info(
+        "connection created",
+        extra={"connection_id": connection.connection_id, "provider": connection.provider},
+    )
+    return _connection_response(connection, HTTPStatus.CREATED)
+
+
+@app.get(CONNECTIONS)
+def list_connections(
+    workspaceId: UUID,
+    environmentId: UUID,
+    limit: Limit = 20,
+    next_token: NextToken = None,
+    provider: ProviderFilter = None,
+) -> ConnectionPage:
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    page = service().list_page(current_principal(app), scope, limit, next_token, provider)
+    return ConnectionPage(items=[ConnectionView.of(item) for item in page.items], next_token=page.next_token)
+
+
+@app.get(CONNECTIONS + "/<connectionId>")
+def get_connection(workspaceId: UUID, environmentId: UUID, connectionId: UUID) -> Response[ConnectionView]:
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    return _connection_response(service().get(current_principal(app), scope, str(connectionId)))
+
+
+@app.patch(CONNECTIONS + "/<connectionId>")
+def update_connection(
+    workspaceId: UUID, environmentId: UUID, connectionId: UUID, patch: Annotated[ConnectionPatch, Body()]
+) -> Response[ConnectionView]:
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    connection = service().update(current_principal(app), scope, str(connectionId), patch, if_match_version(app))
+    logger.info("connection updated", extra={"connection_id": connection.connection_id, "version": connection.version})
+    return _connection_response(connection)
+
+
+@app.delete(CONNECTIONS + "/<connectionId>")
+def delete_connection(workspaceId: UUID, environmentId: UUID, connectionId: UUID) -> Response[None]:
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    service().delete(current_principal(app), scope, str(connectionId), if_match_version(app))
+    logger.info("connection deleted", extra={"connection_id": str(connectionId)})
+    return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
+
+
+def _connection_response(connection: Connection, status: HTTPStatus = HTTPStatus.OK) -> Response[ConnectionView]:
+    return Response(
+        status_code=status.value,
+        content_type=content_types.APPLICATION_JSON,
+        body=ConnectionView.of(connection),
+        headers={"ETag": etag(connection.version)},
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolve(app, event, context)

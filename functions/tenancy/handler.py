@@ -1,0 +1,137 @@
+"""Workspaces, environments and API keys."""
+
+import os
+from functools import cache
+from http import HTTPStatus
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+from vmx import wiring
+from vmx.http.app import current_principal, new_app, resolve
+from vmx.settings import TenancySettings
+from vmx.tenancy.models import (
+    ApiKeyCreate,
+    ApiKeyList,
+    ApiKeyView,
+    EnvironmentCreate,
+    EnvironmentList,
+    EnvironmentView,
+    IssuedApiKeyView,
+    WorkspaceCreate,
+    WorkspaceList,
+    WorkspaceView,
+)
+from vmx.tenancy.service import TenancyService
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = new_app(logger)
+
+WORKSPACE = "/api/v1/workspaces/<workspaceId>"
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
+NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096)]
+Force = Annotated[bool, Query(description="Also delete the AI connections it holds.")]
+Model = TypeVar("Model", bound=BaseModel)
+
+
+@cache
+def service() -> TenancyService:
+    return wiring.tenancy_service(TenancySettings.from_environ(os.environ))
+
+
+@app.get("/api/v1/workspaces")
+def list_workspaces(limit: Limit = 20, next_token: NextToken = None) -> WorkspaceList:
+    page = service().list_workspaces(current_principal(app), limit, next_token)
+    return WorkspaceList(items=[WorkspaceView.of(item) for item in page.items], next_token=page.next_token)
+
+
+@app.post("/api/v1/workspaces")
+def create_workspace(request: Annotated[WorkspaceCreate, Body()]) -> Response[WorkspaceView]:
+    workspace = service().create_workspace(current_principal(app), request)
+    logger.info("workspace created", extra={"workspace_id": workspace.workspace_id})
+    return _created(WorkspaceView.of(workspace))
+
+
+@app.get(WORKSPACE)
+def get_workspace(workspaceId: UUID) -> WorkspaceView:
+    return WorkspaceView.of(service().get_workspace(current_principal(app), str(workspaceId)))
+
+
+@app.delete(WORKSPACE)
+def delete_workspace(workspaceId: UUID, force: Force = False) -> Response[None]:
+    service().delete_workspace(current_principal(app), str(workspaceId), force)
+    logger.info("workspace deleted", extra={"workspace_id": str(workspaceId), "force": force})
+    return _no_content()
+
+
+@app.get(WORKSPACE + "/environments")
+def list_environments(workspaceId: UUID) -> EnvironmentList:
+    environments = service().list_environments(current_principal(app), str(workspaceId))
+    return EnvironmentList(items=[EnvironmentView.of(item) for item in environments])
+
+
+@app.post(WORKSPACE + "/environments")
+def create_environment(workspaceId: UUID, request: Annotated[EnvironmentCreate, Body()]) -> Response[EnvironmentView]:
+    environment = service().create_environment(current_principal(app), str(workspaceId), request)
+    logger.info("environment created", extra={"environment_id": environment.environment_id})
+    return _created(EnvironmentView.of(environment))
+
+
+@app.get(WORKSPACE + "/environments/<environmentId>")
+def get_environment(workspaceId: UUID, environmentId: UUID) -> EnvironmentView:
+    environment = service().get_environment(current_principal(app), str(workspaceId), str(environmentId))
+    return EnvironmentView.of(environment)
+
+
+@app.delete(WORKSPACE + "/environments/<environmentId>")
+def delete_environment(workspaceId: UUID, environmentId: UUID, force: Force = False) -> Response[None]:
+    service().delete_environment(current_principal(app), str(workspaceId), str(environmentId), force)
+    logger.info("environment deleted", extra={"environment_id": str(environmentId), "force": force})
+    return _no_content()
+
+
+@app.get(WORKSPACE + "/api-keys")
+def list_api_keys(workspaceId: UUID, limit: Limit = 20, next_token: NextToken = None) -> ApiKeyList:
+    page = service().list_api_keys(current_principal(app), str(workspaceId), limit, next_token)
+    return ApiKeyList(items=[ApiKeyView.of(item) for item in page.items], next_token=page.next_token)
+
+
+@app.post(WORKSPACE + "/api-keys")
+def create_api_key(workspaceId: UUID, request: Annotated[ApiKeyCreate, Body()]) -> Response[IssuedApiKeyView]:
+    issued = service().create_api_key(current_principal(app), str(workspaceId), request)
+    logger.info("API key created", extra={"key_id": issued.key.key_id, "role": issued.key.role})
+    view = IssuedApiKeyView(**ApiKeyView.of(issued.key).model_dump(), api_key=issued.token.get_secret_value())
+    return _created(view)
+
+
+@app.get(WORKSPACE + "/api-keys/<keyId>")
+def get_api_key(workspaceId: UUID, keyId: UUID) -> ApiKeyView:
+    return ApiKeyView.of(service().get_api_key(current_principal(app), str(workspaceId), str(keyId)))
+
+
+@app.delete(WORKSPACE + "/api-keys/<keyId>")
+def revoke_api_key(workspaceId: UUID, keyId: UUID) -> Response[None]:
+    service().revoke_api_key(current_principal(app), str(workspaceId), str(keyId))
+    logger.info("API key revoked", extra={"key_id": str(keyId)})
+    return _no_content()
+
+
+def _created(body: Model) -> Response[Model]:
+    return Response(status_code=HTTPStatus.CREATED.value, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _no_content() -> Response[None]:
+    return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolve(app, event, context)

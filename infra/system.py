@@ -1,0 +1,135 @@
+"""The one description of the system that both the CDK stack and the local stack read.
+
+Plain data, no CDK imports: `infra/stack.py` turns it into CloudFormation and `local_stack/` into
+tables on the emulator and routes on the loopback gateway, so the two cannot drift apart.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from vmx.http.limits import MAX_BODY_BYTES
+
+
+class Access(StrEnum):
+    READ = "read"
+    READ_WRITE = "read_write"
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str
+    local: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    logical_id: str
+    env_var: str
+    partition_key: str
+    sort_key: str
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    description: str
+    # folder under functions/ holding handler.py with lambda_handler(event, context)
+    source_dir: str
+    tables: dict[str, Access] = field(default_factory=dict)
+    # KMS actions on the credentials key, constrained further by encryption context in the stack
+    kms_actions: tuple[str, ...] = ()
+    memory_mb: int = 512
+    timeout_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    # API Gateway resource path, e.g. /api/v1/workspaces/{workspaceId}
+    path: str
+    function: str
+    authorized: bool = True
+
+
+TENANCY_TABLE = Table(
+    logical_id="TenancyTable",
+    env_var="TENANCY_TABLE_NAME",
+    partition_key="pk",
+    sort_key="sk",
+    indexes=(Index(name="gsi1", partition_key="gsi1pk", sort_key="gsi1sk"),),
+)
+
+CONNECTIONS_TABLE = Table(
+    logical_id="ConnectionsTable",
+    env_var="CONNECTIONS_TABLE_NAME",
+    partition_key="pk",
+    sort_key="sk",
+    indexes=(Index(name="byCreatedAt", partition_key="pk", sort_key="createdSk", local=True),),
+)
+
+TABLES: tuple[Table, ...] = (TENANCY_TABLE, CONNECTIONS_TABLE)
+
+AUTHORIZER = Function(
+    name="authorizer",
+    description="Authenticates API keys for every route",
+    source_dir="authorizer",
+    tables={TENANCY_TABLE.logical_id: Access.READ},
+    memory_mb=256,
+    timeout_seconds=5,
+)
+
+TENANCY = Function(
+    name="tenancy",
+    description="Workspaces, environments and API keys",
+    source_dir="tenancy",
+    # connections are read-write here because a forced delete removes them with their environment
+    tables={TENANCY_TABLE.logical_id: Access.READ_WRITE, CONNECTIONS_TABLE.logical_id: Access.READ_WRITE},
+)
+
+CONNECTIONS = Function(
+    name="connections",
+    description="AI connections and the provider catalogue",
+    source_dir="connections",
+    tables={TENANCY_TABLE.logical_id: Access.READ_WRITE, CONNECTIONS_TABLE.logical_id: Access.READ_WRITE},
+    # only encrypts: decryption belongs to the function that calls providers
+    kms_actions=("kms:GenerateDataKey",),
+)
+
+FUNCTIONS: tuple[Function, ...] = (AUTHORIZER, TENANCY, CONNECTIONS)
+
+_WS = "/api/v1/workspaces/{workspaceId}"
+_ENV = _WS + "/environments/{environmentId}"
+_CONN = _ENV + "/ai-connections"
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v1/workspaces", TENANCY.name),
+    Route("POST", "/api/v1/workspaces", TENANCY.name),
+    Route("GET", _WS, TENANCY.name),
+    Route("DELETE", _WS, TENANCY.name),
+    Route("GET", _WS + "/environments", TENANCY.name),
+    Route("POST", _WS + "/environments", TENANCY.name),
+    Route("GET", _ENV, TENANCY.name),
+    Route("DELETE", _ENV, TENANCY.name),
+    Route("GET", _WS + "/api-keys", TENANCY.name),
+    Route("POST", _WS + "/api-keys", TENANCY.name),
+    Route("GET", _WS + "/api-keys/{keyId}", TENANCY.name),
+    Route("DELETE", _WS + "/api-keys/{keyId}", TENANCY.name),
+    Route("GET", "/api/v1/providers", CONNECTIONS.name),
+    Route("GET", _CONN, CONNECTIONS.name),
+    Route("POST", _CONN, CONNECTIONS.name),
+    Route("GET", _CONN + "/{connectionId}", CONNECTIONS.name),
+    Route("PATCH", _CONN + "/{connectionId}", CONNECTIONS.name),
+    Route("DELETE", _CONN + "/{connectionId}", CONNECTIONS.name),
+)
+
+# How long API Gateway caches an authorizer decision: a revoked key may pass for at most this long.
+AUTHORIZER_CACHE_SECONDS = 60
+
+# Environment every function gets besides its table names; the stack and the local stack both set it.
+CREDENTIALS_KEY_ENV_VAR = "CREDENTIALS_KMS_KEY_ID"
+
+__all__ = ["MAX_BODY_BYTES"]

@@ -1,0 +1,1 @@
+"""VM-X AI Connections: shared domain, adapters and API code."""

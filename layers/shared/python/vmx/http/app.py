@@ -1,0 +1,77 @@
+"""What every API function shares: the resolver with validation and error mapping, the checks API
+Gateway's WAF makes in AWS (repeated here so the local stack and tests behave the same), the caller's
+principal and ETags."""
+
+import base64
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from vmx.access.context import principal_from_context
+from vmx.access.policy import Principal
+from vmx.errors import BodyTooLarge, DomainError, ErrorDetail, InvalidInput, UnsupportedMediaType
+from vmx.http.errors import domain_error_response, register_error_handlers
+from vmx.http.limits import MAX_BODY_BYTES
+
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+
+
+def new_app(logger: Logger) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(
+        enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+    )
+    register_error_handlers(app, logger)
+    return app
+
+
+def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        _check_body(event)
+    except DomainError as error:
+        refusal = domain_error_response(error)
+        return {
+            "statusCode": refusal.status_code,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(refusal.body),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)
+
+
+def current_principal(app: APIGatewayRestResolver) -> Principal:
+    context = app.current_event.raw_event.get("requestContext", {}).get("authorizer")
+    return principal_from_context(context)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def if_match_version(app: APIGatewayRestResolver) -> int | None:
+    """The version a conditional request expects; None when unconditional (no header or `*`)."""
+    header = app.current_event.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    match = _ETAG.match(header)
+    if match is None:
+        message = 'must be an ETag from a previous response, such as "3", or *'
+        raise InvalidInput(f"If-Match {message}", [ErrorDetail(field="header.If-Match", message=message)])
+    return int(match.group(1))
+
+
+def _check_body(event: dict[str, Any]) -> None:
+    body = event.get("body")
+    if not body:
+        return
+    size = len(base64.b64decode(body)) if event.get("isBase64Encoded") else len(body.encode())
+    if size > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"request bodies must be JSON (Content-Type: application/json), not {content_type}")

@@ -1,0 +1,43 @@
+"""Each function's settings: one validated object, read from the environment once, when first needed."""
+
+from collections.abc import Mapping
+from typing import Literal, Self
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    aws_region: str = Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Self:
+        return cls.model_validate(dict(environ))
+
+
+class AuthorizerSettings(_Settings):
+    tenancy_table_name: str = Field(validation_alias="TENANCY_TABLE_NAME", min_length=3)
+
+
+class TenancySettings(_Settings):
+    tenancy_table_name: str = Field(validation_alias="TENANCY_TABLE_NAME", min_length=3)
+    connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
+
+
+class CipherSettings(BaseModel):
+    credentials_cipher: Literal["kms", "sodium"] = Field(validation_alias="CREDENTIALS_CIPHER")
+    credentials_kms_key_id: str | None = Field(default=None, validation_alias="CREDENTIALS_KMS_KEY_ID")
+    credentials_sodium_key: SecretStr | None = Field(default=None, validation_alias="CREDENTIALS_SODIUM_KEY")
+
+    @model_validator(mode="after")
+    def _key_for_cipher(self) -> Self:
+        if self.credentials_cipher == "kms" and not self.credentials_kms_key_id:
+            raise ValueError("CREDENTIALS_KMS_KEY_ID is required when CREDENTIALS_CIPHER=kms")
+        if self.credentials_cipher == "sodium" and self.credentials_sodium_key is None:
+            raise ValueError("CREDENTIALS_SODIUM_KEY is required when CREDENTIALS_CIPHER=sodium")
+        return self
+
+
+class ConnectionsSettings(TenancySettings, CipherSettings):
+    pass

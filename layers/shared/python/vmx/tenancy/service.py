@@ -1,0 +1,223 @@
+"""Use cases for workspaces, environments and API keys."""
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from vmx.access.keys import issue_key
+from vmx.access.policy import Action, Principal, authorize, require_platform_admin
+from vmx.clock import Clock
+from vmx.connections.ports import ConnectionRepository, StaleVersion
+from vmx.errors import Conflict, Forbidden, NotFound
+from vmx.pagination import Page
+from vmx.tenancy.models import (
+    ApiKey,
+    ApiKeyCreate,
+    Environment,
+    EnvironmentCreate,
+    Role,
+    Workspace,
+    WorkspaceCreate,
+)
+from vmx.tenancy.ports import TenancyRepository
+
+# A forced delete races connection creates; it sweeps again this many times before giving up.
+_FORCED_DELETE_SWEEPS = 5
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    token: SecretStr
+
+
+class TenancyService:
+    def __init__(self, tenancy: TenancyRepository, connections: ConnectionRepository, clock: Clock):
+        self._tenancy = tenancy
+        self._connections = connections
+        self._clock = clock
+
+    # Workspaces
+
+    def create_workspace(self, principal: Principal, request: WorkspaceCreate) -> Workspace:
+        require_platform_admin(principal, "create workspaces")
+        return self.add_workspace(request, created_by=principal.key_id)
+
+    def add_workspace(self, request: WorkspaceCreate, created_by: str) -> Workspace:
+        workspace = Workspace(
+            workspace_id=str(uuid.uuid4()),
+            name=request.name,
+            description=request.description,
+            created_at=self._clock(),
+            created_by=created_by,
+        )
+        self._tenancy.add_workspace(workspace)
+        return workspace
+
+    def list_workspaces(self, principal: Principal, limit: int, next_token: str | None) -> Page[Workspace]:
+        if principal.platform_admin:
+            return self._tenancy.list_workspaces(limit, next_token)
+        own = self._tenancy.get_workspace(principal.workspace_id)
+        return Page([own] if own else [], None)
+
+    def get_workspace(self, principal: Principal, workspace_id: str) -> Workspace:
+        authorize(principal, Action.READ, workspace_id)
+        return self._workspace(workspace_id)
+
+    def delete_workspace(self, principal: Principal, workspace_id: str, force: bool) -> None:
+        authorize(principal, Action.ADMINISTER, workspace_id)
+        self._workspace(workspace_id)
+        for _ in range(_FORCED_DELETE_SWEEPS):
+            if force:
+                for environment in self._tenancy.list_environments(workspace_id):
+                    self._delete_connections(workspace_id, environment.environment_id)
+            try:
+                self._tenancy.delete_workspace_if_empty(workspace_id)
+            except Conflict:
+                if force:
+                    continue
+                raise
+            self._tenancy.purge_workspace(workspace_id)
+            return
+        raise Conflict(f"workspace {workspace_id} kept gaining connections during a forced delete; try again")
+
+    # Environments
+
+    def create_environment(self, principal: Principal, workspace_id: str, request: EnvironmentCreate) -> Environment:
+        authorize(principal, Action.ADMINISTER, workspace_id)
+        return self.add_environment(workspace_id, request, created_by=principal.key_id)
+
+    def add_environment(self, workspace_id: str, request: EnvironmentCreate, created_by: str) -> Environment:
+        environment = Environment(
+            workspace_id=workspace_id,
+            environment_id=str(uuid.uuid4()),
+            name=request.name,
+            description=request.description,
+            created_at=self._clock(),
+            created_by=created_by,
+        )
+        self._tenancy.add_environment(environment)
+        return environment
+
+    def list_environments(self, principal: Principal, workspace_id: str) -> list[Environment]:
+        authorize(principal, Action.READ, workspace_id)
+        self._workspace(workspace_id)
+        environments = self._tenancy.list_environments(workspace_id)
+        if principal.environment_ids is None or principal.platform_admin:
+            return environments
+        return [env for env in environments if env.environment_id in principal.environment_ids]
+
+    def get_environment(self, principal: Principal, workspace_id: str, environment_id: str) -> Environment:
+        authorize(principal, Action.READ, workspace_id, environment_id)
+        return self._environment(workspace_id, environment_id)
+
+    def delete_environment(self, principal: Principal, workspace_id: str, environment_id: str, force: bool) -> None:
+        authorize(principal, Action.ADMINISTER, workspace_id, environment_id)
+        self._environment(workspace_id, environment_id)
+        for _ in range(_FORCED_DELETE_SWEEPS):
+            if force:
+                self._delete_connections(workspace_id, environment_id)
+            try:
+                self._tenancy.delete_environment_if_empty(workspace_id, environment_id)
+            except Conflict:
+                if force:
+                    continue
+                raise
+            return
+        raise Conflict(f"environment {environment_id} kept gaining connections during a forced delete; try again")
+
+    # API keys
+
+    def create_api_key(self, principal: Principal, workspace_id: str, request: ApiKeyCreate) -> IssuedKey:
+        authorize(principal, Action.ADMINISTER, workspace_id)
+        if request.platform_admin:
+            require_platform_admin(principal, "create platform-admin keys")
+            if request.role is not Role.ADMIN:
+                raise Forbidden("a platform-admin key must have role 'admin'", code="invalid_role")
+        self._workspace(workspace_id)
+        environment_ids = None
+        if request.environment_ids is not None:
+            environment_ids = [str(environment_id) for environment_id in request.environment_ids]
+            for environment_id in environment_ids:
+                self._environment(workspace_id, environment_id)
+        return self.issue_api_key(
+            workspace_id,
+            name=request.name,
+            role=request.role,
+            environment_ids=environment_ids,
+            platform_admin=request.platform_admin,
+            created_by=principal.key_id,
+        )
+
+    def issue_api_key(
+        self,
+        workspace_id: str,
+        name: str,
+        role: Role,
+        environment_ids: list[str] | None,
+        platform_admin: bool,
+        created_by: str,
+    ) -> IssuedKey:
+        new_key = issue_key()
+        key = ApiKey(
+            key_id=new_key.key_id,
+            workspace_id=workspace_id,
+            name=name,
+            role=role,
+            environment_ids=environment_ids,
+            platform_admin=platform_admin,
+            secret_hash=new_key.secret_hash,
+            created_at=self._clock(),
+            created_by=created_by,
+        )
+        self._tenancy.add_api_key(key)
+        return IssuedKey(key=key, token=new_key.token)
+
+    def list_api_keys(
+        self, principal: Principal, workspace_id: str, limit: int, next_token: str | None
+    ) -> Page[ApiKey]:
+        authorize(principal, Action.ADMINISTER, workspace_id)
+        self._workspace(workspace_id)
+        return self._tenancy.list_api_keys(workspace_id, limit, next_token)
+
+    def get_api_key(self, principal: Principal, workspace_id: str, key_id: str) -> ApiKey:
+        authorize(principal, Action.ADMINISTER, workspace_id)
+        return self._api_key(workspace_id, key_id)
+
+    def revoke_api_key(self, principal: Principal, workspace_id: str, key_id: str) -> ApiKey:
+        authorize(principal, Action.ADMINISTER, workspace_id)
+        key = self._api_key(workspace_id, key_id)
+        if key.platform_admin:
+            require_platform_admin(principal, "revoke platform-admin keys")
+        if key.revoked_at is None:
+            key = key.model_copy(update={"revoked_at": self._clock()})
+            self._tenancy.save_api_key(key)
+        return key
+
+    def _delete_connections(self, workspace_id: str, environment_id: str) -> None:
+        for connection in self._connections.list_all(workspace_id, environment_id):
+            # one that changed meanwhile is left to the caller's next sweep
+            with contextlib.suppress(StaleVersion):
+                self._connections.remove(connection)
+
+    def _workspace(self, workspace_id: str) -> Workspace:
+        workspace = self._tenancy.get_workspace(workspace_id)
+        if workspace is None:
+            raise NotFound(f"workspace {workspace_id} not found")
+        return workspace
+
+    def _environment(self, workspace_id: str, environment_id: str) -> Environment:
+        self._workspace(workspace_id)
+        environment = self._tenancy.get_environment(workspace_id, environment_id)
+        if environment is None:
+            raise NotFound(f"environment {environment_id} not found in workspace {workspace_id}")
+        return environment
+
+    def _api_key(self, workspace_id: str, key_id: str) -> ApiKey:
+        self._workspace(workspace_id)
+        key = self._tenancy.get_api_key(key_id)
+        if key is None or key.workspace_id != workspace_id:
+            raise NotFound(f"API key {key_id} not found in workspace {workspace_id}")
+        return key
