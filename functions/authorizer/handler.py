@@ -9,7 +9,7 @@ import os
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,
@@ -22,7 +22,6 @@ from vmx.settings import AuthorizerSettings
 from vmx.tenancy.ports import TenancyRepository
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -31,8 +30,9 @@ def repository() -> TenancyRepository:
     return wiring.tenancy_repository(AuthorizerSettings.from_environ(os.environ))
 
 
+# No tracer.capture_lambda_handler here: a refused key is signalled by raising, and the tracer would
+# log each one as an error with a traceback. Lambda's active tracing still records the invocation.
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:

@@ -49,7 +49,8 @@ class ConnectionCreate(ApiModel):
     name: ConnectionName
     description: Description | None = None
     provider: ProviderName
-    config: dict[str, Any]
+    # still raw, secrets included, until the provider's model validates it: never in a repr or log
+    config: dict[str, Any] = Field(repr=False)
     capacity: Capacity = Field(default_factory=list)
     allowed_models: AllowedModels | None = None
 
@@ -60,7 +61,7 @@ class ConnectionPatch(ApiModel):
     name: ConnectionName | None = None
     description: Description | None = None
     provider: ProviderName | None = None
-    config: dict[str, Any] | None = None
+    config: dict[str, Any] | None = Field(default=None, repr=False)
     capacity: Capacity | None = None
     allowed_models: AllowedModels | None = None
 

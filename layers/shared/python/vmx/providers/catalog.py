@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import SecretStr
 
@@ -50,7 +50,10 @@ class Provider:
 
 
 def _holds_secret(annotation: Any) -> bool:
-    return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
+    """True for SecretStr, however wrapped in Optional or Annotated."""
+    if annotation is SecretStr:
+        return True
+    return any(_holds_secret(argument) for argument in get_args(annotation))
 
 
 PROVIDERS: dict[ProviderId, Provider] = {

@@ -69,6 +69,12 @@ class TenancyService:
     def delete_workspace(self, principal: Principal, workspace_id: str, force: bool) -> None:
         authorize(principal, Action.ADMINISTER, workspace_id)
         self._workspace(workspace_id)
+        if principal.platform_admin and principal.workspace_id == workspace_id:
+            raise Conflict(
+                f"workspace {workspace_id} holds platform-admin key {principal.key_id}, which would be deleted with it; "
+                "use a platform-admin key from another workspace",
+                code="deletes_own_key",
+            )
         for _ in range(_FORCED_DELETE_SWEEPS):
             if force:
                 for environment in self._tenancy.list_environments(workspace_id):

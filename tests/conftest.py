@@ -1,0 +1,23 @@
+"""Set before any project import: every AWS client in the test process points at nothing real."""
+
+import base64
+import os
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "vmx-ai-connections",
+        "POWERTOOLS_METRICS_NAMESPACE": "VmxAiConnections",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "CREDENTIALS_CIPHER": "sodium",
+        "CREDENTIALS_SODIUM_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+    }
+)
+for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(name, None)

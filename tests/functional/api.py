@@ -1,0 +1,77 @@
+"""Drives the API in-process through the local stack's API Gateway emulation: routing, the authorizer
+and proxy events exactly as over HTTP, without a socket."""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.system import AUTHORIZER, FUNCTIONS, ROUTES
+from local_stack.gateway import ApiGateway, HttpRequest
+from local_stack.lambda_runtime import LambdaRuntime, load_handler
+
+SOURCE_IP = "198.51.100.7"
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    @property
+    def body(self) -> Any:
+        return json.loads(self.text) if self.text else None
+
+    @property
+    def error(self) -> dict[str, Any]:
+        error: dict[str, Any] = self.body["error"]
+        return error
+
+
+@dataclass
+class Api:
+    gateway: ApiGateway
+    token: str | None = None
+    captured: list[ApiResponse] = field(default_factory=list)
+
+    def as_key(self, token: str | None) -> "Api":
+        return Api(self.gateway, token, self.captured)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ApiResponse:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if self.token is not None:
+            all_headers.setdefault("Authorization", f"Bearer {self.token}")
+        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        response = self.gateway.handle(
+            HttpRequest(method, path, list(all_headers.items()), payload, source_ip=SOURCE_IP)
+        )
+        result = ApiResponse(
+            response.status, {key.lower(): value for key, value in response.headers}, response.body.decode()
+        )
+        self.captured.append(result)
+        return result
+
+    def get(self, path: str, **kwargs: Any) -> ApiResponse:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> ApiResponse:
+        return self.request("POST", path, body, **kwargs)
+
+    def patch(self, path: str, body: Any = None, **kwargs: Any) -> ApiResponse:
+        return self.request("PATCH", path, body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> ApiResponse:
+        return self.request("DELETE", path, **kwargs)
+
+
+def in_process_gateway() -> ApiGateway:
+    runtime = LambdaRuntime(FUNCTIONS, {function.name: load_handler(function) for function in FUNCTIONS})
+    return ApiGateway(ROUTES, runtime.invoke, AUTHORIZER.name)
