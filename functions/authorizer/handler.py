@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerRequestEvent,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from vmx import wiring
 from vmx.access.authentication import authenticate
 from vmx.access.context import authorizer_context

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
+
 from vmx import wiring
 from vmx.http.app import current_principal, new_app, resolve
 from vmx.settings import TenancySettings

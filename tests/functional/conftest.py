@@ -81,7 +81,12 @@ def tenant(gateway: ApiGateway, tenancy: TenancyService) -> Tenant:
         workspace.workspace_id, EnvironmentCreate(name="development"), created_by="test"
     )
     admin = tenancy.issue_api_key(
-        workspace.workspace_id, name="admin", role=Role.ADMIN, environment_ids=None, platform_admin=False, created_by="test"
+        workspace.workspace_id,
+        name="admin",
+        role=Role.ADMIN,
+        environment_ids=None,
+        platform_admin=False,
+        created_by="test",
     ).token.get_secret_value()
     return Tenant(Api(gateway, admin), workspace.workspace_id, environment.environment_id, admin, tenancy)
 
@@ -91,6 +96,11 @@ def platform_admin(tenant: Tenant, tenancy: TenancyService) -> Api:
     """A platform-admin key from a workspace of its own, so deleting the tenant's workspace keeps it."""
     home = tenancy.add_workspace(WorkspaceCreate(name="Platform"), created_by="test")
     issued = tenancy.issue_api_key(
-        home.workspace_id, name="platform", role=Role.ADMIN, environment_ids=None, platform_admin=True, created_by="test"
+        home.workspace_id,
+        name="platform",
+        role=Role.ADMIN,
+        environment_ids=None,
+        platform_admin=True,
+        created_by="test",
     )
     return tenant.api.as_key(issued.token.get_secret_value())

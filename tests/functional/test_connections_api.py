@@ -98,17 +98,32 @@ def test_every_provider_accepts_its_configuration(tenant: Tenant, provider: str,
         ({"provider": "openai", "config": {"apiKey": "k"}}, "name", "required"),
         ({"name": "x", "provider": "openai", "config": {"apiKey": "k"}, "extra": 1}, "extra", "Extra"),
         (
-            {"name": "x", "provider": "openai", "config": {"apiKey": "k"}, "capacity": [{"period": "Minute", "requests": 1}]},
+            {
+                "name": "x",
+                "provider": "openai",
+                "config": {"apiKey": "k"},
+                "capacity": [{"period": "Minute", "requests": 1}],
+            },
             "capacity[0].period",
             "minute",
         ),
         (
-            {"name": "x", "provider": "openai", "config": {"apiKey": "k"}, "capacity": [{"period": "day", "requests": "5"}]},
+            {
+                "name": "x",
+                "provider": "openai",
+                "config": {"apiKey": "k"},
+                "capacity": [{"period": "day", "requests": "5"}],
+            },
             "capacity[0].requests",
             "integer",
         ),
         (
-            {"name": "x", "provider": "openai", "config": {"apiKey": "k"}, "capacity": [{"period": "day", "tokens": -1}]},
+            {
+                "name": "x",
+                "provider": "openai",
+                "config": {"apiKey": "k"},
+                "capacity": [{"period": "day", "tokens": -1}],
+            },
             "capacity[0].tokens",
             "greater than or equal",
         ),
@@ -122,7 +137,11 @@ def test_every_provider_accepts_its_configuration(tenant: Tenant, provider: str,
             "capacity",
             "period 'day'",
         ),
-        ({"name": "x", "provider": "openai", "config": {"apiKey": "k"}, "allowedModels": ["a", "a"]}, "allowedModels", "once"),
+        (
+            {"name": "x", "provider": "openai", "config": {"apiKey": "k"}, "allowedModels": ["a", "a"]},
+            "allowedModels",
+            "once",
+        ),
         (
             {"name": "x", "provider": "aws-bedrock", "config": {"region": "us-east-1"}},
             "config",
@@ -232,7 +251,9 @@ def test_patch_changes_only_what_it_names(tenant: Tenant) -> None:
 
     assert response.status == 200
     body = response.body
-    assert body["capacity"] == [{"period": "minute", "requests": 200, "tokens": 200000, "enabled": True, "dimension": None}]
+    assert body["capacity"] == [
+        {"period": "minute", "requests": 200, "tokens": 200000, "enabled": True, "dimension": None}
+    ]
     assert body["allowedModels"] == ["gpt-4o", "gpt-4o-mini"]
     assert body["description"] == OPENAI_SEED["description"]
     assert body["version"] == 2
@@ -333,7 +354,15 @@ def test_providers_are_listed_with_their_schemas(tenant: Tenant) -> None:
     response = tenant.api.get("/api/v1/providers")
 
     providers = {item["id"]: item for item in response.body["items"]}
-    assert set(providers) == {"openai", "anthropic", "gemini", "groq", "perplexity", "aws-bedrock", "aws-bedrock-invoke"}
+    assert set(providers) == {
+        "openai",
+        "anthropic",
+        "gemini",
+        "groq",
+        "perplexity",
+        "aws-bedrock",
+        "aws-bedrock-invoke",
+    }
     assert providers["openai"]["secretFields"] == ["apiKey"]
     assert providers["aws-bedrock"]["secretFields"] == ["accessKeyId", "secretAccessKey", "sessionToken"]
     assert providers["openai"]["configSchema"]["properties"]["apiKey"]["writeOnly"] is True

@@ -1,0 +1,135 @@
+"""`python -m local_stack`: the whole API on loopback, from `infra/system.py`, until Ctrl+C."""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from infra import system
+from local_stack.emulator import point_environment_at, provision, start_moto
+from local_stack.gateway import ApiGateway
+from local_stack.lambda_runtime import LambdaRuntime, load_handler
+from local_stack.server import GatewayServer
+from local_stack.state import (
+    BOOTSTRAP_FILE,
+    CREDENTIALS_KEY_FILE,
+    cipher_environment,
+    credentials_key,
+    write_bootstrap,
+)
+
+logger = logging.getLogger("local_stack")
+
+
+class Bootstrap(Protocol):
+    """What `vmx.admin.bootstrap(environ)` returns: the first workspace, environment and API key."""
+
+    @property
+    def workspace_id(self) -> str: ...
+    @property
+    def environment_id(self) -> str: ...
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def api_key(self) -> SecretStr: ...
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--state-dir", type=Path, default=Path(".local"))
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s local_stack %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+    state_dir: Path = args.state_dir
+    moto, endpoint_url = start_moto(args.host)
+    try:
+        point_environment_at(endpoint_url)
+        os.environ.update(provision(system.TABLES, endpoint_url))
+        os.environ.update(cipher_environment(credentials_key(state_dir)))
+        runtime = LambdaRuntime(system.FUNCTIONS, {f.name: load_handler(f) for f in system.FUNCTIONS})
+        gateway = ApiGateway(system.ROUTES, runtime.invoke, system.AUTHORIZER.name)
+        try:
+            server = GatewayServer((args.host, args.port), gateway, system.MAX_BODY_BYTES)
+        except OSError as exc:
+            logger.error("cannot listen on %s:%d (%s); pass --port or set PORT", args.host, args.port, exc)
+            return 1
+        with server:
+            # A bootstrap file from an earlier run names data that no longer exists.
+            (state_dir / BOOTSTRAP_FILE).unlink(missing_ok=True)
+            # Imported once the environment is set, as Lambda sets it before importing a handler.
+            from vmx.admin import bootstrap
+
+            first: Bootstrap = bootstrap(os.environ)
+            base_url = f"http://{args.host}:{server.port}"
+            bootstrap_path = write_bootstrap(
+                state_dir,
+                {
+                    "baseUrl": base_url,
+                    "apiKey": first.api_key.get_secret_value(),
+                    "workspaceId": first.workspace_id,
+                    "environmentId": first.environment_id,
+                },
+            )
+            print_banner(base_url, first, bootstrap_path, state_dir)
+            serve_until_signal(server)
+            bootstrap_path.unlink(missing_ok=True)
+    finally:
+        moto.stop()
+    logger.info("stopped")
+    return 0
+
+
+def print_banner(base_url: str, first: Bootstrap, bootstrap_path: Path, state_dir: Path) -> None:
+    print(
+        f"""
+VM-X AI Connections is running locally.
+
+  Base URL        {base_url}
+  API key         {first.api_key.get_secret_value()}
+  Workspace ID    {first.workspace_id}
+  Environment ID  {first.environment_id}
+
+  The same, as JSON: {bootstrap_path}
+
+Data lives in memory and does NOT survive a restart: a restart starts empty, with a new workspace,
+environment and API key. Only the credentials encryption key ({state_dir / CREDENTIALS_KEY_FILE}) is kept.
+Revoking an API key takes effect at once here; in AWS the authorizer cache may accept it for up to
+{system.AUTHORIZER_CACHE_SECONDS} seconds more.
+
+Stop with Ctrl+C.
+""",
+        flush=True,
+    )
+
+
+def serve_until_signal(server: GatewayServer) -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    serving = threading.Thread(target=server.serve_forever, name="gateway")
+    serving.start()
+    stop.wait()
+    logger.info("stopping")
+    server.shutdown()
+    serving.join()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

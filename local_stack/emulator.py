@@ -1,0 +1,116 @@
+"""The AWS side of the local stack: moto's server in-process, and the tables, bus and keys on it."""
+
+import logging
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from infra.system import CREDENTIALS_KEY_ENV_VAR, Table
+from local_stack.lambda_runtime import REGION
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+NAME_PREFIX = "vmx-local-"
+EVENT_BUS_NAME = f"{NAME_PREFIX}events"
+
+# What every function gets in AWS besides its resource names, and what points the SDK at moto.
+BASE_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_SERVICE_NAME": "vmx-ai-connections",
+    "POWERTOOLS_METRICS_NAMESPACE": "VmxAiConnections",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "LOG_LEVEL": "INFO",
+}
+# A developer's real profile or session must never reach moto, nor a real account by mistake.
+CLEARED_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")
+
+
+def start_moto(host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadedMotoServer, str]:
+    """Starts moto's server on a thread and returns it with its endpoint URL."""
+    # werkzeug logs every request at INFO; the gateway's access log is the one that matters.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_host, bound_port = server.get_host_and_port()
+    return server, f"http://{bound_host}:{bound_port}"
+
+
+def point_environment_at(endpoint_url: str) -> None:
+    """Sets the process environment so every boto3 and pynamodb client talks to moto."""
+    for name in CLEARED_ENVIRONMENT:
+        os.environ.pop(name, None)
+    os.environ.update(BASE_ENVIRONMENT)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+
+
+def table_name(table: Table) -> str:
+    return NAME_PREFIX + table.logical_id
+
+
+def create_table(client: "DynamoDBClient", table: Table) -> str:
+    """Creates one table as `infra/system.py` describes it: string keys, on demand, ALL projections."""
+    name = table_name(table)
+    key_names = {table.partition_key, table.sort_key}
+    global_indexes: list[Any] = []
+    local_indexes: list[Any] = []
+    for index in table.indexes:
+        key_names |= {index.partition_key, index.sort_key}
+        (local_indexes if index.local else global_indexes).append(
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        )
+    optional: dict[str, Any] = {}
+    if global_indexes:
+        optional["GlobalSecondaryIndexes"] = global_indexes
+    if local_indexes:
+        optional["LocalSecondaryIndexes"] = local_indexes
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in sorted(key_names)],
+        KeySchema=[
+            {"AttributeName": table.partition_key, "KeyType": "HASH"},
+            {"AttributeName": table.sort_key, "KeyType": "RANGE"},
+        ],
+        **optional,
+    )
+    if table.ttl_attribute:
+        client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        )
+    return name
+
+
+def provision(tables: Iterable[Table], endpoint_url: str) -> dict[str, str]:
+    """Creates the tables, the event bus and the KMS key on moto; returns the environment naming them.
+
+    Credentials are encrypted with libsodium locally (CREDENTIALS_CIPHER=sodium), but the KMS key id is
+    set too because it is part of every function's environment, as in AWS.
+    """
+    on_moto: dict[str, Any] = {
+        "endpoint_url": endpoint_url,
+        "region_name": REGION,
+        "aws_access_key_id": BASE_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": BASE_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+    }
+    dynamodb = boto3.client("dynamodb", **on_moto)
+    environment = {table.env_var: create_table(dynamodb, table) for table in tables}
+    boto3.client("events", **on_moto).create_event_bus(Name=EVENT_BUS_NAME)
+    environment["EVENT_BUS_NAME"] = EVENT_BUS_NAME
+    key = boto3.client("kms", **on_moto).create_key(Description="vmx-local credentials")
+    environment[CREDENTIALS_KEY_ENV_VAR] = key["KeyMetadata"]["KeyId"]
+    return environment

@@ -1,0 +1,98 @@
+"""Loads the handlers of `functions/` and invokes them the way the Lambda runtime would."""
+
+import importlib.util
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.system import Function
+
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+
+REGION = "us-east-1"
+ACCOUNT_ID = "000000000000"
+FUNCTIONS_ROOT = Path(__file__).resolve().parent.parent / "functions"
+
+
+def function_name(function: Function) -> str:
+    return f"vmx-local-{function.name}"
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The attributes of the runtime's context object that Powertools and our handlers read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    deadline: float = field(repr=False)
+    function_version: str = "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def new_context(function: Function) -> LambdaContext:
+    name = function_name(function)
+    return LambdaContext(
+        function_name=name,
+        memory_limit_in_mb=function.memory_mb,
+        invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}",
+        aws_request_id=str(uuid.uuid4()),
+        deadline=time.monotonic() + function.timeout_seconds,
+    )
+
+
+def load_handler(function: Function, functions_root: Path = FUNCTIONS_ROOT) -> LambdaHandler:
+    """Imports `<functions_root>/<source_dir>/handler.py` under a module name of its own.
+
+    Each function is imported by file path so that two `handler.py` files never collide in
+    `sys.modules`; the module is registered there because pydantic resolves annotations through it.
+    """
+    path = functions_root / function.source_dir / "handler.py"
+    module_name = f"local_stack_function_{function.name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    handler: LambdaHandler = module.lambda_handler
+    return handler
+
+
+class LambdaRuntime:
+    """Invokes handlers by function name, one invocation at a time.
+
+    In AWS each execution environment runs one invocation at a time. Here every function shares one
+    process, and module-level state (Powertools' Metrics store is class-level, Logger keys are
+    per-logger) would leak between concurrent invocations, so invocations are serialised while HTTP
+    I/O stays concurrent.
+    """
+
+    def __init__(self, functions: Iterable[Function], handlers: Mapping[str, LambdaHandler]) -> None:
+        self._functions = {function.name: function for function in functions}
+        missing = self._functions.keys() - handlers.keys()
+        if missing:
+            raise ValueError(f"no handler for functions {sorted(missing)}")
+        self._handlers = dict(handlers)
+        self._lock = threading.Lock()
+
+    def invoke(self, name: str, event: dict[str, Any]) -> Any:
+        context = new_context(self._functions[name])
+        with self._lock:
+            return self._handlers[name](event, context)

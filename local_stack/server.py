@@ -1,0 +1,111 @@
+"""The loopback HTTP server in front of `ApiGateway`: framing, keep-alive and the access log."""
+
+import logging
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
+from typing import Any
+
+from local_stack.gateway import ApiGateway, HttpRequest, HttpResponse, body_too_large, error_response
+
+logger = logging.getLogger("local_stack")
+
+
+class BadRequestError(ValueError):
+    """A request whose framing cannot be read."""
+
+
+class GatewayServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], gateway: ApiGateway, max_body_bytes: int) -> None:
+        super().__init__(address, _RequestHandler)
+        self.gateway = gateway
+        self.max_body_bytes = max_body_bytes
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
+    timeout = 60  # idle keep-alive connections are closed after this many seconds
+    server: GatewayServer
+
+    def _dispatch(self) -> None:
+        started = time.perf_counter()
+        path = self.path.partition("?")[0]
+        try:
+            body = read_body(
+                self.rfile,
+                self.headers.get("Transfer-Encoding"),
+                self.headers.get("Content-Length"),
+                self.server.max_body_bytes,
+            )
+        except BadRequestError as exc:
+            response = error_response(400, "bad_request", str(exc), ("Connection", "close"))
+        else:
+            if body is None:
+                # WAF rejects these before API Gateway; the unread body leaves the connection unusable.
+                response = body_too_large(self.server.max_body_bytes, ("Connection", "close"))
+            else:
+                request = HttpRequest(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+                response = self.server.gateway.handle(request)
+        self._write(response)
+        # Never headers, query strings or bodies: they carry API keys and provider credentials.
+        logger.info("%s %s %d %.1fms", self.command, path, response.status, (time.perf_counter() - started) * 1000)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
+
+    def _write(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """The stdlib's line includes the query string; `_dispatch` logs its own."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.warning(format, *args)
+
+
+def read_body(
+    stream: BufferedIOBase, transfer_encoding: str | None, content_length: str | None, limit: int
+) -> bytes | None:
+    """Reads a request body, or returns None, having read no more than `limit` bytes, when it is larger."""
+    if transfer_encoding is not None:
+        if transfer_encoding.strip().lower() != "chunked":
+            raise BadRequestError(f"unsupported Transfer-Encoding {transfer_encoding!r}")
+        return _read_chunked(stream, limit)
+    try:
+        length = int(content_length or "0")
+    except ValueError:
+        raise BadRequestError("Content-Length is not a number") from None
+    if length < 0:
+        raise BadRequestError("Content-Length is negative")
+    if length > limit:
+        return None
+    return stream.read(length)
+
+
+def _read_chunked(stream: BufferedIOBase, limit: int) -> bytes | None:
+    body = bytearray()
+    while True:
+        try:
+            size = int(stream.readline(1024).split(b";")[0], 16)
+        except ValueError:
+            raise BadRequestError("malformed chunk size") from None
+        if size == 0:
+            break
+        if len(body) + size > limit:
+            return None
+        body += stream.read(size)
+        stream.readline(1024)  # the CRLF after each chunk
+    while stream.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
+        pass
+    return bytes(body)
