@@ -2,12 +2,14 @@
 
 import json
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
 from tests.functional.conftest import Tenant
 
-OPENAI_SEED = {
+OPENAI_SEED: dict[str, Any] = {
     "name": "OpenAI Production",
     "description": "OpenAI connection for production workloads",
     "provider": "openai",
@@ -17,7 +19,7 @@ OPENAI_SEED = {
         {"period": "hour", "requests": 5000, "tokens": 5000000},
     ],
 }
-BEDROCK_SEED = {
+BEDROCK_SEED: dict[str, Any] = {
     "name": "Bedrock",
     "provider": "aws-bedrock",
     "config": {
@@ -29,10 +31,10 @@ BEDROCK_SEED = {
 }
 
 
-def create(tenant: Tenant, body: dict[str, object]) -> dict[str, object]:
+def create(tenant: Tenant, body: Mapping[str, object]) -> dict[str, Any]:
     response = tenant.api.post(tenant.connections_path, body)
     assert response.status == 201, response.text
-    created: dict[str, object] = response.body
+    created: dict[str, Any] = response.body
     return created
 
 
@@ -366,3 +368,13 @@ def test_providers_are_listed_with_their_schemas(tenant: Tenant) -> None:
     assert providers["openai"]["secretFields"] == ["apiKey"]
     assert providers["aws-bedrock"]["secretFields"] == ["accessKeyId", "secretAccessKey", "sessionToken"]
     assert providers["openai"]["configSchema"]["properties"]["apiKey"]["writeOnly"] is True
+
+
+def test_a_provider_filter_fills_its_page_past_other_providers(tenant: Tenant) -> None:
+    create(tenant, {"name": "the only anthropic", "provider": "anthropic", "config": {"apiKey": "k"}})
+    for index in range(4):
+        create(tenant, {"name": f"openai {index}", "provider": "openai", "config": {"apiKey": "k"}})
+
+    page = tenant.api.get(f"{tenant.connections_path}?provider=anthropic&limit=1")
+
+    assert [item["name"] for item in page.body["items"]] == ["the only anthropic"]

@@ -27,7 +27,7 @@ def decode_token(
     """Decodes a token we issued for this very partition; anything else is a client error."""
     try:
         key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         key = None
     partition_attribute, partition_value = partition
     if (

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 PREFIX = "vmx_"
 _SECRET_BYTES = 32
-_TOKEN = re.compile(r"^vmx_([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_TOKEN = re.compile(r"^vmx_([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def issue_key() -> NewKey:
 
 
 def parse_key(token: str) -> PresentedKey | None:
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     if match is None:
         return None
     return PresentedKey(key_id=match.group(1), secret=SecretStr(match.group(2)))

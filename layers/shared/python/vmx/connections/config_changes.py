@@ -57,8 +57,9 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merge_patch(result[key], value)
+        elif isinstance(value, dict):
+            current = result.get(key)
+            result[key] = merge_patch(current if isinstance(current, dict) else {}, value)
         else:
             result[key] = value
     return result

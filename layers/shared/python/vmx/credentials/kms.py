@@ -83,7 +83,10 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.b64decode(text)
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise CredentialsUnreadable("a sealed secret is not valid base64") from exc
 
 
 def _code(exc: Exception) -> str:

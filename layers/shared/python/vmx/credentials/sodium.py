@@ -41,12 +41,12 @@ class SodiumCipher:
                 raise CredentialsUnreadable(f"field {field} was not sealed with {CIPHER_NAME}")
             try:
                 plaintext = bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                    base64.b64decode(secret.ciphertext),
+                    base64.b64decode(secret.ciphertext, validate=True),
                     context.associated_data(field),
-                    base64.b64decode(secret.nonce),
+                    base64.b64decode(secret.nonce, validate=True),
                     self._key,
                 )
-            except CryptoError as exc:
+            except (CryptoError, ValueError) as exc:
                 raise CredentialsUnreadable(f"field {field} does not belong to this connection") from exc
             opened[field] = SecretStr(plaintext.decode())
         return opened

@@ -10,7 +10,16 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
-Secret = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
+
+def _encodable(value: SecretStr) -> SecretStr:
+    try:
+        value.get_secret_value().encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+Secret = Annotated[SecretStr, Field(min_length=1, max_length=4096), AfterValidator(_encodable)]
 
 _LOOPBACK_HOSTS = {"localhost"}
 

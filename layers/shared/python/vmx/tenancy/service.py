@@ -10,7 +10,7 @@ from vmx.access.keys import issue_key
 from vmx.access.policy import Action, Principal, authorize, require_platform_admin
 from vmx.clock import Clock
 from vmx.connections.ports import ConnectionRepository, StaleVersion
-from vmx.errors import Conflict, Forbidden, NotFound
+from vmx.errors import Conflict, ErrorDetail, InvalidInput, NotFound
 from vmx.pagination import Page
 from vmx.tenancy.models import (
     ApiKey,
@@ -141,7 +141,8 @@ class TenancyService:
         if request.platform_admin:
             require_platform_admin(principal, "create platform-admin keys")
             if request.role is not Role.ADMIN:
-                raise Forbidden("a platform-admin key must have role 'admin'", code="invalid_role")
+                message = "a platform-admin key must have role 'admin'"
+                raise InvalidInput(message, [ErrorDetail(field="role", message=message)])
         self._workspace(workspace_id)
         environment_ids = None
         if request.environment_ids is not None:
