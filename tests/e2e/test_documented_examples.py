@@ -15,7 +15,12 @@ FENCED_BASH = re.compile(r"```bash\n(.*?)```", re.DOTALL)
 
 def bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own documented examples
-        ["/bin/bash", "-euo", "pipefail", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        ["/bin/bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -70,7 +75,9 @@ def test_the_seed_curl_examples_work_as_written(local_stack: dict[str, str]) -> 
     assert created["name"] == "OpenAI Production"
     assert created["config"] == {"apiKey": "********"}
     assert updated_status == 200
-    assert updated["capacity"] == [{"period": "minute", "requests": 200, "tokens": 200000, "enabled": True, "dimension": None}]
+    assert updated["capacity"] == [
+        {"period": "minute", "requests": 200, "tokens": 200000, "enabled": True, "dimension": None}
+    ]
     assert read_status == 200
     assert fetched == updated
 
@@ -81,7 +88,13 @@ def test_the_seed_curl_examples_work_as_written(local_stack: dict[str, str]) -> 
         ("GET", "/api/v1/nowhere", None, 404, "not_found"),
         ("PUT", "/api/v1/providers", None, 405, "method_not_allowed"),
         ("POST", "{connections}", "{not json", 400, "invalid_request"),
-        ("POST", "{connections}", '{"name": "x", "provider": "openai", "config": {"apiKey": 1}}', 400, "invalid_request"),
+        (
+            "POST",
+            "{connections}",
+            '{"name": "x", "provider": "openai", "config": {"apiKey": 1}}',
+            400,
+            "invalid_request",
+        ),
         ("POST", "{connections}", json.dumps({"name": "x" * 80_000}), 400, "body_too_large"),
         ("GET", "/api/v1/workspaces/not-a-uuid", None, 400, "invalid_request"),
     ],

@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+# The KMS encryption context of every credentials data key; the key policy in the stack requires these.
+ENCRYPTION_CONTEXT_KEYS = ("workspaceId", "environmentId", "connectionId")
+
 
 @dataclass(frozen=True)
 class EncryptionContext:
@@ -15,11 +18,9 @@ class EncryptionContext:
     connection_id: str
 
     def as_kms_context(self) -> dict[str, str]:
-        return {
-            "workspaceId": self.workspace_id,
-            "environmentId": self.environment_id,
-            "connectionId": self.connection_id,
-        }
+        return dict(
+            zip(ENCRYPTION_CONTEXT_KEYS, (self.workspace_id, self.environment_id, self.connection_id), strict=True)
+        )
 
     def associated_data(self, field: str) -> bytes:
         """Authenticated data for one field: the context plus the field name, so fields can't be swapped."""

@@ -1,0 +1,241 @@
+"""The REST API of system.ROUTES: authorizer, routes, stage limits, access logs, JSON errors and the firewall."""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from infra.standard_function import LOG_RETENTION
+from infra.system import AUTHORIZER_CACHE_SECONDS, MAX_BODY_BYTES, Route
+
+AUTHORIZATION_HEADER = "Authorization"
+# Whole-API steady rate and burst, in requests per second, before API Gateway answers 429.
+THROTTLE_RATE_LIMIT = 100
+THROTTLE_BURST_LIMIT = 200
+# Requests one client IP may send in five minutes before the firewall answers 429.
+REQUESTS_PER_IP_PER_5_MINUTES = 2000
+# API Gateway substitutes its own message here as a JSON string, quotes included.
+GATEWAY_MESSAGE = "$context.error.messageString"
+# WAF reads at most this much of a body; a larger body is "oversize" and can be matched as such.
+WAF_BODY_INSPECTION_LIMITS = {16 * 1024: "KB_16", 32 * 1024: "KB_32", 48 * 1024: "KB_48", 64 * 1024: "KB_64"}
+
+
+def error_json(code: str, message_json: str) -> str:
+    """Our error shape; `message_json` is already JSON so that API Gateway's placeholder can stand in for it."""
+    return f'{{"error":{{"code":{json.dumps(code)},"message":{message_json}}}}}'
+
+
+@dataclass(frozen=True)
+class GatewayError:
+    """An error API Gateway answers by itself, before any function runs."""
+
+    response_type: str
+    code: str
+    # None keeps the status API Gateway chose, for the families that cover several statuses.
+    status: str | None = None
+    message: str | None = None
+
+    @property
+    def body(self) -> str:
+        return error_json(self.code, json.dumps(self.message) if self.message else GATEWAY_MESSAGE)
+
+
+GATEWAY_ERRORS = (
+    GatewayError("UNAUTHORIZED", "unauthorized", "401"),
+    GatewayError("ACCESS_DENIED", "forbidden", "403"),
+    # What API Gateway answers for a path or method that no route defines.
+    GatewayError("MISSING_AUTHENTICATION_TOKEN", "not_found", "404", "no such route"),
+    GatewayError("THROTTLED", "throttled", "429"),
+    # 400 like the firewall and the handlers; API Gateway's own limit (10 MB) is far above MAX_BODY_BYTES.
+    GatewayError("REQUEST_TOO_LARGE", "body_too_large", "400"),
+    GatewayError("DEFAULT_4XX", "bad_request"),
+    GatewayError("DEFAULT_5XX", "internal_error"),
+)
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        routes: Sequence[Route],
+        functions: Mapping[str, lambda_.IFunction],
+        authorizer_function: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION)
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=Stack.of(self).stack_name,
+            description="VM-X AI Connections",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # API Gateway writes access and execution logs only once the region has this account role.
+            cloud_watch_role=True,
+            # The role is a setting of the whole account and region; other APIs' logging may rely on it.
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                throttling_rate_limit=THROTTLE_RATE_LIMIT,
+                throttling_burst_limit=THROTTLE_BURST_LIMIT,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                # Request bodies carry provider credentials: they must never reach a log.
+                data_trace_enabled=False,
+            ),
+        )
+        authorizer = apigw.RequestAuthorizer(
+            self,
+            "Authorizer",
+            handler=authorizer_function,
+            identity_sources=[apigw.IdentitySource.header(AUTHORIZATION_HEADER)],
+            results_cache_ttl=Duration.seconds(AUTHORIZER_CACHE_SECONDS),
+        )
+        # Test invocations from the console would double each function's resource policy.
+        integrations = {
+            name: apigw.LambdaIntegration(functions[name], allow_test_invoke=False)
+            for name in dict.fromkeys(route.function for route in routes)
+        }
+        for route in routes:
+            self.rest_api.root.resource_for_path(route.path).add_method(
+                route.method,
+                integrations[route.function],
+                authorizer=authorizer if route.authorized else None,
+                authorization_type=apigw.AuthorizationType.CUSTOM if route.authorized else apigw.AuthorizationType.NONE,
+            )
+        for error in GATEWAY_ERRORS:
+            self.rest_api.add_gateway_response(
+                error.response_type,
+                type=apigw.ResponseType.of(error.response_type),
+                status_code=error.status,
+                response_headers={"Content-Type": "'application/json'"},
+                templates={"application/json": error.body},
+            )
+        ApiFirewall(self, "Firewall", stage=self.rest_api.deployment_stage)
+        Validations.of(self.rest_api).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-APIG2",
+                reason="Requests are validated in the handlers by Powertools with the pydantic models that "
+                "also produce the OpenAPI document; API Gateway models would be a second copy to drift.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-COG4",
+                reason="Callers authenticate with workspace API keys, checked by the Lambda REQUEST "
+                "authorizer against the tenancy table; the system has no Cognito users.",
+            ),
+        )
+        cloud_watch_role = self.rest_api.node.find_child("CloudWatchRole")
+        Validations.of(cloud_watch_role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                reason="API Gateway's account-wide logging role: the AWS-managed policy is the documented "
+                "one, it allows writing only to CloudWatch Logs, and API Gateway names the log groups.",
+            )
+        )
+
+
+class ApiFirewall(Construct):
+    """A regional WAF ACL on the stage: rejects bodies over MAX_BODY_BYTES and floods from one IP."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: apigw.Stage) -> None:
+        super().__init__(scope, construct_id)
+        inspection_limit = min((size for size in WAF_BODY_INSPECTION_LIMITS if size >= MAX_BODY_BYTES), default=None)
+        if inspection_limit is None:
+            raise ValueError(f"WAF cannot inspect a body of {MAX_BODY_BYTES} bytes; the most is 64 KiB")
+        self.web_acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=self._visibility("AllRequests"),
+            association_config=wafv2.CfnWebACL.AssociationConfigProperty(
+                request_body={
+                    "API_GATEWAY": wafv2.CfnWebACL.RequestBodyAssociatedResourceTypeConfigProperty(
+                        default_size_inspection_limit=WAF_BODY_INSPECTION_LIMITS[inspection_limit]
+                    )
+                }
+            ),
+            custom_response_bodies={
+                "bodyTooLarge": wafv2.CfnWebACL.CustomResponseBodyProperty(
+                    content_type="APPLICATION_JSON",
+                    content=error_json(
+                        "body_too_large", json.dumps(f"request body is larger than {MAX_BODY_BYTES} bytes")
+                    ),
+                ),
+                "throttled": wafv2.CfnWebACL.CustomResponseBodyProperty(
+                    content_type="APPLICATION_JSON",
+                    content=error_json("throttled", json.dumps("too many requests from this address")),
+                ),
+            },
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="BodyTooLarge",
+                    priority=0,
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
+                            # A body beyond the inspection limit is larger than MAX_BODY_BYTES as well.
+                            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                                body=wafv2.CfnWebACL.BodyProperty(oversize_handling="MATCH")
+                            ),
+                            comparison_operator="GT",
+                            size=MAX_BODY_BYTES,
+                            text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
+                        )
+                    ),
+                    action=self._block(400, "bodyTooLarge"),
+                    visibility_config=self._visibility("BodyTooLarge"),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RequestsPerIp",
+                    priority=1,
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=REQUESTS_PER_IP_PER_5_MINUTES,
+                            evaluation_window_sec=300,
+                            aggregate_key_type="IP",
+                        )
+                    ),
+                    action=self._block(429, "throttled"),
+                    visibility_config=self._visibility("RequestsPerIp"),
+                ),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self, "StageAssociation", resource_arn=stage.stage_arn, web_acl_arn=self.web_acl.attr_arn
+        )
+
+    @staticmethod
+    def _block(status: int, body_key: str) -> wafv2.CfnWebACL.RuleActionProperty:
+        return wafv2.CfnWebACL.RuleActionProperty(
+            block=wafv2.CfnWebACL.BlockActionProperty(
+                custom_response=wafv2.CfnWebACL.CustomResponseProperty(
+                    response_code=status, custom_response_body_key=body_key
+                )
+            )
+        )
+
+    @staticmethod
+    def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+        return wafv2.CfnWebACL.VisibilityConfigProperty(
+            cloud_watch_metrics_enabled=True, metric_name=metric_name, sampled_requests_enabled=True
+        )

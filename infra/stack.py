@@ -1,0 +1,84 @@
+"""The stack: wires the constructs together from the one description of the system in infra/system.py."""
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra import system
+from infra.api import Api
+from infra.data import Data
+from infra.events import Events
+from infra.keys import CredentialsKey
+from infra.layers import Layers
+from infra.standard_function import StandardFunction
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# CDK context keys (`cdk synth -c key=folder`) that point the stack at other asset folders.
+FUNCTIONS_DIR_CONTEXT = "functionsDir"
+DEPENDENCIES_LAYER_DIR_CONTEXT = "dependenciesLayerDir"
+DEFAULT_DEPENDENCIES_LAYER_DIR = PROJECT_ROOT / ".build" / "layers" / "dependencies"
+# The cipher the domain uses for credentials in AWS; the local stack sets another.
+CREDENTIALS_CIPHER = "kms"
+
+
+def _construct_id(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+
+
+class VmxAiConnectionsStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, description="VM-X AI Connections: the serverless API", **kwargs)
+        functions_dir = self._context_dir(FUNCTIONS_DIR_CONTEXT, PROJECT_ROOT / "functions")
+        dependencies_dir = self._context_dir(DEPENDENCIES_LAYER_DIR_CONTEXT, DEFAULT_DEPENDENCIES_LAYER_DIR)
+
+        self.data = Data(self, "Data", tables=system.TABLES)
+        self.credentials_key = CredentialsKey(self, "CredentialsKey")
+        self.events = Events(self, "Events")
+        layers = Layers(
+            self, "Layers", shared_dir=PROJECT_ROOT / "layers" / "shared", dependencies_dir=dependencies_dir
+        )
+
+        shared_environment = {
+            "CREDENTIALS_CIPHER": CREDENTIALS_CIPHER,
+            system.CREDENTIALS_KEY_ENV_VAR: self.credentials_key.key.key_arn,
+            "EVENT_BUS_NAME": self.events.bus.event_bus_name,
+        }
+        self.functions: dict[str, StandardFunction] = {}
+        for spec in system.FUNCTIONS:
+            table_environment = {
+                self.data.specs[table_id].env_var: self.data.tables[table_id].table_name for table_id in spec.tables
+            }
+            function = StandardFunction(
+                self,
+                _construct_id(spec.name),
+                spec=spec,
+                functions_dir=functions_dir,
+                layers=layers.all,
+                environment={**shared_environment, **table_environment},
+            )
+            for table_id, access in spec.tables.items():
+                self.data.grant(function.role, table_id, access)
+            if spec.kms_actions:
+                self.credentials_key.grant(function.role, spec.kms_actions)
+            self.functions[spec.name] = function
+
+        self.api = Api(
+            self,
+            "Api",
+            routes=system.ROUTES,
+            functions={name: function.function for name, function in self.functions.items()},
+            authorizer_function=self.functions[system.AUTHORIZER.name].function,
+        )
+
+        # The bootstrap command reads these by name.
+        CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
+        for table_id, table in self.data.tables.items():
+            CfnOutput(self, f"{table_id}Name", value=table.table_name)
+        CfnOutput(self, "CredentialsKeyArn", value=self.credentials_key.key.key_arn)
+        CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
+
+    def _context_dir(self, key: str, default: Path) -> Path:
+        value = self.node.try_get_context(key)
+        return Path(value).resolve() if value else default

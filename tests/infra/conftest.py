@@ -1,0 +1,39 @@
+"""One synth per test session (per xdist worker), shared by every infra test: no Docker, no AWS, no network."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from app import STACK_NAME
+from infra.stack import DEPENDENCIES_LAYER_DIR_CONTEXT, PROJECT_ROOT, VmxAiConnectionsStack
+from tests.infra.synthesized import Synthesized
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The feature flags `cdk synth` runs with, so the tests see the template that gets deployed."""
+    context: dict[str, Any] = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+@pytest.fixture(scope="session")
+def dependencies_layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stands in for `make layer`, which needs the network."""
+    folder = tmp_path_factory.mktemp("dependencies-layer")
+    (folder / "python").mkdir()
+    (folder / "python" / "placeholder.txt").write_text("what `make layer` builds goes here\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def synthesized(dependencies_layer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    assembly_dir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(
+        context={**cdk_json_context(), DEPENDENCIES_LAYER_DIR_CONTEXT: str(dependencies_layer_dir)},
+        outdir=str(assembly_dir),
+    )
+    stack = VmxAiConnectionsStack(app, STACK_NAME)
+    return Synthesized(stack=stack, template=Template.from_stack(stack), assembly_dir=assembly_dir)

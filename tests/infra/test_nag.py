@@ -1,0 +1,48 @@
+"""cdk-nag AwsSolutionsChecks: no finding left unacknowledged, and every acknowledgment says why."""
+
+import re
+
+from aws_cdk import Validations
+from cdk_nag import AwsSolutionsChecks
+
+from tests.infra.synthesized import Synthesized
+
+# A new acknowledgment is a decision: it belongs in this list, reviewed, and in the report of the change.
+ACKNOWLEDGED_RULES = {
+    "AwsSolutions-L1",
+    "AwsSolutions-IAM5[Resource::*]",
+    "AwsSolutions-APIG2",
+    "AwsSolutions-COG4",
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+}
+MIN_REASON_WORDS = 12
+
+
+def acknowledgments(synthesized: Synthesized) -> dict[str, list[str]]:
+    """Reasons by rule ID, from the metadata that `Validations.acknowledge` leaves on each construct."""
+    reasons: dict[str, list[str]] = {}
+    for _, acknowledged in synthesized.metadata(Validations.ACKNOWLEDGED_RULES_METADATA_KEY):
+        for rule_id, reason in acknowledged.items():
+            # Unprefixed IDs are stored as annotation rules; cdk-nag strips the prefix the same way.
+            reasons.setdefault(re.sub(r"^annotation::", "", rule_id, flags=re.IGNORECASE), []).append(reason)
+    return reasons
+
+
+def test_aws_solutions_checks_find_nothing_unacknowledged(synthesized: Synthesized) -> None:
+    report = AwsSolutionsChecks().validate_scope(synthesized.stack)
+
+    findings = [
+        f"{violation.severity} {violation.rule_name}: {[r.construct_path for r in violation.violating_resources]}"
+        for violation in report.violations
+    ]
+    assert findings == []
+
+
+def test_only_the_reviewed_rules_are_acknowledged(synthesized: Synthesized) -> None:
+    assert set(acknowledgments(synthesized)) == ACKNOWLEDGED_RULES
+
+
+def test_every_acknowledgment_gives_its_reason(synthesized: Synthesized) -> None:
+    for rule_id, reasons in acknowledgments(synthesized).items():
+        for reason in reasons:
+            assert len(reason.split()) >= MIN_REASON_WORDS, f"{rule_id}: {reason!r} does not say why"
