@@ -20,7 +20,7 @@ from vmx.connections.models import (
     ConnectionView,
 )
 from vmx.connections.service import ConnectionScope, ConnectionService
-from vmx.http.app import current_principal, etag, if_match_version, new_app, resolve
+from vmx.http.app import NextToken, PageSize, current_principal, etag, if_match_version, new_app, resolve
 from vmx.providers.catalog import PROVIDERS
 from vmx.providers.views import ProviderList
 from vmx.settings import ConnectionsSettings
@@ -31,8 +31,6 @@ metrics = Metrics()
 app = new_app(logger)
 
 CONNECTIONS = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>/ai-connections"
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
-NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096)]
 ProviderFilter = Annotated[str | None, Query(max_length=64, description="Only connections of this provider.")]
 
 
@@ -63,7 +61,7 @@ def create_connection(
 def list_connections(
     workspaceId: UUID,
     environmentId: UUID,
-    limit: Limit = 20,
+    limit: PageSize = 20,
     next_token: NextToken = None,
     provider: ProviderFilter = None,
 ) -> ConnectionPage:

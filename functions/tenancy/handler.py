@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from vmx import wiring
-from vmx.http.app import current_principal, new_app, resolve
+from vmx.http.app import NextToken, PageSize, current_principal, new_app, resolve
 from vmx.settings import TenancySettings
 from vmx.tenancy.models import (
     ApiKeyCreate,
@@ -35,8 +35,6 @@ metrics = Metrics()
 app = new_app(logger)
 
 WORKSPACE = "/api/v1/workspaces/<workspaceId>"
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
-NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096)]
 Force = Annotated[bool, Query(description="Also delete the AI connections it holds.")]
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -47,7 +45,7 @@ def service() -> TenancyService:
 
 
 @app.get("/api/v1/workspaces")
-def list_workspaces(limit: Limit = 20, next_token: NextToken = None) -> WorkspaceList:
+def list_workspaces(limit: PageSize = 20, next_token: NextToken = None) -> WorkspaceList:
     page = service().list_workspaces(current_principal(app), limit, next_token)
     return WorkspaceList(items=[WorkspaceView.of(item) for item in page.items], next_token=page.next_token)
 
@@ -98,7 +96,7 @@ def delete_environment(workspaceId: UUID, environmentId: UUID, force: Force = Fa
 
 
 @app.get(WORKSPACE + "/api-keys")
-def list_api_keys(workspaceId: UUID, limit: Limit = 20, next_token: NextToken = None) -> ApiKeyList:
+def list_api_keys(workspaceId: UUID, limit: PageSize = 20, next_token: NextToken = None) -> ApiKeyList:
     page = service().list_api_keys(current_principal(app), str(workspaceId), limit, next_token)
     return ApiKeyList(items=[ApiKeyView.of(item) for item in page.items], next_token=page.next_token)
 

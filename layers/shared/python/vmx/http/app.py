@@ -6,10 +6,11 @@ import base64
 import json
 import re
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx.access.context import principal_from_context
@@ -17,6 +18,9 @@ from vmx.access.policy import Principal
 from vmx.errors import BodyTooLarge, DomainError, ErrorDetail, InvalidInput, UnsupportedMediaType
 from vmx.http.errors import domain_error_response, register_error_handlers
 from vmx.http.limits import MAX_BODY_BYTES
+
+PageSize = Annotated[int, Query(ge=1, le=100, description="Page size.")]
+NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096, description="From the previous page.")]
 
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
 
