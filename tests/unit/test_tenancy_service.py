@@ -58,10 +58,15 @@ def test_a_platform_admin_lists_every_workspace_newest_first_in_pages(world: Wor
 def test_any_other_key_lists_only_its_own_workspace(world: World) -> None:
     world.another_workspace()
 
-    page = world.tenancy_service.list_workspaces(principal(world.workspace_id, Role.GATEWAY), 10, None)
+    page = world.tenancy_service.list_workspaces(principal(world.workspace_id, Role.VIEWER), 10, None)
 
     assert [workspace.workspace_id for workspace in page.items] == [world.workspace_id]
     assert page.next_token is None
+
+
+def test_a_gateway_key_cannot_list_workspaces(world: World) -> None:
+    with pytest.raises(Forbidden, match="'gateway'"):
+        world.tenancy_service.list_workspaces(principal(world.workspace_id, Role.GATEWAY), 10, None)
 
 
 def test_a_workspace_is_read_by_its_own_keys_only(world: World) -> None:

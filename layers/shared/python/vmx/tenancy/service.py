@@ -59,6 +59,7 @@ class TenancyService:
     def list_workspaces(self, principal: Principal, limit: int, next_token: str | None) -> Page[Workspace]:
         if principal.platform_admin:
             return self._tenancy.list_workspaces(limit, next_token)
+        authorize(principal, Action.READ, principal.workspace_id)
         own = self._tenancy.get_workspace(principal.workspace_id)
         return Page([own] if own else [], None)
 
