@@ -27,8 +27,9 @@ WAF_BODY_INSPECTION_LIMITS = {16 * 1024: "KB_16", 32 * 1024: "KB_32", 48 * 1024:
 
 
 def error_json(code: str, message_json: str) -> str:
-    """Our error shape; `message_json` is already JSON so that API Gateway's placeholder can stand in for it."""
-    return f'{{"error":{{"code":{json.dumps(code)},"message":{message_json}}}}}'
+    """Our error shape, with no details; `message_json` is already JSON so that API Gateway's placeholder
+    can stand in for it."""
+    return f'{{"error":{{"code":{json.dumps(code)},"message":{message_json},"details":[]}}}}'
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,8 @@ class Api(Construct):
         Validations.of(self.rest_api).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-APIG2",
-                reason="Requests are validated in the handlers by Powertools with the pydantic models that "
-                "also produce the OpenAPI document; API Gateway models would be a second copy to drift.",
+                reason="Requests are validated in the handlers by Powertools with pydantic models, strictly: "
+                "unknown fields are refused. API Gateway request models would be a second copy to drift.",
             ),
             Acknowledgment(
                 id="AwsSolutions-COG4",

@@ -8,22 +8,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.system import Access, Table
+from infra.system import Table
 
-READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")
-# Transactions are authorised per item, so TransactWriteItems needs these and no action of its own.
-WRITE_ACTIONS = (
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:BatchWriteItem",
-)
-TABLE_ACTIONS: dict[Access, tuple[str, ...]] = {
-    Access.READ: READ_ACTIONS,
-    Access.READ_WRITE: READ_ACTIONS + WRITE_ACTIONS,
-}
-INDEX_ACTIONS = ("dynamodb:Query",)
+# The one action an index is granted, and only to a function that may query its table.
+QUERY_ACTION = "dynamodb:Query"
 
 
 def _string_key(name: str) -> dynamodb.Attribute:
@@ -76,10 +64,16 @@ class Data(Construct):
         cast(CfnResource, table.node.default_child).override_logical_id(spec.logical_id)
         return table
 
-    def grant(self, grantee: iam.IGrantable, table_id: str, access: Access) -> None:
+    def grant(self, grantee: iam.IGrantable, table_id: str, actions: Sequence[str]) -> None:
+        """Grant exactly `actions` on the table, and Query on its indexes, by name, if Query is among them.
+
+        Transactions are authorised per item: TransactWriteItems needs the item actions and none of its own.
+        """
+        if not actions or not all(action.startswith("dynamodb:") for action in actions):
+            raise ValueError(f"{table_id}: grant one or more DynamoDB actions, not {tuple(actions)}")
         table = self.tables[table_id]
         # has_index=False: table.grant would add every action on `index/*`; indexes get Query alone, by name.
-        dynamodb.TableGrants.from_table(table, has_index=False).actions(grantee, *TABLE_ACTIONS[access])
+        dynamodb.TableGrants.from_table(table, has_index=False).actions(grantee, *actions)
         index_arns = [f"{table.table_arn}/index/{index.name}" for index in self.specs[table_id].indexes]
-        if index_arns:
-            iam.Grant.add_to_principal(grantee=grantee, actions=list(INDEX_ACTIONS), resource_arns=index_arns)
+        if QUERY_ACTION in actions and index_arns:
+            iam.Grant.add_to_principal(grantee=grantee, actions=[QUERY_ACTION], resource_arns=index_arns)

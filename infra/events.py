@@ -1,4 +1,4 @@
-"""The EventBridge bus that connection changes are published to."""
+"""The EventBridge bus that later features publish to; nothing publishes to it yet."""
 
 from aws_cdk import Stack
 from aws_cdk import aws_events as events

@@ -40,26 +40,28 @@ class VmxAiConnectionsStack(Stack):
             self, "Layers", shared_dir=PROJECT_ROOT / "layers" / "shared", dependencies_dir=dependencies_dir
         )
 
-        shared_environment = {
+        # Only what a function uses: the tables it is granted, and the key only if it may use the key.
+        key_environment = {
             "CREDENTIALS_CIPHER": CREDENTIALS_CIPHER,
             system.CREDENTIALS_KEY_ENV_VAR: self.credentials_key.key.key_arn,
-            "EVENT_BUS_NAME": self.events.bus.event_bus_name,
         }
         self.functions: dict[str, StandardFunction] = {}
         for spec in system.FUNCTIONS:
-            table_environment = {
+            environment = {
                 self.data.specs[table_id].env_var: self.data.tables[table_id].table_name for table_id in spec.tables
             }
+            if spec.kms_actions:
+                environment |= key_environment
             function = StandardFunction(
                 self,
                 _construct_id(spec.name),
                 spec=spec,
                 functions_dir=functions_dir,
                 layers=layers.all,
-                environment={**shared_environment, **table_environment},
+                environment=environment,
             )
-            for table_id, access in spec.tables.items():
-                self.data.grant(function.role, table_id, access)
+            for table_id, actions in spec.tables.items():
+                self.data.grant(function.role, table_id, actions)
             if spec.kms_actions:
                 self.credentials_key.grant(function.role, spec.kms_actions)
             self.functions[spec.name] = function

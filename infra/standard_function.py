@@ -61,11 +61,14 @@ class StandardFunction(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel(LOG_LEVEL),
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
+            # The standard settings come last, so no caller can override them.
             environment={
+                **environment,
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "LOG_LEVEL": LOG_LEVEL,
-                **environment,
+                # X-Ray must never hold a response body: creating an API key returns the key, once.
+                "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
             },
         )
         Validations.of(self).acknowledge(

@@ -5,14 +5,8 @@ tables on the emulator and routes on the loopback gateway, so the two cannot dri
 """
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from vmx.http.limits import MAX_BODY_BYTES
-
-
-class Access(StrEnum):
-    READ = "read"
-    READ_WRITE = "read_write"
 
 
 @dataclass(frozen=True)
@@ -39,7 +33,8 @@ class Function:
     description: str
     # folder under functions/ holding handler.py with lambda_handler(event, context)
     source_dir: str
-    tables: dict[str, Access] = field(default_factory=dict)
+    # table logical id -> the DynamoDB actions the function needs on it (Query also covers its indexes)
+    tables: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # KMS actions on the credentials key, constrained further by encryption context in the stack
     kms_actions: tuple[str, ...] = ()
     memory_mb: int = 512
@@ -77,7 +72,7 @@ AUTHORIZER = Function(
     name="authorizer",
     description="Authenticates API keys for every route",
     source_dir="authorizer",
-    tables={TENANCY_TABLE.logical_id: Access.READ},
+    tables={TENANCY_TABLE.logical_id: ("dynamodb:GetItem",)},
     memory_mb=256,
     timeout_seconds=5,
 )
@@ -86,15 +81,35 @@ TENANCY = Function(
     name="tenancy",
     description="Workspaces, environments and API keys",
     source_dir="tenancy",
-    # connections are read-write here because a forced delete removes them with their environment
-    tables={TENANCY_TABLE.logical_id: Access.READ_WRITE, CONNECTIONS_TABLE.logical_id: Access.READ_WRITE},
+    tables={
+        TENANCY_TABLE.logical_id: (
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:BatchWriteItem",
+        ),
+        # a forced delete removes an environment's connections with it
+        CONNECTIONS_TABLE.logical_id: ("dynamodb:Query", "dynamodb:DeleteItem"),
+    },
 )
 
 CONNECTIONS = Function(
     name="connections",
     description="AI connections and the provider catalogue",
     source_dir="connections",
-    tables={TENANCY_TABLE.logical_id: Access.READ_WRITE, CONNECTIONS_TABLE.logical_id: Access.READ_WRITE},
+    tables={
+        # reads the workspace and environment, and keeps their connection counts in the same transaction
+        TENANCY_TABLE.logical_id: ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+        CONNECTIONS_TABLE.logical_id: (
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+        ),
+    },
     # only encrypts: decryption belongs to the function that calls providers
     kms_actions=("kms:GenerateDataKey",),
 )

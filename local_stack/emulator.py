@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 NAME_PREFIX = "vmx-local-"
 EVENT_BUS_NAME = f"{NAME_PREFIX}events"
 
-# What every function gets in AWS besides its resource names, and what points the SDK at moto.
+# What every function gets in AWS besides its resource names (infra/standard_function.py), and what
+# points the SDK at moto. The functions share one process here, so each sees every variable.
 BASE_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -27,6 +28,7 @@ BASE_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": "VmxAiConnections",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "LOG_LEVEL": "INFO",
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
 }
 # A developer's real profile or session must never reach moto, nor a real account by mistake.
 CLEARED_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")
@@ -96,10 +98,12 @@ def create_table(client: "DynamoDBClient", table: Table) -> str:
 
 
 def provision(tables: Iterable[Table], endpoint_url: str) -> dict[str, str]:
-    """Creates the tables, the event bus and the KMS key on moto; returns the environment naming them.
+    """Creates the tables, the event bus and the KMS key on moto; returns the environment naming the
+    tables and the key.
 
     Credentials are encrypted with libsodium locally (CREDENTIALS_CIPHER=sodium), but the KMS key id is
-    set too because it is part of every function's environment, as in AWS.
+    set too, as for the functions that may use the key in AWS. No function gets the bus's name: nothing
+    publishes to it yet.
     """
     on_moto: dict[str, Any] = {
         "endpoint_url": endpoint_url,
@@ -110,7 +114,6 @@ def provision(tables: Iterable[Table], endpoint_url: str) -> dict[str, str]:
     dynamodb = boto3.client("dynamodb", **on_moto)
     environment = {table.env_var: create_table(dynamodb, table) for table in tables}
     boto3.client("events", **on_moto).create_event_bus(Name=EVENT_BUS_NAME)
-    environment["EVENT_BUS_NAME"] = EVENT_BUS_NAME
     key = boto3.client("kms", **on_moto).create_key(Description="vmx-local credentials")
     environment[CREDENTIALS_KEY_ENV_VAR] = key["KeyMetadata"]["KeyId"]
     return environment

@@ -61,7 +61,7 @@ class HttpResponse:
 
 def error_response(status: int, code: str, message: str, *headers: tuple[str, str]) -> HttpResponse:
     """The error shape of the API, which the stack's gateway responses use in AWS too."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
     return HttpResponse(status, [("Content-Type", "application/json"), *headers], body)
 
 
@@ -91,16 +91,12 @@ class RouteMatch:
     path_parameters: dict[str, str]
 
 
-@dataclass(frozen=True)
-class MethodNotAllowed:
-    allowed: tuple[str, ...]
-
-
 class Router:
     """Matches a request path against API Gateway resource paths such as `/a/{id}/b`.
 
     A `{param}` matches one non-empty segment; a literal segment beats a parameter, as in API Gateway,
-    and so an empty segment (a trailing slash, `//`) matches nothing.
+    and so an empty segment (a trailing slash, `//`) matches nothing. A method the best-matching
+    resource does not define matches nothing either: API Gateway answers it as an unknown path.
     """
 
     def __init__(self, routes: Iterable[Route]) -> None:
@@ -108,7 +104,7 @@ class Router:
         for route in routes:
             self._resources.setdefault(route.path, {})[route.method] = route
 
-    def resolve(self, method: str, path: str) -> RouteMatch | MethodNotAllowed | None:
+    def resolve(self, method: str, path: str) -> RouteMatch | None:
         segments = path.split("/")
         if segments[0] != "":
             return None
@@ -120,10 +116,8 @@ class Router:
         if not candidates:
             return None
         _, resource, parameters = max(candidates, key=lambda candidate: candidate[0])
-        methods = self._resources[resource]
-        if method not in methods:
-            return MethodNotAllowed(tuple(sorted(methods)))
-        return RouteMatch(methods[method], parameters)
+        route = self._resources[resource].get(method)
+        return RouteMatch(route, parameters) if route else None
 
 
 def _match_segments(template: list[str], segments: list[str]) -> tuple[tuple[bool, ...], dict[str, str]] | None:
@@ -350,14 +344,8 @@ class ApiGateway:
     def handle(self, request: HttpRequest) -> HttpResponse:
         resolved = self._router.resolve(request.method, request.path)
         if resolved is None:
-            return error_response(404, "not_found", f"no route for {request.method} {request.path}")
-        if isinstance(resolved, MethodNotAllowed):
-            return error_response(
-                405,
-                "method_not_allowed",
-                f"{request.method} is not allowed on {request.path}",
-                ("Allow", ", ".join(resolved.allowed)),
-            )
+            # API Gateway answers MISSING_AUTHENTICATION_TOKEN, which the stack maps to this 404.
+            return error_response(404, "not_found", f"no such route: {request.method} {request.path}")
         request_id = str(uuid.uuid4())
         time_epoch_ms = int(time.time() * 1000)
         authorizer: dict[str, str] | None = None

@@ -9,6 +9,7 @@ from uuid import UUID
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx import wiring
@@ -83,6 +84,7 @@ def update_connection(
     scope = ConnectionScope(str(workspaceId), str(environmentId))
     connection = service().update(current_principal(app), scope, str(connectionId), patch, if_match_version(app))
     logger.info("connection updated", extra={"connection_id": connection.connection_id, "version": connection.version})
+    metrics.add_metric(name="ConnectionsUpdated", unit=MetricUnit.Count, value=1)
     return _connection_response(connection)
 
 
@@ -91,6 +93,7 @@ def delete_connection(workspaceId: UUID, environmentId: UUID, connectionId: UUID
     scope = ConnectionScope(str(workspaceId), str(environmentId))
     service().delete(current_principal(app), scope, str(connectionId), if_match_version(app))
     logger.info("connection deleted", extra={"connection_id": str(connectionId)})
+    metrics.add_metric(name="ConnectionsDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
 
 
@@ -104,7 +107,8 @@ def _connection_response(connection: Connection, status: HTTPStatus = HTTPStatus
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+# responses carry a new API key once: they must never become trace metadata
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

@@ -3,12 +3,13 @@
 import os
 from functools import cache
 from http import HTTPStatus
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
@@ -35,7 +36,8 @@ metrics = Metrics()
 app = new_app(logger)
 
 WORKSPACE = "/api/v1/workspaces/<workspaceId>"
-Force = Annotated[bool, Query(description="Also delete the AI connections it holds.")]
+# Literal, not bool: a destructive flag should not also mean yes for "1", "on" or "yes"
+Force = Annotated[Literal["true", "false"], Query(description="true also deletes the AI connections it holds.")]
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -63,8 +65,8 @@ def get_workspace(workspaceId: UUID) -> WorkspaceView:
 
 
 @app.delete(WORKSPACE)
-def delete_workspace(workspaceId: UUID, force: Force = False) -> Response[None]:
-    service().delete_workspace(current_principal(app), str(workspaceId), force)
+def delete_workspace(workspaceId: UUID, force: Force = "false") -> Response[None]:
+    service().delete_workspace(current_principal(app), str(workspaceId), force == "true")
     logger.info("workspace deleted", extra={"workspace_id": str(workspaceId), "force": force})
     return _no_content()
 
@@ -89,8 +91,8 @@ def get_environment(workspaceId: UUID, environmentId: UUID) -> EnvironmentView:
 
 
 @app.delete(WORKSPACE + "/environments/<environmentId>")
-def delete_environment(workspaceId: UUID, environmentId: UUID, force: Force = False) -> Response[None]:
-    service().delete_environment(current_principal(app), str(workspaceId), str(environmentId), force)
+def delete_environment(workspaceId: UUID, environmentId: UUID, force: Force = "false") -> Response[None]:
+    service().delete_environment(current_principal(app), str(workspaceId), str(environmentId), force == "true")
     logger.info("environment deleted", extra={"environment_id": str(environmentId), "force": force})
     return _no_content()
 
@@ -105,6 +107,7 @@ def list_api_keys(workspaceId: UUID, limit: PageSize = 20, next_token: NextToken
 def create_api_key(workspaceId: UUID, request: Annotated[ApiKeyCreate, Body()]) -> Response[IssuedApiKeyView]:
     issued = service().create_api_key(current_principal(app), str(workspaceId), request)
     logger.info("API key created", extra={"key_id": issued.key.key_id, "role": issued.key.role})
+    metrics.add_metric(name="ApiKeysCreated", unit=MetricUnit.Count, value=1)
     view = IssuedApiKeyView(**ApiKeyView.of(issued.key).model_dump(), api_key=issued.token.get_secret_value())
     return _created(view)
 
@@ -118,6 +121,7 @@ def get_api_key(workspaceId: UUID, keyId: UUID) -> ApiKeyView:
 def revoke_api_key(workspaceId: UUID, keyId: UUID) -> Response[None]:
     service().revoke_api_key(current_principal(app), str(workspaceId), str(keyId))
     logger.info("API key revoked", extra={"key_id": str(keyId)})
+    metrics.add_metric(name="ApiKeysRevoked", unit=MetricUnit.Count, value=1)
     return _no_content()
 
 
@@ -130,7 +134,8 @@ def _no_content() -> Response[None]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+# responses carry a new API key once: they must never become trace metadata
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

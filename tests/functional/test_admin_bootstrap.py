@@ -21,7 +21,9 @@ def deploy_stack(name: str) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     dynamodb = boto3.client("dynamodb")
     tables = {
-        f"{table.logical_id}Name": create_table(dynamodb, dataclasses.replace(table, logical_id=table.logical_id + suffix))
+        f"{table.logical_id}Name": create_table(
+            dynamodb, dataclasses.replace(table, logical_id=table.logical_id + suffix)
+        )
         for table in (TENANCY_TABLE, CONNECTIONS_TABLE)
     }
     outputs = {**tables, "ApiUrl": "https://api.example.com/prod/"}

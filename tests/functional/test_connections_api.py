@@ -378,3 +378,65 @@ def test_a_provider_filter_fills_its_page_past_other_providers(tenant: Tenant) -
     page = tenant.api.get(f"{tenant.connections_path}?provider=anthropic&limit=1")
 
     assert [item["name"] for item in page.body["items"]] == ["the only anthropic"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"\xff\xfe{}", "UTF-8"),
+        (b'{"config": ' + b"[" * 5000 + b"]" * 5000 + b"}", "deeply"),
+    ],
+)
+def test_bodies_that_cannot_be_read_are_400(tenant: Tenant, raw: bytes, fragment: str) -> None:
+    response = tenant.api.post(tenant.connections_path, raw=raw)
+
+    assert response.status == 400
+    assert fragment in response.error["message"]
+
+
+def test_a_forged_next_token_with_every_key_attribute_is_still_a_400(tenant: Tenant) -> None:
+    import base64
+
+    partition = f"WS#{tenant.workspace_id}#ENV#{tenant.environment_id}"
+    forged = {"pk": {"S": partition}, "sk": {"S": "x"}}
+    token = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+
+    response = tenant.api.get(f"{tenant.connections_path}?nextToken={token}")
+
+    assert (response.status, response.error["details"][0]["field"]) == (400, "nextToken")
+
+
+def test_every_error_carries_details(tenant: Tenant) -> None:
+    response = tenant.api.get(f"{tenant.connections_path}/{uuid.uuid4()}")
+
+    assert response.error["details"] == []
+
+
+def test_a_weak_etag_never_matches(tenant: Tenant) -> None:
+    created = create(tenant, OPENAI_SEED)
+
+    response = tenant.api.patch(
+        f"{tenant.connections_path}/{created['connectionId']}", {"description": "x"}, headers={"If-Match": 'W/"1"'}
+    )
+
+    assert response.status == 412
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://host:99999", "https://exa mple.com", "https://169.254.169.254/latest", "http://proxy.internal"],
+)
+def test_unusable_base_urls_are_refused(tenant: Tenant, base_url: str) -> None:
+    response = tenant.api.post(
+        tenant.connections_path, {"name": "x", "provider": "openai", "config": {"apiKey": "k", "baseUrl": base_url}}
+    )
+
+    assert (response.status, response.error["details"][0]["field"]) == (400, "config.baseUrl")
+
+
+def test_names_that_differ_only_in_unicode_form_or_case_clash(tenant: Tenant) -> None:
+    create(tenant, {**OPENAI_SEED, "name": "ﬁnance"})
+
+    clash = tenant.api.post(tenant.connections_path, {**OPENAI_SEED, "name": "FINANCE"})
+
+    assert clash.status == 409

@@ -77,4 +77,25 @@ def test_a_platform_admin_cannot_delete_the_workspace_holding_its_own_key(tenant
 
     refused = own_key.delete(tenant.workspace_path)
 
-    assert (refused.status, refused.error["code"]) == (409, "deletes_own_key")
+    assert (refused.status, refused.error["code"]) == (409, "holds_platform_admin_keys")
+
+
+def test_a_workspace_admin_cannot_delete_a_workspace_holding_platform_admin_keys(
+    tenant: Tenant, platform_admin: Api
+) -> None:
+    tenant.key(Role.ADMIN, platform_admin=True)
+
+    refused = tenant.api.delete(f"{tenant.workspace_path}?force=true")
+    from_outside = platform_admin.delete(f"{tenant.workspace_path}?force=true")
+
+    assert (refused.status, refused.error["code"]) == (409, "holds_platform_admin_keys")
+    assert from_outside.status == 204
+
+
+def test_force_takes_only_true_or_false(tenant: Tenant) -> None:
+    environment = f"{tenant.workspace_path}/environments/{tenant.environment_id}"
+    tenant.api.post(tenant.connections_path, OPENAI_SEED)
+
+    assert tenant.api.delete(f"{environment}?force=yes").status == 400
+    assert tenant.api.delete(f"{environment}?force=1").status == 400
+    assert tenant.api.delete(f"{environment}?force=false").status == 409

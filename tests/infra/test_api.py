@@ -87,11 +87,13 @@ def test_every_error_api_gateway_answers_itself_has_our_json_shape(synthesized: 
         assert response.get("StatusCode") == status, response_type
         assert response["ResponseParameters"] == {"gatewayresponse.header.Content-Type": "'application/json'"}
         body = rendered(response["ResponseTemplates"]["application/json"], "what API Gateway says")
+        assert set(body) == {"error"}
         assert body["error"]["code"] == code
         assert isinstance(body["error"]["message"], str)
+        assert body["error"]["details"] == []
 
 
-def test_an_unknown_route_is_a_json_404_rather_than_a_missing_token(synthesized: Synthesized) -> None:
+def test_an_unknown_path_or_method_is_a_json_404_rather_than_a_missing_token(synthesized: Synthesized) -> None:
     (response,) = [
         response["Properties"]
         for response in synthesized.of_type("AWS::ApiGateway::GatewayResponse").values()
@@ -99,7 +101,7 @@ def test_an_unknown_route_is_a_json_404_rather_than_a_missing_token(synthesized:
     ]
 
     body = rendered(response["ResponseTemplates"]["application/json"], "Missing Authentication Token")
-    assert body == {"error": {"code": "not_found", "message": "no such route"}}
+    assert body == {"error": {"code": "not_found", "message": "no such route", "details": []}}
 
 
 def web_acl(synthesized: Synthesized) -> dict[str, Any]:
@@ -127,7 +129,13 @@ def test_the_firewall_rejects_bodies_over_the_limit_with_a_json_400(synthesized:
     assert response["ResponseCode"] == 400
     body = acl["CustomResponseBodies"][response["CustomResponseBodyKey"]]
     assert body["ContentType"] == "APPLICATION_JSON"
-    assert json.loads(body["Content"])["error"]["code"] == "body_too_large"
+    assert json.loads(body["Content"]) == {
+        "error": {
+            "code": "body_too_large",
+            "message": f"request body is larger than {MAX_BODY_BYTES} bytes",
+            "details": [],
+        }
+    }
 
 
 def test_the_firewall_limits_requests_per_ip(synthesized: Synthesized) -> None:
@@ -135,7 +143,10 @@ def test_the_firewall_limits_requests_per_ip(synthesized: Synthesized) -> None:
     rate_rule = rule(acl, "RequestsPerIp")
 
     assert rate_rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
-    assert rate_rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    response = rate_rule["Action"]["Block"]["CustomResponse"]
+    assert response["ResponseCode"] == 429
+    body = json.loads(acl["CustomResponseBodies"][response["CustomResponseBodyKey"]]["Content"])
+    assert body == {"error": {"code": "throttled", "message": "too many requests from this address", "details": []}}
     assert acl["Scope"] == "REGIONAL"
     assert acl["DefaultAction"] == {"Allow": {}}
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
 from pynamodb.models import Model
 
 from infra.data import Data
@@ -102,3 +103,13 @@ def test_a_local_index_on_another_partition_key_is_refused() -> None:
 
     with pytest.raises(ValueError, match="shares the table's partition key"):
         Data(Stack(App(), "Scratch"), "Data", tables=(misdeclared,))
+
+
+@pytest.mark.parametrize("actions", [(), ("dynamodb:GetItem", "kms:Decrypt")], ids=["none", "not-dynamodb"])
+def test_a_grant_of_anything_but_dynamodb_actions_is_refused(actions: tuple[str, ...]) -> None:
+    stack = Stack(App(), "Scratch")
+    data = Data(stack, "Data", tables=(TENANCY_TABLE,))
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+
+    with pytest.raises(ValueError, match="DynamoDB actions"):
+        data.grant(role, TENANCY_TABLE.logical_id, actions)

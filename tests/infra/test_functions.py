@@ -9,9 +9,17 @@ from infra import system
 from infra.layers import MissingDependenciesLayerError
 from infra.stack import DEPENDENCIES_LAYER_DIR_CONTEXT, VmxAiConnectionsStack
 from infra.system import FUNCTIONS, TABLES, Function
+from local_stack.emulator import BASE_ENVIRONMENT
 from tests.infra.synthesized import Synthesized
 
 TABLES_BY_ID = {table.logical_id: table for table in TABLES}
+# What every function gets, whatever its spec.
+POWERTOOLS_SETTINGS = {
+    "POWERTOOLS_SERVICE_NAME": "vmx-ai-connections",
+    "POWERTOOLS_METRICS_NAMESPACE": "VmxAiConnections",
+    "LOG_LEVEL": "INFO",
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+}
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
@@ -41,23 +49,41 @@ def test_each_function_logs_to_its_own_group_with_a_retention(synthesized: Synth
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
-def test_each_function_gets_its_tables_key_bus_and_powertools_settings(
+def test_each_function_gets_only_its_tables_its_key_and_the_powertools_settings(
     synthesized: Synthesized, spec: Function
 ) -> None:
     variables = synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
     key_id = synthesized.logical_id(synthesized.stack.credentials_key.key)
-    bus_id = synthesized.logical_id(synthesized.stack.events.bus)
 
     table_variables = {TABLES_BY_ID[table_id].env_var: {"Ref": table_id} for table_id in spec.tables}
-    assert variables == {
-        "POWERTOOLS_SERVICE_NAME": "vmx-ai-connections",
-        "POWERTOOLS_METRICS_NAMESPACE": "VmxAiConnections",
-        "LOG_LEVEL": "INFO",
-        "CREDENTIALS_CIPHER": "kms",
-        system.CREDENTIALS_KEY_ENV_VAR: {"Fn::GetAtt": [key_id, "Arn"]},
-        "EVENT_BUS_NAME": {"Ref": bus_id},
-        **table_variables,
+    key_variables = (
+        {"CREDENTIALS_CIPHER": "kms", system.CREDENTIALS_KEY_ENV_VAR: {"Fn::GetAtt": [key_id, "Arn"]}}
+        if spec.kms_actions
+        else {}
+    )
+    assert variables == {**POWERTOOLS_SETTINGS, **table_variables, **key_variables}
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
+def test_no_function_records_response_bodies_in_traces(synthesized: Synthesized, spec: Function) -> None:
+    variables = synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
+
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
+def test_only_the_functions_that_may_use_the_key_are_told_about_it(synthesized: Synthesized) -> None:
+    told = {
+        spec.name
+        for spec in FUNCTIONS
+        if system.CREDENTIALS_KEY_ENV_VAR
+        in synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
     }
+
+    assert told == {system.CONNECTIONS.name}
+
+
+def test_the_local_stack_gives_its_functions_the_same_powertools_settings() -> None:
+    assert POWERTOOLS_SETTINGS.items() <= BASE_ENVIRONMENT.items()
 
 
 def test_layers_are_for_python_3_12_on_arm64(synthesized: Synthesized) -> None:

@@ -2,20 +2,29 @@
 
 import pytest
 
-from infra.system import AUTHORIZER, CONNECTIONS, FUNCTIONS, TABLES, TENANCY, Access, Function
+from infra.system import AUTHORIZER, CONNECTIONS, CONNECTIONS_TABLE, FUNCTIONS, TABLES, TENANCY, TENANCY_TABLE, Function
 from tests.infra.synthesized import Synthesized
 
 TABLES_BY_ID = {table.logical_id: table for table in TABLES}
-READ = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
-WRITE = {
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:BatchWriteItem",
-}
-TABLE_ACTIONS = {Access.READ: READ, Access.READ_WRITE: READ | WRITE}
 TRACING = {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
+
+
+def dynamodb_grants(synthesized: Synthesized, function_name: str) -> dict[str, set[str]]:
+    """The DynamoDB actions the function's role allows, by resource: a table, or `Table/index/name`."""
+    grants: dict[str, set[str]] = {}
+    for action, resource in synthesized.grants(function_name):
+        if action.startswith("dynamodb:"):
+            grants.setdefault(resource, set()).add(action)
+    return grants
+
+
+def expected_dynamodb_grants(spec: Function) -> dict[str, set[str]]:
+    """The spec's actions on each table, exactly, and Query on the table's indexes where Query is granted."""
+    grants = {table_id: set(actions) for table_id, actions in spec.tables.items()}
+    for table_id, actions in spec.tables.items():
+        if "dynamodb:Query" in actions:
+            grants |= {f"{table_id}/index/{index.name}": {"dynamodb:Query"} for index in TABLES_BY_ID[table_id].indexes}
+    return grants
 
 
 def expected_grants(synthesized: Synthesized, spec: Function) -> set[tuple[str, str]]:
@@ -23,9 +32,7 @@ def expected_grants(synthesized: Synthesized, spec: Function) -> set[tuple[str, 
     own_logs = synthesized.logical_id(function.log_group)
     key = synthesized.logical_id(synthesized.stack.credentials_key.key)
     grants = {("logs:CreateLogStream", own_logs), ("logs:PutLogEvents", own_logs)} | TRACING
-    for table_id, access in spec.tables.items():
-        grants |= {(action, table_id) for action in TABLE_ACTIONS[access]}
-        grants |= {("dynamodb:Query", f"{table_id}/index/{index.name}") for index in TABLES_BY_ID[table_id].indexes}
+    grants |= {(action, resource) for resource, actions in expected_dynamodb_grants(spec).items() for action in actions}
     grants |= {(action, key) for action in spec.kms_actions}
     return grants
 
@@ -49,12 +56,27 @@ def test_only_tracing_uses_a_wildcard_resource(synthesized: Synthesized, spec: F
     assert {grant for grant in synthesized.grants(spec.name) if grant[1] == "*"} == TRACING
 
 
-def test_the_authorizer_can_only_read(synthesized: Synthesized) -> None:
-    actions = {action for action, _ in synthesized.grants(AUTHORIZER.name)}
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
+def test_each_role_has_exactly_the_dynamodb_actions_of_its_spec(synthesized: Synthesized, spec: Function) -> None:
+    assert dynamodb_grants(synthesized, spec.name) == expected_dynamodb_grants(spec)
 
-    assert "dynamodb:GetItem" in actions
-    assert not actions & WRITE
-    assert not any(action.startswith("kms:") for action in actions)
+
+def test_the_authorizer_may_only_get_items_from_the_tenancy_table(synthesized: Synthesized) -> None:
+    assert dynamodb_grants(synthesized, AUTHORIZER.name) == {TENANCY_TABLE.logical_id: {"dynamodb:GetItem"}}
+    assert not any(action.startswith("kms:") for action, _ in synthesized.grants(AUTHORIZER.name))
+
+
+def test_connections_cannot_create_delete_or_query_tenancy_items(synthesized: Synthesized) -> None:
+    grants = dynamodb_grants(synthesized, CONNECTIONS.name)
+
+    assert grants[TENANCY_TABLE.logical_id] == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert not any(resource.startswith(f"{TENANCY_TABLE.logical_id}/index/") for resource in grants)
+
+
+def test_tenancy_may_only_query_and_delete_connections(synthesized: Synthesized) -> None:
+    grants = dynamodb_grants(synthesized, TENANCY.name)
+
+    assert grants[CONNECTIONS_TABLE.logical_id] == {"dynamodb:Query", "dynamodb:DeleteItem"}
 
 
 def test_tenancy_has_no_access_to_the_credentials_key(synthesized: Synthesized) -> None:

@@ -7,7 +7,7 @@ import pytest
 from tests.fakes import InMemoryTenancyRepository
 from vmx.access.authentication import authenticate
 from vmx.access.keys import issue_key
-from vmx.tenancy.models import ApiKey, Role
+from vmx.tenancy.models import ApiKey, Role, Workspace
 
 CREATED = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -32,7 +32,11 @@ def stored_key(tenancy: InMemoryTenancyRepository, revoked: bool = False) -> tup
 
 @pytest.fixture
 def tenancy() -> InMemoryTenancyRepository:
-    return InMemoryTenancyRepository()
+    repository = InMemoryTenancyRepository()
+    repository.add_workspace(
+        Workspace(workspace_id="ws-acme", name="Acme", description=None, created_at=CREATED, created_by="bootstrap")
+    )
+    return repository
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
@@ -87,3 +91,10 @@ def test_a_known_key_id_with_the_wrong_secret_authenticates_nobody(tenancy: InMe
     someone_elses_secret = issue_key().token.get_secret_value()[-43:]
 
     assert authenticate(tenancy, f"Bearer vmx_{key.key_id}_{someone_elses_secret}") is None
+
+
+def test_a_key_whose_workspace_is_gone_no_longer_authenticates(tenancy: InMemoryTenancyRepository) -> None:
+    _, token = stored_key(tenancy)
+    tenancy.delete_workspace_if_empty("ws-acme")
+
+    assert authenticate(tenancy, f"Bearer {token}") is None

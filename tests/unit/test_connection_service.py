@@ -422,13 +422,8 @@ def test_rotating_a_secret_reseals_it_and_marks_the_credentials_updated(world: W
 
 @pytest.mark.parametrize(
     "body",
-    [
-        {"capacity": [{"period": "hour", "requests": 10}]},
-        {"config": {"apiKey": MASK}},
-        {"config": {}},
-        {"description": "changed"},
-    ],
-    ids=["capacity", "masked-secret", "empty-config", "description"],
+    [{"capacity": [{"period": "hour", "requests": 10}]}, {"description": "changed"}],
+    ids=["capacity", "description"],
 )
 def test_a_change_that_keeps_the_secrets_keeps_their_timestamp(world: World, body: dict[str, Any]) -> None:
     before = existing(world)
@@ -438,6 +433,18 @@ def test_a_change_that_keeps_the_secrets_keeps_their_timestamp(world: World, bod
     assert after.secrets == before.secrets
     assert after.credentials_updated_at == before.credentials_updated_at
     assert after.updated_at > before.updated_at
+
+
+@pytest.mark.parametrize(
+    "body", [{"config": {"apiKey": MASK}}, {"config": {}}, {}], ids=["masked-secret", "empty-config", "empty"]
+)
+def test_a_patch_that_changes_nothing_writes_nothing(world: World, body: dict[str, Any]) -> None:
+    before = existing(world)
+
+    after = world.connection_service.update(world.admin(), world.scope, before.connection_id, patch(**body), None)
+
+    assert after == before
+    assert world.connections.get(world.scope.workspace_id, world.scope.environment_id, before.connection_id) == before
 
 
 def test_a_settings_change_keeps_the_stored_keys(world: World) -> None:

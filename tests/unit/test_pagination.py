@@ -29,8 +29,8 @@ def assert_refused(token: str) -> None:
 
 attribute_values = st.text(max_size=40)
 keys = st.fixed_dictionaries(
-    {"pk": st.just({"S": PARTITION[1]})},
-    optional={
+    {
+        "pk": st.just({"S": PARTITION[1]}),
         "sk": attribute_values.map(lambda value: {"S": value}),
         "createdSk": attribute_values.map(lambda value: {"S": value}),
     },

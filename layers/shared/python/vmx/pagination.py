@@ -21,9 +21,7 @@ def encode_token(key: dict[str, dict[str, str]]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_token(
-    token: str, allowed_attributes: frozenset[str], partition: tuple[str, str]
-) -> dict[str, dict[str, str]]:
+def decode_token(token: str, key_attributes: frozenset[str], partition: tuple[str, str]) -> dict[str, dict[str, str]]:
     """Decodes a token we issued for this very partition; anything else is a client error."""
     try:
         key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
@@ -32,12 +30,16 @@ def decode_token(
     partition_attribute, partition_value = partition
     if (
         not isinstance(key, dict)
-        or not set(key) <= allowed_attributes
+        or set(key) != key_attributes
         or not all(
             isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str) for value in key.values()
         )
         or key.get(partition_attribute) != {"S": partition_value}
     ):
-        message = "nextToken is not a token this list issued; start again without it"
-        raise InvalidInput(message, [ErrorDetail(field="nextToken", message=message, type="invalid_token")])
+        raise invalid_token()
     return key
+
+
+def invalid_token() -> InvalidInput:
+    message = "nextToken is not a token this list issued; start again without it"
+    return InvalidInput(message, [ErrorDetail(field="nextToken", message=message, type="invalid_token")])

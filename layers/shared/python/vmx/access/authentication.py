@@ -16,4 +16,7 @@ def authenticate(tenancy: TenancyRepository, authorization: str | None) -> ApiKe
     key = tenancy.get_api_key(presented.key_id)
     if key is None or key.revoked_at is not None or not secret_matches(presented, key.secret_hash):
         return None
+    # a key left behind by an interrupted workspace delete must not outlive its workspace
+    if tenancy.get_workspace(key.workspace_id) is None:
+        return None
     return key

@@ -98,6 +98,9 @@ class ConnectionService:
             current = self._existing(scope, connection_id)
             _check_version(current, expected_version)
             updated = self._patched(principal, current, patch)
+            if _unchanged(current, updated):
+                # a new version would only make other writers' If-Match fail for nothing
+                return current
             try:
                 self._connections.replace(current, updated)
             except StaleVersion:
@@ -182,6 +185,13 @@ class ConnectionService:
             raise NotFound(f"workspace {scope.workspace_id} not found")
         if self._tenancy.get_environment(scope.workspace_id, scope.environment_id) is None:
             raise NotFound(f"environment {scope.environment_id} not found in workspace {scope.workspace_id}")
+
+
+_BOOKKEEPING = {"version", "updated_at", "updated_by"}
+
+
+def _unchanged(current: Connection, updated: Connection) -> bool:
+    return current.model_dump(exclude=_BOOKKEEPING) == updated.model_dump(exclude=_BOOKKEEPING)
 
 
 def _check_version(current: Connection, expected_version: int | None) -> None:

@@ -15,14 +15,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx.access.context import principal_from_context
 from vmx.access.policy import Principal
-from vmx.errors import BodyTooLarge, DomainError, ErrorDetail, InvalidInput, UnsupportedMediaType
+from vmx.errors import BodyTooLarge, DomainError, ErrorDetail, InvalidInput, PreconditionFailed, UnsupportedMediaType
 from vmx.http.errors import domain_error_response, register_error_handlers
 from vmx.http.limits import MAX_BODY_BYTES
 
 PageSize = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096, description="From the previous page.")]
 
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+_ETAG = re.compile(r'^\s*(W/)?"(\d{1,18})"\s*$')
 
 
 def new_app(logger: Logger) -> APIGatewayRestResolver:
@@ -65,17 +65,32 @@ def if_match_version(app: APIGatewayRestResolver) -> int | None:
     if match is None:
         message = 'must be an ETag from a previous response, such as "3", or *'
         raise InvalidInput(f"If-Match {message}", [ErrorDetail(field="header.If-Match", message=message)])
-    return int(match.group(1))
+    if match.group(1):
+        # If-Match compares strongly (RFC 9110): a weak ETag never matches.
+        raise PreconditionFailed("If-Match with a weak ETag never matches; send the ETag as it was returned")
+    return int(match.group(2))
 
 
 def _check_body(event: dict[str, Any]) -> None:
     body = event.get("body")
     if not body:
         return
-    size = len(base64.b64decode(body)) if event.get("isBase64Encoded") else len(body.encode())
-    if size > MAX_BODY_BYTES:
-        raise BodyTooLarge(f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+    if len(raw) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(f"request bodies must be JSON (Content-Type: application/json), not {content_type}")
+    try:
+        json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _bad_body("is not UTF-8 text", "invalid_encoding") from None
+    except RecursionError:
+        raise _bad_body("nests too deeply", "too_deep") from None
+    except ValueError:
+        pass  # malformed JSON: the resolver reports where
+
+
+def _bad_body(problem: str, error_type: str) -> InvalidInput:
+    return InvalidInput(f"body: {problem}", [ErrorDetail(field="body", message=problem, type=error_type)])

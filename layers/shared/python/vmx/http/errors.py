@@ -40,10 +40,7 @@ _REQUEST_PARTS = {"body": (), "query": (), "path": (), "header": ("header",)}
 
 
 def error_payload(code: str, message: str, details: list[ErrorDetail] | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        error["details"] = [detail.model_dump() for detail in details]
-    return {"error": error}
+    return {"error": {"code": code, "message": message, "details": [detail.model_dump() for detail in details or []]}}
 
 
 def error_response(
@@ -66,7 +63,7 @@ def request_validation_details(error: RequestValidationError) -> list[ErrorDetai
     for raw in error.errors():
         location = list(raw.get("loc", ()))
         if location and location[0] in _REQUEST_PARTS:
-            location = [*_REQUEST_PARTS[location[0]], *location[1:]]
+            location = [*_REQUEST_PARTS[location[0]], *location[1:]] or ["body"]
         if raw.get("type") == "json_invalid":
             details.append(ErrorDetail(field="body", message="is not valid JSON", type="json_invalid"))
         elif raw.get("type") == "missing" and not location:

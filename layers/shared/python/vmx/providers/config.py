@@ -4,6 +4,7 @@ Secret fields are `SecretStr`: they are never printed, and `catalog.secret_field
 """
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -11,37 +12,60 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 from pydantic.alias_generators import to_camel
 
 
-def _encodable(value: SecretStr) -> SecretStr:
+def _usable_secret(value: SecretStr) -> SecretStr:
+    text = value.get_secret_value()
     try:
-        value.get_secret_value().encode()
+        text.encode()
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text") from None
+    if not text.strip():
+        raise ValueError("must not be blank")
     return value
 
 
-Secret = Annotated[SecretStr, Field(min_length=1, max_length=4096), AfterValidator(_encodable)]
+Secret = Annotated[SecretStr, Field(min_length=1, max_length=4096), AfterValidator(_usable_secret)]
 
-_LOOPBACK_HOSTS = {"localhost"}
+_HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_HOSTS:
-        return True
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host)
     except ValueError:
+        return None
+
+
+def _valid_host_name(host: str) -> bool:
+    try:
+        ascii_host = host.encode("idna").decode()
+    except UnicodeError:
         return False
+    return len(ascii_host) <= 253 and all(_HOST_LABEL.match(label) for label in ascii_host.lower().split("."))
 
 
 def _check_base_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError("must be an absolute http(s) URL")
-    # The API key travels to this URL, so plain http is only for a proxy on this machine.
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError("must use https (plain http is allowed only for loopback hosts)")
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError("has an invalid port") from None
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("must not carry a query, a fragment or user info")
+    address = _ip(parts.hostname)
+    if address is None and not _valid_host_name(parts.hostname):
+        raise ValueError("has an invalid host name")
+    if (
+        address is not None
+        and not address.is_loopback
+        and (address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved)
+    ):
+        raise ValueError("must not point at a link-local, multicast or reserved address (such as a metadata service)")
+    # The API key travels to this URL, so plain http is only for a proxy on this machine.
+    loopback = parts.hostname == "localhost" or (address is not None and address.is_loopback)
+    if parts.scheme == "http" and not loopback:
+        raise ValueError("must use https (plain http is allowed only for loopback hosts)")
     return value.rstrip("/")
 
 

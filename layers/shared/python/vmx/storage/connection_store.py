@@ -13,13 +13,14 @@ from pynamodb.connection import Connection as DynamoConnection
 from pynamodb.exceptions import PynamoDBException
 
 from vmx.connections.capacity import CapacityEntry
+from vmx.connections.fields import name_key
 from vmx.connections.models import Connection
 from vmx.connections.ports import StaleVersion
 from vmx.credentials.sealed import SealedSecret
 from vmx.errors import Conflict, NotFound
 from vmx.pagination import Page, decode_token, encode_token
 from vmx.providers.catalog import ProviderId
-from vmx.storage.errors import unavailable
+from vmx.storage.errors import query_failed, unavailable
 from vmx.storage.items import ConnectionItems, TenancyItems, connection_items, tenancy_items
 from vmx.storage.transactions import Transaction
 
@@ -35,7 +36,7 @@ def _connection_sk(connection_id: str) -> str:
 
 
 def _name_sk(name: str) -> str:
-    return f"NAME#{name.casefold()}"
+    return f"NAME#{name_key(name)}"
 
 
 class DynamoConnectionRepository:
@@ -93,7 +94,7 @@ class DynamoConnectionRepository:
             connections = [_connection(item) for item in results]
             last_key = results.last_evaluated_key
         except PynamoDBException as exc:
-            raise unavailable(exc) from exc
+            raise query_failed(exc, start is not None) from exc
         more = last_key is not None and len(connections) >= limit
         return Page(connections, encode_token(last_key) if more and last_key else None)
 
@@ -102,7 +103,7 @@ class DynamoConnectionRepository:
         item = self._item(updated)
         transaction = Transaction(self._connection)
         transaction.save("connection", item, condition=model.version == previous.version)
-        if previous.name.casefold() != updated.name.casefold():
+        if name_key(previous.name) != name_key(updated.name):
             transaction.save(
                 "name",
                 claim(item.pk, _name_sk(updated.name), connection_id=updated.connection_id),

@@ -10,9 +10,10 @@ from typing import Any
 from pynamodb.connection import Connection as DynamoConnection
 from pynamodb.exceptions import DeleteError, PutError, PynamoDBException
 
+from vmx.connections.fields import name_key
 from vmx.errors import Conflict, NotFound
 from vmx.pagination import Page, decode_token, encode_token
-from vmx.storage.errors import unavailable
+from vmx.storage.errors import query_failed, unavailable
 from vmx.storage.items import TenancyItems, tenancy_items
 from vmx.storage.transactions import Transaction
 from vmx.tenancy.models import ApiKey, Environment, Role, Workspace
@@ -31,7 +32,7 @@ def _env_sk(environment_id: str) -> str:
 
 
 def _env_name_sk(name: str) -> str:
-    return f"ENVNAME#{name.casefold()}"
+    return f"ENVNAME#{name_key(name)}"
 
 
 def _keys_index_pk(workspace_id: str) -> str:
@@ -79,7 +80,7 @@ class DynamoTenancyRepository:
             )
             workspaces = [_workspace(item) for item in results]
         except PynamoDBException as exc:
-            raise unavailable(exc) from exc
+            raise query_failed(exc, start is not None) from exc
         return Page(workspaces, _next_token(results.last_evaluated_key, len(workspaces), limit))
 
     def delete_workspace_if_empty(self, workspace_id: str) -> None:
@@ -170,10 +171,14 @@ class DynamoTenancyRepository:
     # API keys
 
     def add_api_key(self, key: ApiKey) -> None:
-        try:
-            self._api_key_item(key).save(condition=self._items.api_key.pk.does_not_exist())
-        except PutError as exc:
-            raise unavailable(exc) from exc
+        workspace = self._items.workspace
+        transaction = Transaction(self._connection)
+        transaction.condition_check(
+            "workspace", workspace, _ws_pk(key.workspace_id), _WORKSPACE_SK, condition=workspace.pk.exists()
+        )
+        transaction.save("key", self._api_key_item(key), condition=self._items.api_key.pk.does_not_exist())
+        if "workspace" in transaction.commit():
+            raise NotFound(f"workspace {key.workspace_id} not found")
 
     def save_api_key(self, key: ApiKey) -> None:
         try:
@@ -198,7 +203,7 @@ class DynamoTenancyRepository:
             )
             keys = [_api_key(item) for item in results]
         except PynamoDBException as exc:
-            raise unavailable(exc) from exc
+            raise query_failed(exc, start is not None) from exc
         return Page(keys, _next_token(results.last_evaluated_key, len(keys), limit))
 
     def purge_workspace(self, workspace_id: str) -> None:

@@ -4,6 +4,7 @@ pynamodb sends a transaction's items grouped by kind (condition checks, deletes,
 call order, so this remembers each item's label in the order they are actually sent.
 """
 
+import random
 import time
 from typing import Any
 
@@ -14,9 +15,10 @@ from pynamodb.transactions import TransactWrite
 from vmx.storage.errors import unavailable
 
 _SEND_ORDER = ("condition_check", "delete", "save", "update")
-# Another transaction touched one of our items at the same moment: DynamoDB asks us to retry.
-_CONFLICT_ATTEMPTS = 4
-_CONFLICT_BACKOFF_SECONDS = 0.05
+# Another transaction touched one of our items at the same moment: DynamoDB asks us to retry. Exponential
+# backoff with full jitter spreads racing writers out (about 6 s in all at worst).
+_CONFLICT_ATTEMPTS = 8
+_CONFLICT_BACKOFF_SECONDS = 0.025
 
 
 class Transaction:
@@ -57,7 +59,7 @@ class Transaction:
                 if failed:
                     return failed
                 if "TransactionConflict" in codes and attempt < _CONFLICT_ATTEMPTS:
-                    time.sleep(_CONFLICT_BACKOFF_SECONDS * attempt)
+                    time.sleep(random.uniform(0, _CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311 - jitter, not crypto
                     continue
                 raise unavailable(exc) from exc
             return frozenset()

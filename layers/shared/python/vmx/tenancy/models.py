@@ -5,10 +5,10 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, Field, StrictBool
 
 from vmx.api_model import ApiModel
-from vmx.connections.fields import Description
+from vmx.connections.fields import Description, DisplayName
 
 
 class Role(StrEnum):
@@ -16,15 +16,6 @@ class Role(StrEnum):
     EDITOR = "editor"
     VIEWER = "viewer"
     GATEWAY = "gateway"
-
-
-def _check_display_name(value: str) -> str:
-    if value != value.strip():
-        raise ValueError("must not start or end with whitespace")
-    return value
-
-
-DisplayName = Annotated[StrictStr, Field(min_length=1, max_length=128), AfterValidator(_check_display_name)]
 
 
 def _distinct_ids(values: list[UUID]) -> list[UUID]:

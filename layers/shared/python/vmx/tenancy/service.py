@@ -70,11 +70,13 @@ class TenancyService:
     def delete_workspace(self, principal: Principal, workspace_id: str, force: bool) -> None:
         authorize(principal, Action.ADMINISTER, workspace_id)
         self._workspace(workspace_id)
-        if principal.platform_admin and principal.workspace_id == workspace_id:
+        from_outside = principal.platform_admin and principal.workspace_id != workspace_id
+        if not from_outside and self._holds_platform_admin_keys(workspace_id):
+            # its keys go with it: this would lock the platform admins out, perhaps for good
             raise Conflict(
-                f"workspace {workspace_id} holds platform-admin key {principal.key_id}, which would be deleted with it; "
-                "use a platform-admin key from another workspace",
-                code="deletes_own_key",
+                f"workspace {workspace_id} holds platform-admin API keys, which would be deleted with it; "
+                "only a platform-admin key from another workspace can delete it",
+                code="holds_platform_admin_keys",
             )
         for _ in range(_FORCED_DELETE_SWEEPS):
             if force:
@@ -144,6 +146,9 @@ class TenancyService:
             if request.role is not Role.ADMIN:
                 message = "a platform-admin key must have role 'admin'"
                 raise InvalidInput(message, [ErrorDetail(field="role", message=message)])
+            if request.environment_ids is not None:
+                message = "a platform-admin key acts in every workspace; it cannot be limited to environments"
+                raise InvalidInput(message, [ErrorDetail(field="environmentIds", message=message)])
         self._workspace(workspace_id)
         environment_ids = None
         if request.environment_ids is not None:
@@ -203,6 +208,16 @@ class TenancyService:
             key = key.model_copy(update={"revoked_at": self._clock()})
             self._tenancy.save_api_key(key)
         return key
+
+    def _holds_platform_admin_keys(self, workspace_id: str) -> bool:
+        next_token = None
+        while True:
+            page = self._tenancy.list_api_keys(workspace_id, 100, next_token)
+            if any(key.platform_admin and key.revoked_at is None for key in page.items):
+                return True
+            if page.next_token is None:
+                return False
+            next_token = page.next_token
 
     def _delete_connections(self, workspace_id: str, environment_id: str) -> None:
         for connection in self._connections.list_all(workspace_id, environment_id):
