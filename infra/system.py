@@ -6,7 +6,7 @@ tables on the emulator and routes on the loopback gateway, so the two cannot dri
 
 from dataclasses import dataclass, field
 
-from vmx.http.limits import MAX_BODY_BYTES
+from vmx.http.limits import MAX_BODY_BYTES as MAX_BODY_BYTES
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,5 @@ ROUTES: tuple[Route, ...] = (
 # How long API Gateway caches an authorizer decision: a revoked key may pass for at most this long.
 AUTHORIZER_CACHE_SECONDS = 60
 
-# Environment every function gets besides its table names; the stack and the local stack both set it.
+# Names the credentials KMS key to the functions with kms_actions, in the stack and the local stack.
 CREDENTIALS_KEY_ENV_VAR = "CREDENTIALS_KMS_KEY_ID"
-
-__all__ = ["MAX_BODY_BYTES"]

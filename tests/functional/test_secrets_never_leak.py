@@ -8,6 +8,7 @@ import pytest
 
 from tests.functional.api import Api
 from tests.functional.conftest import Tenant
+from vmx.tenancy.models import Role
 
 CANARY = "sk-CANARY-" + uuid.uuid4().hex
 
@@ -33,7 +34,7 @@ def drive_every_route(tenant: Tenant, platform_admin: Api) -> None:
     api.post(connections, {"config": {"apiKey": CANARY}, "padding": "x" * 70_000})
     api.as_key(CANARY).get(connections)
     api.as_key(None).post(connections, {"name": "x", "provider": "openai", "config": {"apiKey": CANARY}})
-    tenant.as_role(__import__("vmx.tenancy.models", fromlist=["Role"]).Role.VIEWER).post(
+    tenant.as_role(Role.VIEWER).post(
         connections, {"name": "x", "provider": "openai", "config": {"apiKey": CANARY}}
     )
     # successful reads and writes
