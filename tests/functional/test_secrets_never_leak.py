@@ -34,9 +34,7 @@ def drive_every_route(tenant: Tenant, platform_admin: Api) -> None:
     api.post(connections, {"config": {"apiKey": CANARY}, "padding": "x" * 70_000})
     api.as_key(CANARY).get(connections)
     api.as_key(None).post(connections, {"name": "x", "provider": "openai", "config": {"apiKey": CANARY}})
-    tenant.as_role(Role.VIEWER).post(
-        connections, {"name": "x", "provider": "openai", "config": {"apiKey": CANARY}}
-    )
+    tenant.as_role(Role.VIEWER).post(connections, {"name": "x", "provider": "openai", "config": {"apiKey": CANARY}})
     # successful reads and writes
     api.get(connections)
     api.get(path)
