@@ -66,7 +66,17 @@ CONNECTIONS_TABLE = Table(
     indexes=(Index(name="byCreatedAt", partition_key="pk", sort_key="createdSk", local=True),),
 )
 
-TABLES: tuple[Table, ...] = (TENANCY_TABLE, CONNECTIONS_TABLE)
+# Capacity counters: one item per connection (`CAP#<connectionId>` / `GLOBAL`) holding the current window
+# of every period, and one per connection and client IP (`IP#<ip>`) that expires with its windows.
+CAPACITY_TABLE = Table(
+    logical_id="CapacityTable",
+    env_var="CAPACITY_TABLE_NAME",
+    partition_key="pk",
+    sort_key="sk",
+    ttl_attribute="expiresAt",
+)
+
+TABLES: tuple[Table, ...] = (TENANCY_TABLE, CONNECTIONS_TABLE, CAPACITY_TABLE)
 
 AUTHORIZER = Function(
     name="authorizer",
