@@ -7,8 +7,9 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 LAMBDA_PYTHON := 3.12
 LAMBDA_PLATFORM := aarch64-manylinux_2_28
 LAYER_DIR := .build/layers/dependencies
-# Already in the Lambda Python runtime; the layer leaves them out.
-RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath urllib3 python-dateutil six
+# Already in the Lambda Python runtime; the layer leaves them out. boto3 and botocore stay in: the
+# runtime's copies can predate Bedrock Converse's performanceConfig and guardrailConfig parameters.
+RUNTIME_PROVIDED := six
 
 .PHONY: install run test lint synth deploy layer clean
 

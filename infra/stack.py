@@ -12,6 +12,7 @@ from infra.data import Data
 from infra.events import Events
 from infra.keys import CredentialsKey
 from infra.layers import Layers
+from infra.provider_access import allow_assuming_provider_roles
 from infra.standard_function import StandardFunction
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,8 @@ class VmxAiConnectionsStack(Stack):
                 self.data.grant(function.role, table_id, actions)
             if spec.kms_actions:
                 self.credentials_key.grant(function.role, spec.kms_actions)
+            if spec.assumes_provider_roles:
+                allow_assuming_provider_roles(function.role)
             self.functions[spec.name] = function
 
         self.api = Api(

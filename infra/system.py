@@ -37,6 +37,8 @@ class Function:
     tables: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # KMS actions on the credentials key, constrained further by encryption context in the stack
     kms_actions: tuple[str, ...] = ()
+    # sts:AssumeRole on the customer roles named by Bedrock connections (iamRoleArn)
+    assumes_provider_roles: bool = False
     memory_mb: int = 512
     timeout_seconds: int = 15
 
@@ -119,12 +121,30 @@ CONNECTIONS = Function(
             "dynamodb:PutItem",
             "dynamodb:DeleteItem",
         ),
+        # reads the counters for the capacity utilization route
+        CAPACITY_TABLE.logical_id: ("dynamodb:GetItem",),
     },
     # only encrypts: decryption belongs to the function that calls providers
     kms_actions=("kms:GenerateDataKey",),
 )
 
-FUNCTIONS: tuple[Function, ...] = (AUTHORIZER, TENANCY, CONNECTIONS)
+COMPLETIONS = Function(
+    name="completions",
+    description="The OpenAI-compatible endpoint: completions through AI connections, within their capacity",
+    source_dir="completions",
+    tables={
+        CONNECTIONS_TABLE.logical_id: ("dynamodb:GetItem", "dynamodb:Query"),
+        CAPACITY_TABLE.logical_id: ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    },
+    # decrypts credentials just before calling the provider, once per connection version per warm instance
+    kms_actions=("kms:Decrypt",),
+    assumes_provider_roles=True,
+    memory_mb=1024,
+    # API Gateway gives up at 29 s; the provider timeout (25 s) leaves room to answer with a 504 first
+    timeout_seconds=29,
+)
+
+FUNCTIONS: tuple[Function, ...] = (AUTHORIZER, TENANCY, CONNECTIONS, COMPLETIONS)
 
 _WS = "/api/v1/workspaces/{workspaceId}"
 _ENV = _WS + "/environments/{environmentId}"
@@ -149,6 +169,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", _CONN + "/{connectionId}", CONNECTIONS.name),
     Route("PATCH", _CONN + "/{connectionId}", CONNECTIONS.name),
     Route("DELETE", _CONN + "/{connectionId}", CONNECTIONS.name),
+    Route("GET", _CONN + "/{connectionId}/capacity", CONNECTIONS.name),
+    Route("POST", _ENV + "/chat/completions", COMPLETIONS.name),
+    Route("GET", _ENV + "/models", COMPLETIONS.name),
 )
 
 # How long API Gateway caches an authorizer decision: a revoked key may pass for at most this long.

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
+from vmx.connections.fields import name_key
 from vmx.connections.models import Connection
 from vmx.connections.ports import StaleVersion
 from vmx.credentials.errors import CredentialsUnreadable
@@ -105,7 +106,7 @@ class InMemoryTenancyRepository:
         if environment.workspace_id not in self._workspaces:
             raise NotFound(f"workspace {environment.workspace_id} not found")
         if any(
-            other.name.casefold() == environment.name.casefold()
+            name_key(other.name) == name_key(environment.name)
             for other in self.list_environments(environment.workspace_id)
         ):
             raise _name_taken("environment", environment.name, "workspace")
@@ -236,7 +237,7 @@ class InMemoryConnectionRepository:
         stored = self._connections.get(_key(previous))
         if stored is None or stored.version != previous.version:
             raise StaleVersion
-        if previous.name.casefold() != updated.name.casefold():
+        if name_key(previous.name) != name_key(updated.name):
             self._claim_name(updated)
         self._connections[_key(updated)] = updated.model_copy(deep=True)
 
@@ -248,6 +249,12 @@ class InMemoryConnectionRepository:
         del self._connections[_key(connection)]
         self._tenancy.change_connection_count(connection.workspace_id, connection.environment_id, -1)
 
+    def get_by_name(self, workspace_id: str, environment_id: str, name: str) -> Connection | None:
+        for (ws, env, _), connection in self._connections.items():
+            if (ws, env) == (workspace_id, environment_id) and name_key(connection.name) == name_key(name):
+                return connection.model_copy(deep=True)
+        return None
+
     def list_all(self, workspace_id: str, environment_id: str) -> list[Connection]:
         return [
             connection.model_copy(deep=True)
@@ -257,7 +264,7 @@ class InMemoryConnectionRepository:
 
     def _claim_name(self, connection: Connection) -> None:
         for other in self.list_all(connection.workspace_id, connection.environment_id):
-            if other.connection_id != connection.connection_id and other.name.casefold() == connection.name.casefold():
+            if other.connection_id != connection.connection_id and name_key(other.name) == name_key(connection.name):
                 raise _name_taken("AI connection", connection.name, "environment")
 
     def _run_interleaved(self) -> None:

@@ -21,6 +21,7 @@ from vmx.connections.models import (
     ConnectionView,
 )
 from vmx.connections.service import ConnectionScope, ConnectionService
+from vmx.gateway.capacity_report import CapacityReport, CapacityReporter
 from vmx.http.app import NextToken, PageSize, current_principal, etag, if_match_version, new_app, resolve
 from vmx.providers.catalog import PROVIDERS
 from vmx.providers.views import ProviderList
@@ -38,6 +39,11 @@ ProviderFilter = Annotated[str | None, Query(max_length=64, description="Only co
 @cache
 def service() -> ConnectionService:
     return wiring.connection_service(ConnectionsSettings.from_environ(os.environ))
+
+
+@cache
+def capacity_reporter() -> CapacityReporter:
+    return wiring.capacity_reporter(ConnectionsSettings.from_environ(os.environ))
 
 
 @app.get("/api/v1/providers")
@@ -95,6 +101,13 @@ def delete_connection(workspaceId: UUID, environmentId: UUID, connectionId: UUID
     logger.info("connection deleted", extra={"connection_id": str(connectionId)})
     metrics.add_metric(name="ConnectionsDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
+
+
+@app.get(CONNECTIONS + "/<connectionId>/capacity")
+def get_capacity(workspaceId: UUID, environmentId: UUID, connectionId: UUID) -> CapacityReport:
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    source_ip = app.current_event.request_context.identity.source_ip
+    return capacity_reporter().report(current_principal(app), scope, str(connectionId), source_ip)
 
 
 def _connection_response(connection: Connection, status: HTTPStatus = HTTPStatus.OK) -> Response[ConnectionView]:

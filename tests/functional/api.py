@@ -33,9 +33,13 @@ class Api:
     gateway: ApiGateway
     token: str | None = None
     captured: list[ApiResponse] = field(default_factory=list)
+    source_ip: str = SOURCE_IP
 
     def as_key(self, token: str | None) -> "Api":
-        return Api(self.gateway, token, self.captured)
+        return Api(self.gateway, token, self.captured, self.source_ip)
+
+    def from_ip(self, source_ip: str) -> "Api":
+        return Api(self.gateway, self.token, self.captured, source_ip)
 
     def request(
         self,
@@ -51,7 +55,7 @@ class Api:
             all_headers.setdefault("Authorization", f"Bearer {self.token}")
         payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         response = self.gateway.handle(
-            HttpRequest(method, path, list(all_headers.items()), payload, source_ip=SOURCE_IP)
+            HttpRequest(method, path, list(all_headers.items()), payload, source_ip=self.source_ip)
         )
         result = ApiResponse(
             response.status, {key.lower(): value for key, value in response.headers}, response.body.decode()

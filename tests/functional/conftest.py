@@ -18,7 +18,9 @@ from vmx.tenancy.models import EnvironmentCreate, Role, WorkspaceCreate
 from vmx.tenancy.service import TenancyService
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: an active moto mock intercepts every boto3 call in the process, including
+# those the local stack tests send to a real moto server later in the same worker.
+@pytest.fixture(scope="module")
 def aws() -> Iterator[None]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
@@ -27,7 +29,7 @@ def aws() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def gateway(aws: None) -> ApiGateway:
     return in_process_gateway()
 

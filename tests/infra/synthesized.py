@@ -18,8 +18,8 @@ Resource = dict[str, Any]
 def readable_arn(resource: Any) -> str:
     """An IAM resource as the logical ID it points at, plus any suffix: `TenancyTable/index/gsi1`."""
     match resource:
-        case "*":
-            return "*"
+        case "*" | "arn:aws:iam::*:role/*":
+            return str(resource)
         case {"Fn::GetAtt": [str(logical_id), "Arn"]}:
             return logical_id
         case {"Fn::Join": ["", [{"Fn::GetAtt": [str(logical_id), "Arn"]}, str(suffix)]]}:

@@ -76,7 +76,10 @@ def test_time_to_live_is_on_exactly_when_the_spec_names_an_attribute(synthesized
         assert time_to_live == {"AttributeName": spec.ttl_attribute, "Enabled": True}
 
 
-@pytest.mark.parametrize("spec", TABLES, ids=lambda spec: spec.logical_id)
+# The capacity counters use the low-level client (see vmx.storage.capacity_store), so they have no items.
+@pytest.mark.parametrize(
+    "spec", [spec for spec in TABLES if spec.logical_id in ITEMS_BY_TABLE], ids=lambda spec: spec.logical_id
+)
 def test_the_pynamodb_items_match_the_table_they_are_stored_in(synthesized: Synthesized, spec: Table) -> None:
     properties = synthesized.properties(spec.logical_id)
     indexes = {name: index for (name, _), index in template_indexes(properties).items()}

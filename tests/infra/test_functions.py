@@ -79,7 +79,7 @@ def test_only_the_functions_that_may_use_the_key_are_told_about_it(synthesized: 
         in synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
     }
 
-    assert told == {system.CONNECTIONS.name}
+    assert told == {system.CONNECTIONS.name, system.COMPLETIONS.name}
 
 
 def test_the_local_stack_gives_its_functions_the_same_powertools_settings() -> None:

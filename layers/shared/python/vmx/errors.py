@@ -54,3 +54,7 @@ class Conflict(DomainError):
 
 class PreconditionFailed(DomainError):
     code = "precondition_failed"
+
+
+class TooManyRequests(DomainError):
+    code = "rate_limit_exceeded"

@@ -40,4 +40,13 @@ class CipherSettings(BaseModel):
 
 
 class ConnectionsSettings(TenancySettings, CipherSettings):
-    pass
+    capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
+
+
+class CompletionsSettings(_Settings, CipherSettings):
+    connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
+    capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
+    # Under API Gateway's 29 s integration limit, so a slow provider becomes our 504 rather than its.
+    provider_timeout_seconds: float = Field(default=25.0, validation_alias="PROVIDER_TIMEOUT_SECONDS", gt=0, le=28)
+    # Only the local stack and end-to-end tests point Bedrock elsewhere (a loopback fake).
+    bedrock_endpoint_url: str | None = Field(default=None, validation_alias="BEDROCK_ENDPOINT_URL")

@@ -27,6 +27,10 @@ class ConnectionRepository(Protocol):
         """Deletes the connection if it is still at `connection.version`; raises StaleVersion otherwise."""
         ...
 
+    def get_by_name(self, workspace_id: str, environment_id: str, name: str) -> Connection | None:
+        """The connection with this name (compared as names are kept unique: NFKC, ignoring case)."""
+        ...
+
     def list_all(self, workspace_id: str, environment_id: str) -> list[Connection]: ...
 
 

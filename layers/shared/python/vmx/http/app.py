@@ -5,11 +5,12 @@ principal and ETags."""
 import base64
 import json
 import re
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -25,19 +26,28 @@ NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096, desc
 _ETAG = re.compile(r'^\s*(W/)?"(\d{1,18})"\s*$')
 
 
-def new_app(logger: Logger) -> APIGatewayRestResolver:
+def new_app(
+    logger: Logger, register_errors: Callable[[APIGatewayRestResolver, Logger], None] = register_error_handlers
+) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(
         enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
     )
-    register_error_handlers(app, logger)
+    register_errors(app, logger)
     return app
 
 
-def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def resolve(
+    app: APIGatewayRestResolver,
+    event: dict[str, Any],
+    context: LambdaContext,
+    refuse: Callable[[DomainError], Response[Any]] = domain_error_response,
+) -> dict[str, Any]:
+    """Checks what API Gateway's firewall checks in AWS, then routes. `refuse` renders a refusal in the
+    API's error shape."""
     try:
         _check_body(event)
     except DomainError as error:
-        refusal = domain_error_response(error)
+        refusal = refuse(error)
         return {
             "statusCode": refusal.status_code,
             "headers": {"Content-Type": "application/json"},

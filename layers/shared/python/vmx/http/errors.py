@@ -18,6 +18,7 @@ from vmx.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    TooManyRequests,
     Unauthenticated,
     UnsupportedMediaType,
 )
@@ -33,6 +34,7 @@ STATUS: dict[type[DomainError], HTTPStatus] = {
     NotFound: HTTPStatus.NOT_FOUND,
     Conflict: HTTPStatus.CONFLICT,
     PreconditionFailed: HTTPStatus.PRECONDITION_FAILED,
+    TooManyRequests: HTTPStatus.TOO_MANY_REQUESTS,
 }
 
 # Where pydantic puts a request part in an error location, and how we name it to clients.
@@ -53,9 +55,12 @@ def error_response(
     )
 
 
+def status_of(error: DomainError) -> HTTPStatus:
+    return next(STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)
+
+
 def domain_error_response(error: DomainError) -> Response[Any]:
-    status = next(STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)
-    return error_response(status, error.code, error.message, error.details)
+    return error_response(status_of(error), error.code, error.message, error.details)
 
 
 def request_validation_details(error: RequestValidationError) -> list[ErrorDetail]:

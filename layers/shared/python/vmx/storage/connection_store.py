@@ -40,9 +40,10 @@ def _name_sk(name: str) -> str:
 
 
 class DynamoConnectionRepository:
-    def __init__(self, table_name: str, tenancy_table_name: str, region: str):
+    def __init__(self, table_name: str, region: str, tenancy_table_name: str | None = None):
+        """Without `tenancy_table_name` the repository only reads (writes keep counts in that table)."""
         self._items: ConnectionItems = connection_items(table_name, region)
-        self._tenancy: TenancyItems = tenancy_items(tenancy_table_name, region)
+        self._tenancy: TenancyItems | None = tenancy_items(tenancy_table_name, region) if tenancy_table_name else None
         self._connection = DynamoConnection(region=region)
 
     def add(self, connection: Connection) -> None:
@@ -131,6 +132,16 @@ class DynamoConnectionRepository:
         if transaction.commit():
             raise StaleVersion
 
+    def get_by_name(self, workspace_id: str, environment_id: str, name: str) -> Connection | None:
+        claim = self._items.name_claim
+        try:
+            item = claim.get(_partition(workspace_id, environment_id), _name_sk(name), consistent_read=True)
+        except claim.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise unavailable(exc) from exc
+        return self.get(workspace_id, environment_id, item.connection_id)
+
     def list_all(self, workspace_id: str, environment_id: str) -> list[Connection]:
         model = self._items.connection
         try:
@@ -143,6 +154,8 @@ class DynamoConnectionRepository:
 
     def _count(self, transaction: Transaction, connection: Connection, delta: int) -> None:
         """Adds `delta` to the workspace's and environment's connection counts; both must exist."""
+        if self._tenancy is None:
+            raise TypeError("this connection repository was built to read only")
         workspace, environment = self._tenancy.workspace, self._tenancy.environment
         ws_pk = f"WS#{connection.workspace_id}"
         transaction.update(

@@ -1,0 +1,100 @@
+"""Bedrock clients for connections: through an IAM role assumed with STS (credentials cached), or static keys."""
+
+import functools
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import SecretStr
+
+from vmx.clock import Clock, utc_now
+from vmx.completions.calls import AwsCredentials, BedrockAccess, BedrockClientFactory, ProviderError
+
+ROLE_SESSION_NAME = "vmx-ai-connections"
+# Assumed credentials last an hour; they are replaced this long before they expire, so that no call starts
+# with credentials that run out while it waits for the model.
+REFRESH_MARGIN = timedelta(minutes=5)
+# Bedrock's endpoints answer a connection in milliseconds; nearly all of the time budget goes to the model.
+_CONNECT_TIMEOUT_SECONDS = 2.0
+# One client per (region, credentials, timeout): building one costs tens of milliseconds.
+_CLIENTS_KEPT = 32
+
+
+class AssumedRoles:
+    """Assumes connections' IAM roles, keeping each role's credentials until shortly before they expire."""
+
+    def __init__(self, sts: Any, clock: Clock = utc_now):
+        self._sts = sts
+        self._clock = clock
+        self._cached: dict[str, tuple[AwsCredentials, datetime]] = {}
+
+    def credentials(self, role_arn: str) -> AwsCredentials:
+        cached = self._cached.get(role_arn)
+        if cached is not None and self._clock() < cached[1] - REFRESH_MARGIN:
+            return cached[0]
+        try:
+            answer = self._sts.assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            message = (
+                f"the gateway could not assume the AI connection's IAM role {role_arn} ({code}); "
+                "check that the role's trust policy admits the gateway"
+            )
+            raise ProviderError(502, "provider_authentication_failed", message) from exc
+        except BotoCoreError as exc:
+            message = "AWS STS could not be reached to assume the AI connection's IAM role"
+            raise ProviderError(502, "provider_unreachable", message) from exc
+        issued = answer["Credentials"]
+        credentials = AwsCredentials(
+            SecretStr(issued["AccessKeyId"]), SecretStr(issued["SecretAccessKey"]), SecretStr(issued["SessionToken"])
+        )
+        self._cached[role_arn] = (credentials, issued["Expiration"])
+        return credentials
+
+
+class _BedrockClients:
+    def __init__(self, roles: AssumedRoles, endpoint_url: str | None):
+        self._roles = roles
+        self._client = functools.lru_cache(maxsize=_CLIENTS_KEPT)(
+            functools.partial(_new_client, boto3.session.Session(), endpoint_url)
+        )
+
+    def __call__(self, access: BedrockAccess, timeout_seconds: float) -> Any:
+        credentials = access.keys if access.role_arn is None else self._roles.credentials(access.role_arn)
+        if credentials is None:
+            message = "the AI connection gives neither an IAM role nor access keys for AWS Bedrock"
+            raise ProviderError(502, "connection_misconfigured", message)
+        return self._client(access.region, credentials, timeout_seconds)
+
+
+def bedrock_client_factory(sts: Any, clock: Clock = utc_now, endpoint_url: str | None = None) -> BedrockClientFactory:
+    """The production factory. `sts` is the function's own STS client; `endpoint_url` points Bedrock elsewhere
+    (a local fake), for the local stack and end-to-end tests."""
+    return _BedrockClients(AssumedRoles(sts, clock), endpoint_url)
+
+
+def _new_client(
+    session: boto3.session.Session,
+    endpoint_url: str | None,
+    region: str,
+    credentials: AwsCredentials,
+    timeout_seconds: float,
+) -> Any:
+    connect_timeout = min(_CONNECT_TIMEOUT_SECONDS, timeout_seconds / 4)
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=timeout_seconds - connect_timeout,
+        # Retries stay with the client, as for the HTTP providers: a throttled call answers 429 at once.
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
+    return session.client(
+        "bedrock-runtime",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=credentials.access_key_id.get_secret_value(),
+        aws_secret_access_key=credentials.secret_access_key.get_secret_value(),
+        aws_session_token=credentials.session_token.get_secret_value() if credentials.session_token else None,
+        config=config,
+    )

@@ -1,0 +1,103 @@
+"""What a provider call is: its input, its result, its failure, and the transports it travels on."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import urllib3
+from pydantic import SecretStr, ValidationError
+
+from vmx.clock import Clock, utc_now
+from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
+from vmx.providers.catalog import PROVIDERS, ProviderId
+from vmx.providers.config import ConfigModel
+
+ConfigT = TypeVar("ConfigT", bound=ConfigModel)
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    provider: ProviderId
+    # The provider's own model id, as the provider spells it.
+    model: str
+    # The connection's non-secret configuration, with wire names (baseUrl, region, iamRoleArn, ...).
+    settings: Mapping[str, Any]
+    # The connection's opened secrets, with wire names (apiKey, accessKeyId, ...).
+    secrets: Mapping[str, SecretStr] = field(repr=False)
+    request: ChatCompletionRequest
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    # With usage filled; `model` is the model the provider says answered (else the model called).
+    completion: ChatCompletion
+    # The provider's rate-limit headers, lowercased: x-ratelimit-*, anthropic-ratelimit-*, retry-after.
+    rate_limit_headers: dict[str, str]
+
+
+class ProviderError(Exception):
+    """The provider refused or failed, or could not be reached. `status` is what our endpoint should answer.
+
+    Never holds a secret: every text taken from a provider passes through `Redactor.clean` first.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after: str | None = None,
+        rate_limit_headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.rate_limit_headers = rate_limit_headers or {}
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    access_key_id: SecretStr
+    secret_access_key: SecretStr
+    session_token: SecretStr | None = None
+
+
+@dataclass(frozen=True)
+class BedrockAccess:
+    """How a connection reaches Bedrock: a role to assume (preferred) or static keys."""
+
+    region: str
+    role_arn: str | None = None
+    keys: AwsCredentials | None = None
+
+
+class BedrockClientFactory(Protocol):
+    def __call__(self, access: BedrockAccess, timeout_seconds: float) -> Any:
+        """A bedrock-runtime client with the access's credentials, which gives up after `timeout_seconds`.
+
+        Raises ProviderError when the credentials cannot be had (an IAM role that cannot be assumed).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class Transports:
+    """What adapters talk through, built once per warm function and passed in (tests pass loopbacks or stubs)."""
+
+    http: urllib3.PoolManager
+    bedrock_client: BedrockClientFactory
+    clock: Clock = utc_now
+
+
+def connection_config(call: ProviderCall, kind: type[ConfigT]) -> ConfigT:
+    """The connection's configuration, validated again by its provider's model (it may predate a rule)."""
+    try:
+        # Secrets go in as SecretStr and stay so; the config models never echo their input in errors.
+        return kind.model_validate({**call.settings, **call.secrets})
+    except ValidationError:
+        name = PROVIDERS[call.provider].name
+        message = f"the AI connection's configuration is not valid for {name}; update the connection"
+        raise ProviderError(502, "connection_misconfigured", message) from None

@@ -1,0 +1,248 @@
+"""Google's Gemini API: `models/{model}:generateContent`."""
+
+import json
+import math
+import re
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from vmx.completions.calls import ProviderCall, ProviderError, ProviderResult, Transports, connection_config
+from vmx.completions.conversation import (
+    Text,
+    ToolUse,
+    Turn,
+    completion,
+    conversation_of,
+    new_completion_id,
+    new_tool_call_id,
+    tool_call,
+    usage,
+)
+from vmx.completions.failures import Redactor, failure_for_status, invalid_response, provider_message
+from vmx.completions.http_json import HttpReply, post_json
+from vmx.completions.openai_models import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    FinishReason,
+    ResponseMessage,
+    ToolCall,
+    Usage,
+    estimate_completion_tokens,
+    estimate_prompt_tokens,
+)
+from vmx.providers.catalog import PROVIDERS
+from vmx.providers.config import ApiKeyConfig
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+
+_FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"})
+_RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
+    config = connection_config(call, ApiKeyConfig)
+    provider = PROVIDERS[call.provider].name
+    # Model ids may be given as Google lists them ("models/gemini-2.5-flash"); quoting keeps the id one segment.
+    model = quote(call.model.removeprefix("models/"), safe="")
+    url = f"{config.base_url or DEFAULT_BASE_URL}/v1beta/models/{model}:generateContent"
+    headers = {"x-goog-api-key": config.api_key.get_secret_value()}
+    body = generate_content_body(call.request, provider)
+    reply = post_json(transports.http, provider, url, body, headers, call.timeout_seconds)
+    if not reply.ok:
+        raise _failure(reply, provider, Redactor(call.secrets.values()))
+    created = int(transports.clock().timestamp())
+    answer = completion_from_response(reply.body, call.model, created, provider, call.request)
+    return ProviderResult(answer, reply.rate_limit_headers)
+
+
+def generate_content_body(request: ChatCompletionRequest, provider: str) -> dict[str, Any]:
+    conversation = conversation_of(request, provider)
+    body: dict[str, Any] = {"contents": [_content(turn) for turn in conversation.turns]}
+    if conversation.system:
+        body["systemInstruction"] = {"parts": [{"text": text} for text in conversation.system]}
+    generation: dict[str, Any] = {}
+    if request.temperature is not None:
+        generation["temperature"] = request.temperature
+    if request.top_p is not None:
+        generation["topP"] = request.top_p
+    if request.output_token_limit is not None:
+        generation["maxOutputTokens"] = request.output_token_limit
+    if request.stop_sequences:
+        generation["stopSequences"] = request.stop_sequences
+    if generation:
+        body["generationConfig"] = generation
+    if request.tools:
+        # parametersJsonSchema takes the JSON Schema OpenAI tools carry as is (parameters wants an OpenAPI subset).
+        declarations = [
+            {
+                "name": tool.function.name,
+                **({"description": tool.function.description} if tool.function.description else {}),
+                **({"parametersJsonSchema": tool.function.parameters} if tool.function.parameters else {}),
+            }
+            for tool in request.tools
+        ]
+        body["tools"] = [{"functionDeclarations": declarations}]
+        calling = _function_calling(request)
+        if calling is not None:
+            body["toolConfig"] = {"functionCallingConfig": calling}
+    return body
+
+
+def _content(turn: Turn) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    for block in turn.blocks:
+        if isinstance(block, Text):
+            parts.append({"text": block.text})
+        elif isinstance(block, ToolUse):
+            parts.append({"functionCall": {"name": block.name, "args": block.arguments}})
+        else:
+            parts.append({"functionResponse": {"name": block.name, "response": _response_object(block.content)}})
+    return {"role": "model" if turn.role == "assistant" else "user", "parts": parts}
+
+
+def _response_object(content: str) -> dict[str, Any]:
+    """Gemini wants a JSON object back from a function: a tool's JSON object as is, anything else under "output"."""
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"output": content}
+
+
+def _function_calling(request: ChatCompletionRequest) -> dict[str, Any] | None:
+    choice = request.tool_choice
+    if choice is None:
+        return None
+    if choice == "none":
+        return {"mode": "NONE"}
+    if choice == "auto":
+        return {"mode": "AUTO"}
+    if choice == "required":
+        return {"mode": "ANY"}
+    return {"mode": "ANY", "allowedFunctionNames": [choice.function.name]}
+
+
+def _failure(reply: HttpReply, provider: str, redactor: Redactor) -> ProviderError:
+    details = _error_details(reply.body)
+    # Gemini answers a wrong API key with 400 INVALID_ARGUMENT; its ErrorInfo reason says what it is.
+    key_refused = any(detail.get("reason") == "API_KEY_INVALID" for detail in details)
+    message = provider_message(reply.body)
+    return failure_for_status(
+        provider,
+        401 if key_refused else reply.status,
+        None if key_refused or message is None else redactor.clean(message),
+        reply.headers.get("retry-after") or _retry_delay(details),
+        reply.rate_limit_headers,
+    )
+
+
+def _error_details(body: Any) -> list[dict[str, Any]]:
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    return [detail for detail in details if isinstance(detail, dict)] if isinstance(details, list) else []
+
+
+def _retry_delay(details: list[dict[str, Any]]) -> str | None:
+    """Gemini's 429 says when to retry in a google.rpc.RetryInfo detail ("17s"), not in a header."""
+    for detail in details:
+        delay = detail.get("retryDelay")
+        match = _RETRY_DELAY.match(delay) if isinstance(delay, str) else None
+        if match:
+            return str(math.ceil(float(match.group(1))))
+    return None
+
+
+class _GeminiShape(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class _FunctionCall(_GeminiShape):
+    name: str
+    args: dict[str, Any] | None = None
+    id: str | None = None
+
+
+class _Part(_GeminiShape):
+    text: str | None = None
+    # Thought summaries, when a thinking model is asked for them, are not part of the answer.
+    thought: bool | None = None
+    function_call: _FunctionCall | None = None
+
+
+class _Content(_GeminiShape):
+    parts: list[_Part] = []
+
+
+class _Candidate(_GeminiShape):
+    content: _Content | None = None
+    finish_reason: str | None = None
+
+
+class _UsageMetadata(_GeminiShape):
+    prompt_token_count: int = 0
+    candidates_token_count: int = 0
+    thoughts_token_count: int | None = None
+    tool_use_prompt_token_count: int | None = None
+    cached_content_token_count: int | None = None
+
+
+class _Response(_GeminiShape):
+    candidates: list[_Candidate] = []
+    usage_metadata: _UsageMetadata | None = None
+    model_version: str | None = None
+    response_id: str | None = None
+
+
+def completion_from_response(
+    body: Any, model: str, created: int, provider: str, request: ChatCompletionRequest
+) -> ChatCompletion:
+    try:
+        response = _Response.model_validate(body)
+    except ValidationError:
+        raise invalid_response(provider, "a response in an unexpected shape") from None
+    candidate = response.candidates[0] if response.candidates else None
+    parts = candidate.content.parts if candidate is not None and candidate.content is not None else []
+    texts = [part.text for part in parts if part.text is not None and not part.thought]
+    tool_calls = [
+        tool_call(part.function_call.id or new_tool_call_id(), part.function_call.name, part.function_call.args)
+        for part in parts
+        if part.function_call is not None
+    ]
+    return completion(
+        completion_id=response.response_id or new_completion_id(),
+        created=created,
+        model=response.model_version or model,
+        texts=texts,
+        tool_calls=tool_calls,
+        finish_reason=_finish_reason(candidate, bool(tool_calls)),
+        token_usage=_usage(response.usage_metadata, request, texts, tool_calls),
+    )
+
+
+def _finish_reason(candidate: _Candidate | None, called_tools: bool) -> FinishReason:
+    if candidate is None:
+        # No candidate at all: the prompt itself was blocked (promptFeedback.blockReason).
+        return "content_filter"
+    if candidate.finish_reason == "MAX_TOKENS":
+        return "length"
+    if candidate.finish_reason in _FILTERED:
+        return "content_filter"
+    # Gemini says STOP after function calls too.
+    return "tool_calls" if called_tools else "stop"
+
+
+def _usage(
+    metadata: _UsageMetadata | None, request: ChatCompletionRequest, texts: list[str], tool_calls: list[ToolCall]
+) -> Usage:
+    if metadata is None:
+        message = ResponseMessage(content="".join(texts), tool_calls=tool_calls or None)
+        return usage(estimate_prompt_tokens(request), estimate_completion_tokens(message))
+    return usage(
+        metadata.prompt_token_count + (metadata.tool_use_prompt_token_count or 0),
+        metadata.candidates_token_count + (metadata.thoughts_token_count or 0),
+        cached_tokens=metadata.cached_content_token_count,
+        reasoning_tokens=metadata.thoughts_token_count,
+    )

@@ -1,0 +1,92 @@
+"""One JSON POST to a provider over urllib3: no retries, no redirects, a total timeout and a size cap."""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from urllib3 import exceptions as urllib3_errors
+
+from vmx.completions.calls import ProviderError
+from vmx.completions.failures import (
+    Redactor,
+    failure_for_status,
+    invalid_response,
+    provider_message,
+    rate_limit_headers,
+    timed_out,
+    unreachable,
+)
+
+# Far above any completion; a provider (or a proxy at a configured baseUrl) cannot exhaust our memory.
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    provider: str
+    status: int
+    # Lowercased names.
+    headers: Mapping[str, str]
+    # The parsed JSON body; None when an error body is not JSON.
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def rate_limit_headers(self) -> dict[str, str]:
+        return rate_limit_headers(self.headers)
+
+    def failure(self, redactor: Redactor) -> ProviderError:
+        message = provider_message(self.body)
+        detail = redactor.clean(message) if message else None
+        return failure_for_status(
+            self.provider, self.status, detail, self.headers.get("retry-after"), self.rate_limit_headers
+        )
+
+
+def post_json(
+    http: urllib3.PoolManager,
+    provider: str,
+    url: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, str],
+    timeout_seconds: float,
+) -> HttpReply:
+    """Raises ProviderError when the provider cannot be reached, times out, or sends an unreadable 2xx body."""
+    try:
+        # Retries stay with the client (OpenAI's SDKs retry 429 and 5xx); redirects would carry the key elsewhere.
+        response = http.request(
+            "POST",
+            url,
+            body=json.dumps(payload).encode(),
+            headers={"content-type": "application/json", "accept": "application/json", **headers},
+            timeout=urllib3.Timeout(total=timeout_seconds),
+            retries=False,
+            redirect=False,
+            preload_content=False,
+        )
+        raw = response.read(MAX_RESPONSE_BYTES + 1)
+    # NewConnectionError (refused, DNS) is a ConnectTimeoutError too, so it is caught first.
+    except urllib3_errors.NewConnectionError as exc:
+        raise unreachable(provider) from exc
+    except urllib3_errors.TimeoutError as exc:
+        raise timed_out(provider, timeout_seconds) from exc
+    except urllib3_errors.HTTPError as exc:
+        raise unreachable(provider) from exc
+    if len(raw) > MAX_RESPONSE_BYTES:
+        response.close()
+        raise invalid_response(provider, f"a body larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB")
+    response.release_conn()
+    reply_headers = {name.lower(): value for name, value in response.headers.items()}
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    reply = HttpReply(provider, response.status, reply_headers, body)
+    if reply.ok and not isinstance(body, dict):
+        raise invalid_response(provider, f"a body that is not a JSON object (HTTP {response.status})")
+    return reply

@@ -1,0 +1,68 @@
+"""Capacity utilization of a connection: for each configured window, used / limit / remaining / reset."""
+
+from datetime import datetime
+
+from vmx.access.policy import Action, Principal, authorize
+from vmx.api_model import ApiModel
+from vmx.capacity.ledger import CapacityCounters, CounterScope, limits_for
+from vmx.clock import Clock
+from vmx.connections.capacity import CapacityDimension, CapacityPeriod
+from vmx.connections.ports import ConnectionRepository
+from vmx.connections.service import ConnectionScope
+from vmx.errors import NotFound
+
+
+class WindowReport(ApiModel):
+    period: CapacityPeriod
+    dimension: CapacityDimension | None
+    requests_used: int
+    requests_limit: int | None
+    requests_remaining: int | None
+    tokens_used: int
+    tokens_limit: int | None
+    tokens_remaining: int | None
+    # None for lifetime, which never resets
+    resets_at: datetime | None
+
+
+class CapacityReport(ApiModel):
+    connection_id: str
+    # per-IP windows are reported for the address that asks
+    source_ip: str
+    windows: list[WindowReport]
+
+
+class CapacityReporter:
+    def __init__(self, connections: ConnectionRepository, counters: CapacityCounters, clock: Clock):
+        self._connections = connections
+        self._counters = counters
+        self._clock = clock
+
+    def report(
+        self, principal: Principal, scope: ConnectionScope, connection_id: str, source_ip: str
+    ) -> CapacityReport:
+        authorize(principal, Action.READ, scope.workspace_id, scope.environment_id)
+        connection = self._connections.get(scope.workspace_id, scope.environment_id, connection_id)
+        if connection is None:
+            raise NotFound(f"AI connection {connection_id} not found")
+        now = self._clock()
+        windows = []
+        for dimension, ip in ((None, None), (CapacityDimension.SOURCE_IP, source_ip)):
+            limits = limits_for(connection.capacity, dimension)
+            if not limits:
+                continue
+            for usage in self._counters.usage(CounterScope(connection_id, ip), limits, now):
+                windows.append(
+                    WindowReport(
+                        period=usage.period,
+                        dimension=dimension,
+                        requests_used=usage.requests_used,
+                        requests_limit=usage.requests_limit,
+                        requests_remaining=usage.requests_remaining,
+                        tokens_used=usage.tokens_used,
+                        tokens_limit=usage.tokens_limit,
+                        tokens_remaining=usage.tokens_remaining,
+                        resets_at=usage.resets_at,
+                    )
+                )
+        return CapacityReport(connection_id=connection_id, source_ip=source_ip, windows=windows)

@@ -1,0 +1,110 @@
+"""Errors of the OpenAI-compatible routes, in OpenAI's shape, so OpenAI SDKs raise the right exception:
+`{"error": {"message", "type", "param", "code"}}`."""
+
+import math
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from vmx.clock import utc_now
+from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
+from vmx.errors import DomainError
+from vmx.gateway.service import OverCapacity, ProviderFailure, RateLimits
+from vmx.http.errors import request_validation_details, status_of
+from vmx.storage.errors import StorageUnavailable
+from vmx.validation import summary
+
+_TYPES = {
+    HTTPStatus.UNAUTHORIZED: "authentication_error",
+    HTTPStatus.FORBIDDEN: "permission_error",
+    HTTPStatus.NOT_FOUND: "invalid_request_error",
+    HTTPStatus.TOO_MANY_REQUESTS: "rate_limit_error",
+}
+
+
+def openai_error(
+    status: int, message: str, code: str | None, param: str | None = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    error_type = _TYPES.get(HTTPStatus(status), "invalid_request_error" if status < 500 else "api_error")
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": {"message": message, "type": error_type, "param": param, "code": code}},
+        headers=headers,
+    )
+
+
+def domain_refusal(error: DomainError) -> Response[Any]:
+    param = error.details[0].field if error.details else None
+    headers = None
+    if isinstance(error, OverCapacity):
+        headers = rate_limit_headers(error.rate_limits, utc_now())
+        if error.retry_after_seconds is not None:
+            headers["Retry-After"] = str(error.retry_after_seconds)
+    return openai_error(status_of(error).value, error.message, error.code, param, headers)
+
+
+def rate_limit_headers(rate_limits: RateLimits, now: datetime) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers for the tightest requests window and the tightest tokens window."""
+    headers = {}
+    for kind, usage in (("requests", rate_limits.requests), ("tokens", rate_limits.tokens)):
+        if usage is None:
+            continue
+        limit = usage.requests_limit if kind == "requests" else usage.tokens_limit
+        used = usage.requests_used if kind == "requests" else usage.tokens_used
+        if limit is None:
+            continue
+        headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+        headers[f"x-ratelimit-remaining-{kind}"] = str(max(limit - used, 0))
+        if usage.resets_at is not None:
+            headers[f"x-ratelimit-reset-{kind}"] = f"{max(math.ceil((usage.resets_at - now).total_seconds()), 0)}s"
+    return headers
+
+
+def register_openai_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
+    @app.exception_handler(DomainError)
+    def _domain(error: DomainError) -> Response[Any]:
+        logger.info("request refused", extra={"error_code": error.code, "error_message": error.message})
+        return domain_refusal(error)
+
+    @app.exception_handler(ProviderFailure)
+    def _provider(failure: ProviderFailure) -> Response[Any]:
+        error = failure.error
+        logger.info("provider call failed", extra={"status": error.status, "error_code": error.code})
+        headers = rate_limit_headers(failure.rate_limits, utc_now())
+        if error.retry_after is not None:
+            headers["Retry-After"] = error.retry_after
+        return openai_error(error.status, error.message, error.code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response[Any]:
+        details = request_validation_details(error)
+        return openai_error(HTTPStatus.BAD_REQUEST, summary(details), "invalid_request", details[0].field)
+
+    @app.not_found
+    def _no_route(_: NotFoundError) -> Response[Any]:
+        event = app.current_event
+        return openai_error(HTTPStatus.NOT_FOUND, f"no route for {event.http_method} {event.path}", "not_found")
+
+    @app.exception_handler(CredentialsUnreadable)
+    def _unreadable(error: CredentialsUnreadable) -> Response[Any]:
+        logger.exception("stored credentials could not be opened")
+        message = "the AI connection's stored credentials cannot be read; set them again with a PATCH"
+        return openai_error(HTTPStatus.BAD_GATEWAY, message, "credentials_unreadable")
+
+    @app.exception_handler([StorageUnavailable, CredentialsUnavailable])
+    def _unavailable(error: Exception) -> Response[Any]:
+        logger.exception("dependency unavailable")
+        return openai_error(
+            HTTPStatus.SERVICE_UNAVAILABLE, "a backing service is unavailable; retry shortly", "unavailable"
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response[Any]:
+        logger.exception("unexpected error")
+        return openai_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "internal_error")

@@ -1,0 +1,230 @@
+"""Capacity counters in the capacity table: one item per scope, holding every limited window.
+
+Keys: `CAP#<connectionId>` / `GLOBAL` for a connection's own windows, `IP#<ip>` for one client IP's. For
+each period p the item holds `<p>_w` (the id of the window counted), `<p>_r` (requests) and `<p>_t`
+(tokens). Per-IP items expire (`expiresAt`) when their last window ends, unless a lifetime window is limited.
+
+A reservation is one UpdateItem adding to every window, conditional on each being the current window and
+having room. When the condition fails, DynamoDB returns the item as it was: a current window without room
+is a refusal, with no further write; a window that rolled over (or was never counted) is reset by a second
+write that also counts the request, conditional on the stored window still being the old one, so racing
+instances cannot reset a window twice. The steady state costs one write; the first request of a window two.
+
+pynamodb 6 cannot send ReturnValuesOnConditionCheckFailure with an UpdateItem (only inside transactions),
+and without it a refusal would cost a second read, so this adapter uses the low-level boto3 client.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vmx.capacity.ledger import (
+    CounterScope,
+    Reservation,
+    WindowCount,
+    WindowLimit,
+    WindowState,
+    WindowUsage,
+    admissible_limits,
+    in_refusal_order,
+    open_windows,
+    refuse_if_full,
+    usage_of,
+    window_state,
+)
+from vmx.capacity.windows import current_window
+from vmx.connections.capacity import CapacityPeriod
+from vmx.storage.errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+# Each failed attempt means another writer rolled a window over or filled one; six periods can roll over
+# at most once each for a given instant, so this is never reached without something badly wrong.
+_ATTEMPTS = 8
+# the table's TTL attribute (CAPACITY_TABLE in infra/system.py)
+_EXPIRES_AT = "expiresAt"
+
+_Item = Mapping[str, Any]
+
+
+class DynamoCapacityCounters:
+    def __init__(self, table_name: str, region: str, client: "DynamoDBClient | None" = None):
+        """`client` replaces the default one in tests that count or serialise DynamoDB calls."""
+        self._table_name = table_name
+        self._client = client or boto3.client("dynamodb", region_name=region)
+
+    def reserve(self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime) -> Reservation:
+        ordered = admissible_limits(limits, tokens, now)
+        if not ordered:
+            return Reservation(scope, {}, tokens, ())
+        # Until DynamoDB has shown us the item, assume the steady state: every window current, with room.
+        states = [_assumed_current(limit.period, now) for limit in ordered]
+        for _ in range(_ATTEMPTS):
+            written, item = self._write(scope, _reservation(scope, ordered, states, tokens))
+            stored = _window_counts(item)
+            states = [window_state(limit.period, stored.get(limit.period), now) for limit in ordered]
+            if written:
+                windows = {state.window.period: state.window.id for state in states}
+                usage = tuple(usage_of(limit, state) for limit, state in zip(ordered, states, strict=True))
+                return Reservation(scope, windows, tokens, usage)
+            for limit, state in zip(ordered, states, strict=True):
+                refuse_if_full(limit, state, tokens, now)
+        raise StorageUnavailable("capacity counters kept changing under concurrent writes")
+
+    def release(self, reservation: Reservation) -> None:
+        self._adjust(reservation.scope, reservation.windows, -reservation.requests, -reservation.tokens)
+
+    def reconcile(self, reservation: Reservation, actual_tokens: int, now: datetime) -> None:
+        if actual_tokens < 0:
+            raise ValueError("actual_tokens must not be negative")
+        self._adjust(reservation.scope, open_windows(reservation, now), 0, actual_tokens - reservation.tokens)
+
+    def usage(self, scope: CounterScope, limits: Sequence[WindowLimit], now: datetime) -> list[WindowUsage]:
+        ordered = in_refusal_order(limits)
+        if not ordered:
+            return []
+        try:
+            item = self._client.get_item(TableName=self._table_name, Key=_key(scope), ConsistentRead=True)
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc) from exc
+        stored = _window_counts(item.get("Item", {}))
+        return [usage_of(limit, window_state(limit.period, stored.get(limit.period), now)) for limit in ordered]
+
+    def _adjust(self, scope: CounterScope, windows: Mapping[CapacityPeriod, str], requests: int, tokens: int) -> None:
+        """Adds to the counts of the windows that are still the given ones; a rolled-over one is skipped."""
+        pending = dict(windows)
+        while pending and (requests or tokens):
+            update = _Update()
+            for period, window_id in pending.items():
+                update.conditions.append(f"{period}_w = {update.value(f'{period}_w', _string(window_id))}")
+                if requests:
+                    update.adds.append(f"{period}_r {update.value('requests', _number(requests))}")
+                if tokens:
+                    update.adds.append(f"{period}_t {update.value('tokens', _number(tokens))}")
+            written, item = self._write(scope, update)
+            if written:
+                return
+            # The condition failed on this very item, so at least one window drops out each time.
+            stored = _window_counts(item)
+            pending = {
+                period: window_id
+                for period, window_id in pending.items()
+                if period in stored and stored[period].window_id == window_id
+            }
+
+    def _write(self, scope: CounterScope, update: "_Update") -> tuple[bool, _Item]:
+        """Sends one conditional UpdateItem; returns whether it was written, with the item after the write,
+        or as it stood when the condition failed."""
+        try:
+            response = self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(scope),
+                UpdateExpression=update.expression(),
+                ConditionExpression=" AND ".join(update.conditions),
+                ExpressionAttributeValues=update.values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                # botocore's stubs do not declare the item that DynamoDB returns with this error
+                return False, cast(Mapping[str, _Item], exc.response).get("Item", {})
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return True, response.get("Attributes", {})
+
+
+@dataclass
+class _Update:
+    """An update expression and its condition, built clause by clause over shared placeholders."""
+
+    sets: list[str] = field(default_factory=list)
+    adds: list[str] = field(default_factory=list)
+    removes: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+    values: dict[str, "AttributeValueTypeDef"] = field(default_factory=dict)
+
+    def value(self, name: str, value: "AttributeValueTypeDef") -> str:
+        placeholder = f":{name}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def expression(self) -> str:
+        clauses = [("SET", self.sets), ("ADD", self.adds), ("REMOVE", self.removes)]
+        return " ".join(f"{keyword} {', '.join(parts)}" for keyword, parts in clauses if parts)
+
+
+def _reservation(
+    scope: CounterScope, limits: Sequence[WindowLimit], states: Sequence[WindowState], tokens: int
+) -> _Update:
+    """Counts one request and `tokens` in each window: added to a window that carries on (which must have
+    room), or written over one that rolled over (which must still be the one we saw)."""
+    update = _Update()
+    requests = update.value("requests", _number(Reservation.requests))
+    reserved = update.value("tokens", _number(tokens))
+    for limit, state in zip(limits, states, strict=True):
+        period = limit.period
+        window_id = update.value(f"{period}_w", _string(state.window.id))
+        if state.continues_stored:
+            update.adds += [f"{period}_r {requests}", f"{period}_t {reserved}"]
+            update.conditions.append(f"{period}_w = {window_id}")
+            if limit.requests is not None:
+                most = update.value(f"{period}_most_r", _number(limit.requests - Reservation.requests))
+                update.conditions.append(f"{period}_r <= {most}")
+            if limit.tokens is not None:
+                most = update.value(f"{period}_most_t", _number(limit.tokens - tokens))
+                update.conditions.append(f"{period}_t <= {most}")
+        else:
+            update.sets += [f"{period}_w = {window_id}", f"{period}_r = {requests}", f"{period}_t = {reserved}"]
+            if state.stored_window_id is None:
+                update.conditions.append(f"attribute_not_exists({period}_w)")
+            else:
+                stale = update.value(f"{period}_stale", _string(state.stored_window_id))
+                update.conditions.append(f"{period}_w = {stale}")
+    if scope.source_ip is not None:
+        ends = [state.window.end for state in states]
+        if any(end is None for end in ends):
+            update.removes.append(_EXPIRES_AT)
+        else:
+            last_end = max(end for end in ends if end is not None)
+            update.sets.append(f"{_EXPIRES_AT} = {update.value('expires', _number(int(last_end.timestamp())))}")
+    return update
+
+
+def _assumed_current(period: CapacityPeriod, now: datetime) -> WindowState:
+    window = current_window(period, now)
+    return WindowState(window, 0, 0, window.id)
+
+
+def _window_counts(item: _Item) -> dict[CapacityPeriod, WindowCount]:
+    return {
+        period: WindowCount(item[f"{period}_w"]["S"], int(item[f"{period}_r"]["N"]), int(item[f"{period}_t"]["N"]))
+        for period in CapacityPeriod
+        if f"{period}_w" in item
+    }
+
+
+def _key(scope: CounterScope) -> dict[str, "AttributeValueTypeDef"]:
+    sort_key = "GLOBAL" if scope.source_ip is None else f"IP#{scope.source_ip}"
+    return {"pk": _string(f"CAP#{scope.connection_id}"), "sk": _string(sort_key)}
+
+
+def _string(value: str) -> "AttributeValueTypeDef":
+    return {"S": value}
+
+
+def _number(value: int) -> "AttributeValueTypeDef":
+    return {"N": str(value)}
+
+
+def _unavailable(exc: BotoCoreError | ClientError) -> StorageUnavailable:
+    """The one translation of this adapter's SDK failures: not the caller's fault, a 5xx."""
+    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+    return StorageUnavailable(f"DynamoDB request failed ({code or type(exc).__name__})")

@@ -1,0 +1,68 @@
+"""An in-memory CapacityCounters, faithful to the port in `vmx/capacity/ledger.py`.
+
+One lock stands for DynamoDB's atomic conditional write: a reservation checks every window and counts in
+all of them, or in none, as one step. It keeps only each period's latest window, as the table does.
+"""
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from vmx.capacity.ledger import (
+    CounterScope,
+    Reservation,
+    WindowCount,
+    WindowLimit,
+    WindowUsage,
+    admissible_limits,
+    in_refusal_order,
+    open_windows,
+    refuse_if_full,
+    usage_of,
+    window_state,
+)
+from vmx.connections.capacity import CapacityPeriod
+
+
+class InMemoryCapacityCounters:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[CounterScope, dict[CapacityPeriod, WindowCount]] = {}
+
+    def reserve(self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime) -> Reservation:
+        ordered = admissible_limits(limits, tokens, now)
+        with self._lock:
+            stored = self._counts.setdefault(scope, {})
+            states = [window_state(limit.period, stored.get(limit.period), now) for limit in ordered]
+            for limit, state in zip(ordered, states, strict=True):
+                refuse_if_full(limit, state, tokens, now)
+            for state in states:
+                stored[state.window.period] = WindowCount(
+                    state.window.id, state.requests + Reservation.requests, state.tokens + tokens
+                )
+            usage = tuple(usage_of(limit, window_state(limit.period, stored[limit.period], now)) for limit in ordered)
+        return Reservation(scope, {state.window.period: state.window.id for state in states}, tokens, usage)
+
+    def release(self, reservation: Reservation) -> None:
+        self._adjust(reservation.scope, reservation.windows, -reservation.requests, -reservation.tokens)
+
+    def reconcile(self, reservation: Reservation, actual_tokens: int, now: datetime) -> None:
+        if actual_tokens < 0:
+            raise ValueError("actual_tokens must not be negative")
+        self._adjust(reservation.scope, open_windows(reservation, now), 0, actual_tokens - reservation.tokens)
+
+    def usage(self, scope: CounterScope, limits: Sequence[WindowLimit], now: datetime) -> list[WindowUsage]:
+        with self._lock:
+            stored = dict(self._counts.get(scope, {}))
+        return [
+            usage_of(limit, window_state(limit.period, stored.get(limit.period), now))
+            for limit in in_refusal_order(limits)
+        ]
+
+    def _adjust(self, scope: CounterScope, windows: Mapping[CapacityPeriod, str], requests: int, tokens: int) -> None:
+        with self._lock:
+            stored = self._counts.get(scope, {})
+            for period, window_id in windows.items():
+                count = stored.get(period)
+                if count is not None and count.window_id == window_id:
+                    stored[period] = WindowCount(window_id, count.requests + requests, count.tokens + tokens)

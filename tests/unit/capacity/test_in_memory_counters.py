@@ -1,0 +1,12 @@
+"""The in-memory fake holds to the same contract as the DynamoDB adapter, so unit tests may trust it."""
+
+import pytest
+
+from tests.capacity_fakes import InMemoryCapacityCounters
+from tests.unit.capacity.counters_contract import CapacityCountersContract
+
+
+class TestInMemoryCapacityCounters(CapacityCountersContract):
+    @pytest.fixture
+    def counters(self) -> InMemoryCapacityCounters:
+        return InMemoryCapacityCounters()
