@@ -1,0 +1,1 @@
+"""Benchmarks, run as modules: `uv run --frozen python -m bench.<name>`. Not collected by pytest."""

@@ -1,0 +1,97 @@
+"""The official openai SDK against the local stack, through a connection to a loopback provider."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+import requests
+
+from tests.loopback_providers import LOOPBACK_ANSWER, LoopbackProvider, loopback_provider
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[LoopbackProvider]:
+    with loopback_provider("openai") as server:
+        yield server
+
+
+def connect(local_stack: dict[str, str], provider: LoopbackProvider, **fields: Any) -> str:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    url = (
+        f"{local_stack['baseUrl']}/api/v1/workspaces/{local_stack['workspaceId']}"
+        f"/environments/{local_stack['environmentId']}/ai-connections"
+    )
+    body: dict[str, Any] = {
+        "name": name,
+        "provider": "openai",
+        "config": {"apiKey": provider.api_key, "baseUrl": provider.base_url},
+    }
+    response = requests.post(
+        url, json={**body, **fields}, headers={"Authorization": f"Bearer {local_stack['apiKey']}"}, timeout=10
+    )
+    assert response.status_code == 201, response.text
+    return name
+
+
+@pytest.fixture
+def client(local_stack: dict[str, str]) -> openai.OpenAI:
+    base_url = (
+        f"{local_stack['baseUrl']}/api/v1/workspaces/{local_stack['workspaceId']}"
+        f"/environments/{local_stack['environmentId']}"
+    )
+    # no retries: a 429 must surface, not be waited out
+    return openai.OpenAI(base_url=base_url, api_key=local_stack["apiKey"], max_retries=0, timeout=20)
+
+
+def test_a_completion(client: openai.OpenAI, local_stack: dict[str, str], provider: LoopbackProvider) -> None:
+    name = connect(local_stack, provider)
+
+    completion = client.chat.completions.create(
+        model=f"{name}/gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}], max_tokens=20
+    )
+
+    assert completion.choices[0].message.content == LOOPBACK_ANSWER
+    assert completion.model == f"{name}/gpt-4o-mini"
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+
+
+def test_a_stream(client: openai.OpenAI, local_stack: dict[str, str], provider: LoopbackProvider) -> None:
+    name = connect(local_stack, provider)
+
+    stream = client.chat.completions.create(
+        model=f"{name}/gpt-4o-mini",
+        messages=[{"role": "user", "content": "Say hello"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == LOOPBACK_ANSWER
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+
+
+def test_the_model_list(client: openai.OpenAI, local_stack: dict[str, str], provider: LoopbackProvider) -> None:
+    name = connect(local_stack, provider, allowedModels=["gpt-4o", "gpt-4o-mini"])
+
+    models = {model.id for model in client.models.list()}
+
+    assert {f"{name}/gpt-4o", f"{name}/gpt-4o-mini"} <= models
+
+
+def test_spent_capacity_raises_rate_limit_error(
+    client: openai.OpenAI, local_stack: dict[str, str], provider: LoopbackProvider
+) -> None:
+    # a day window: the two requests cannot straddle its boundary, as they could a minute's
+    name = connect(local_stack, provider, capacity=[{"period": "day", "requests": 1}])
+    messages: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+    client.chat.completions.create(model=f"{name}/gpt-4o-mini", messages=messages)
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model=f"{name}/gpt-4o-mini", messages=messages)
+
+    assert f"AI connection '{name}' reached its per-day limit of 1 requests" in str(refused.value)
+    assert 1 <= int(refused.value.response.headers["retry-after"]) <= 86_400
+    assert refused.value.response.headers["x-ratelimit-remaining-requests"] == "0"

@@ -1,0 +1,109 @@
+"""Many Lambda instances at once on one connection with a small minute limit: exactly the limit is
+admitted, every other request is a 429 with Retry-After, and the stored counters match.
+
+Each "instance" is a CompletionService with its own DynamoDB client, as separate Lambda instances would
+have. moto is not a concurrent database, so only its calls take turns (OneCallAtATime); the instances
+plan, retry and call the provider concurrently, and what keeps the limit is the conditions in the writes.
+"""
+
+import os
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
+
+import boto3
+import pytest
+
+from tests.functional.capacity.test_concurrent_admission import OneCallAtATime
+from tests.functional.conftest import Tenant
+from tests.loopback_providers import LoopbackProvider, loopback_provider
+from vmx import wiring
+from vmx.access.policy import Principal
+from vmx.capacity.ledger import CounterScope, limits_for
+from vmx.clock import utc_now
+from vmx.completions.openai_models import ChatCompletionRequest
+from vmx.connections.service import ConnectionScope
+from vmx.gateway.service import CompletionOutcome, CompletionService, OverCapacity
+from vmx.settings import CompletionsSettings
+from vmx.storage.capacity_store import DynamoCapacityCounters
+from vmx.tenancy.models import Role
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+INSTANCES = 16
+REQUESTS_PER_INSTANCE = 3
+MINUTE_LIMIT = 10
+
+
+@pytest.fixture
+def provider() -> Iterator[LoopbackProvider]:
+    with loopback_provider("openai") as server:
+        yield server
+
+
+def lambda_instance(turn: threading.Lock, now: datetime) -> CompletionService:
+    settings = CompletionsSettings.from_environ(os.environ)
+    service = wiring.completion_service(settings)
+    # one instant for the whole race, so it can never straddle a minute boundary
+    service._clock = lambda: now
+    client = OneCallAtATime(boto3.client("dynamodb", region_name=settings.aws_region), turn)
+    service._counters = DynamoCapacityCounters(
+        settings.capacity_table_name, settings.aws_region, client=cast("DynamoDBClient", client)
+    )
+    return service
+
+
+def test_concurrent_instances_admit_exactly_the_limit(tenant: Tenant, provider: LoopbackProvider) -> None:
+    created = tenant.api.post(
+        tenant.connections_path,
+        {
+            "name": "busy",
+            "provider": "openai",
+            "config": {"apiKey": provider.api_key, "baseUrl": provider.base_url},
+            "capacity": [{"period": "minute", "requests": MINUTE_LIMIT}],
+        },
+    ).body
+    principal = Principal("racer", tenant.workspace_id, Role.GATEWAY, None, platform_admin=False)
+    scope = ConnectionScope(tenant.workspace_id, tenant.environment_id)
+    request = ChatCompletionRequest.model_validate(
+        {"model": "busy/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    )
+    turn, now = threading.Lock(), utc_now()
+    instances = [lambda_instance(turn, now) for _ in range(INSTANCES)]
+    outcomes: list[object] = []
+    outcomes_lock = threading.Lock()
+    start = threading.Barrier(INSTANCES)
+
+    def serve(instance: CompletionService) -> None:
+        start.wait(timeout=10)
+        for _ in range(REQUESTS_PER_INSTANCE):
+            try:
+                outcome: object = instance.complete(principal, scope, request, "198.51.100.9")
+            except OverCapacity as refused:
+                outcome = refused
+            with outcomes_lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=serve, args=(instance,)) for instance in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    admitted = [outcome for outcome in outcomes if isinstance(outcome, CompletionOutcome)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, OverCapacity)]
+    assert len(outcomes) == INSTANCES * REQUESTS_PER_INSTANCE
+    assert len(admitted) == MINUTE_LIMIT
+    assert len(refused) == len(outcomes) - MINUTE_LIMIT
+    assert all(refusal.retry_after_seconds is not None and refusal.retry_after_seconds >= 1 for refusal in refused)
+    assert len(provider.requests) == MINUTE_LIMIT
+    settings = CompletionsSettings.from_environ(os.environ)
+    counters = DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region)
+    connection = wiring.completion_service(settings)._connections.get(
+        tenant.workspace_id, tenant.environment_id, created["connectionId"]
+    )
+    assert connection is not None
+    [minute] = counters.usage(CounterScope(created["connectionId"], None), limits_for(connection.capacity, None), now)
+    assert minute.requests_used == MINUTE_LIMIT
