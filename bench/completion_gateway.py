@@ -57,35 +57,45 @@ EXPECTED_ROWS = [("completions", "KMS", "Decrypt", ""), ("completions", "STS", "
 Call = tuple[str, str, str, str]
 
 
-class AwsCallCounter:
-    """A botocore `before-parameter-build` handler: one count per API call (retries excluded), by the function making it.
+class AwsCalls:
+    """Counts and times AWS API calls through botocore's event system, by the function making them.
 
-    Registered in botocore's built-in handlers, so every session created afterwards counts: boto3's default
-    session and each of pynamodb's own botocore sessions alike.
+    Its handlers join botocore's built-in ones, so every session created afterwards has them: boto3's default
+    session and each of pynamodb's own botocore sessions alike. `before-parameter-build` fires once per API
+    call (retries excluded) with the call's own parameters, `after-call` once its response is parsed.
     """
 
     def __init__(self) -> None:
         self.function = "setup"
-        self.calls: Counter[Call] = Counter()
+        self.counts: Counter[Call] = Counter()
+        self.nanoseconds = 0
+        self._started = 0
 
-    def __call__(self, model: OperationModel, params: dict[str, Any], **_: Any) -> None:
+    def _before(self, model: OperationModel, params: dict[str, Any], **_: Any) -> None:
         table = str(params.get("TableName", "")).removeprefix(NAME_PREFIX).removesuffix("Table")
-        self.calls[(self.function, model.service_model.service_id, model.name, table)] += 1
+        self.counts[(self.function, model.service_model.service_id, model.name, table)] += 1
+        self._started = time.perf_counter_ns()
+
+    def _after(self, **_: Any) -> None:
+        self.nanoseconds += time.perf_counter_ns() - self._started
 
     @contextlib.contextmanager
-    def installed(self) -> Iterator["AwsCallCounter"]:
-        entry = ("before-parameter-build", self)
-        BUILTIN_HANDLERS.append(entry)
+    def installed(self) -> Iterator["AwsCalls"]:
+        entries = [("before-parameter-build", self._before), ("after-call", self._after)]
+        BUILTIN_HANDLERS.extend(entries)
         try:
             yield self
         finally:
-            BUILTIN_HANDLERS.remove(entry)
+            for entry in entries:
+                BUILTIN_HANDLERS.remove(entry)
 
 
 @dataclass(frozen=True)
 class CaseResult:
     calls_per_request: dict[Call, float]
-    milliseconds: list[float]
+    # per measured request: through the gateway, and the part of it spent in AWS SDK calls
+    total_ms: list[float]
+    aws_ms: list[float]
     # KMS Decrypt calls during warm-up: the credentials cache filling
     warmup_decrypts: int
 
@@ -112,12 +122,12 @@ def configure_environment() -> None:
     os.environ[CREDENTIALS_KEY_ENV_VAR] = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
 
 
-def attributed_gateway(counter: AwsCallCounter) -> ApiGateway:
-    """The in-process gateway of tests/functional/api.py, telling the counter which function is running."""
+def attributed_gateway(aws: AwsCalls) -> ApiGateway:
+    """The in-process gateway of tests/functional/api.py, telling `aws` which function is running."""
     runtime = LambdaRuntime(FUNCTIONS, {function.name: load_handler(function) for function in FUNCTIONS})
 
     def invoke(name: str, event: dict[str, Any]) -> Any:
-        counter.function = name
+        aws.function = name
         return runtime.invoke(name, event)
 
     return ApiGateway(ROUTES, invoke, AUTHORIZER.name)
@@ -148,7 +158,7 @@ def environment_path() -> tuple[str, str]:
 
 def run_case(
     gateway: ApiGateway,
-    counter: AwsCallCounter,
+    aws: AwsCalls,
     provider: LoopbackProvider,
     name: str,
     capacity: list[dict[str, Any]],
@@ -165,20 +175,23 @@ def run_case(
     completion = {**PROMPT, "model": f"{connection_name}/{MODEL}"}
     headers = [("Content-Type", "application/json"), ("Authorization", f"Bearer {token}")]
     request = HttpRequest("POST", path + "/chat/completions", headers, json.dumps(completion).encode(), SOURCE_IP)
-    milliseconds: list[float] = []
+    total_ms: list[float] = []
+    aws_ms: list[float] = []
     warmup_decrypts = 0
     for index in range(warmup + requests):
         if index == warmup:
-            warmup_decrypts = counter.calls[("completions", "KMS", "Decrypt", "")]
-            counter.calls.clear()
+            warmup_decrypts = aws.counts[("completions", "KMS", "Decrypt", "")]
+            aws.counts.clear()
+        aws.nanoseconds = 0
         started = time.perf_counter_ns()
         response = gateway.handle(request)
         elapsed = time.perf_counter_ns() - started
         assert response.status == 200, response.body.decode()
         if index >= warmup:
-            milliseconds.append(elapsed / 1e6)
-    per_request = {call: count / requests for call, count in counter.calls.items()}
-    return CaseResult(per_request, milliseconds, warmup_decrypts)
+            total_ms.append(elapsed / 1e6)
+            aws_ms.append(aws.nanoseconds / 1e6)
+    per_request = {call: count / requests for call, count in aws.counts.items()}
+    return CaseResult(per_request, total_ms, aws_ms, warmup_decrypts)
 
 
 def loopback_round_trips(provider: LoopbackProvider, requests: int, warmup: int) -> list[float]:
@@ -228,19 +241,24 @@ def report(results: dict[str, CaseResult], loopback: list[float], requests: int,
     ]
     lines += ["| | median | p99 | min | max |", "|---|---:|---:|---:|---:|"]
     provider = statistics.median(loopback)
-    for name in names:
-        lines.append(f"| through the gateway, {name} | {summary(results[name].milliseconds)} |")
     lines.append(f"| loopback provider alone (urllib3 round trip) | {summary(loopback)} |")
     for name in names:
-        added = [total - provider for total in results[name].milliseconds]
-        lines.append(f"| **gateway added**, {name} | {summary(added)} |")
+        result = results[name]
+        added = [total - provider for total in result.total_ms]
+        outside = [total - aws - provider for total, aws in zip(result.total_ms, result.aws_ms, strict=True)]
+        lines += [
+            f"| through the gateway, {name} | {summary(result.total_ms)} |",
+            f"| **gateway added**, {name} | {summary(added)} |",
+            f"| of which in AWS SDK calls (botocore + moto), {name} | {summary(result.aws_ms)} |",
+            f"| of which outside them, {name} | {summary(outside)} |",
+        ]
     lines += [
         "",
-        "Gateway added = each request's time through the gateway minus the loopback's median round trip.",
-        "It covers the authorizer and the completions function (routing, validation, capacity, credentials,",
-        "the provider call's client side, logs and metrics). moto runs in-process, so DynamoDB and KMS calls",
-        "cost no network time here: the figure is the gateway's own CPU cost plus moto's; real DynamoDB adds",
-        "a few ms per call, in sequence.",
+        "Gateway added = a request's time through the gateway minus the loopback's median round trip: the",
+        "authorizer and the completions function (routing, validation, capacity, credentials, the provider",
+        "call's client side, logs and metrics) and the API Gateway emulation. moto runs in-process, so AWS",
+        "calls cost no network time here, only botocore's work and moto's: the figure is the gateway's own",
+        "CPU cost plus the emulator's. Real DynamoDB adds a few ms per call, and these calls run in sequence.",
     ]
     return "\n".join(lines)
 
@@ -258,19 +276,19 @@ def main(argv: list[str] | None = None) -> None:
     loopback_providers._Handler.disable_nagle_algorithm = True
     # The authorizer records no business metric, as expected (pyproject's pytest filter says the same).
     warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
-    counter = AwsCallCounter()
+    aws = AwsCalls()
     # The functions' JSON logs and metrics go to stdout, as in Lambda; here they are written, then dropped.
     with (
-        counter.installed(),
+        aws.installed(),
         mock_aws(),
         loopback_provider("openai") as provider,
         open(os.devnull, "w") as devnull,  # noqa: PTH123 - a stream for redirect_stdout
         contextlib.redirect_stdout(devnull),
     ):
         configure_environment()
-        gateway = attributed_gateway(counter)
+        gateway = attributed_gateway(aws)
         results = {
-            name: run_case(gateway, counter, provider, name, capacity, args.requests, args.warmup)
+            name: run_case(gateway, aws, provider, name, capacity, args.requests, args.warmup)
             for name, capacity in CASES.items()
         }
         loopback = loopback_round_trips(provider, args.requests, args.warmup)

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -95,3 +96,38 @@ def test_spent_capacity_raises_rate_limit_error(
     assert f"AI connection '{name}' reached its per-day limit of 1 requests" in str(refused.value)
     assert 1 <= int(refused.value.response.headers["retry-after"]) <= 86_400
     assert refused.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_the_readme_sdk_example_runs(local_stack: dict[str, str], provider: LoopbackProvider) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("<!-- e2e:sdk -->")[1].split("<!-- e2e:end -->")[0].split("```python")[1].split("```")[0]
+    # a fresh environment of its own, so the example's connection name is free
+    headers = {"Authorization": f"Bearer {local_stack['apiKey']}"}
+    environment = requests.post(
+        f"{local_stack['baseUrl']}/api/v1/workspaces/{local_stack['workspaceId']}/environments",
+        json={"name": f"sdk-example-{uuid.uuid4().hex[:8]}"},
+        headers=headers,
+        timeout=10,
+    ).json()["environmentId"]
+    connection: dict[str, Any] = {
+        "name": "openai-prod",
+        "provider": "openai",
+        "config": {"apiKey": provider.api_key, "baseUrl": provider.base_url},
+    }
+    created = requests.post(
+        f"{local_stack['baseUrl']}/api/v1/workspaces/{local_stack['workspaceId']}/environments/{environment}/ai-connections",
+        json=connection,
+        headers=headers,
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    names = {
+        "BASE_URL": local_stack["baseUrl"],
+        "WS": local_stack["workspaceId"],
+        "ENV": environment,
+        "API_KEY": local_stack["apiKey"],
+    }
+
+    exec(compile(example, "README.md", "exec"), names)  # noqa: S102 - the README's own example
+
+    assert "openai-prod/gpt-4o-mini" in names["models"]
