@@ -143,7 +143,9 @@ class CompletionService:
         admitted = False
         try:
             for counter_scope, limits in self._scoped_limits(connection, source_ip):
-                reservations.append(self._counters.reserve(counter_scope, limits, tokens, now))
+                # a scope that limits no tokens does not count them, and so needs no reconciling after
+                counted = tokens if any(limit.tokens is not None for limit in limits) else 0
+                reservations.append(self._counters.reserve(counter_scope, limits, counted, now))
             admitted = True
         except CapacityExceeded as exceeded:
             rate_limits = self._rate_limits(connection, source_ip)
@@ -157,7 +159,8 @@ class CompletionService:
     def _reconcile(self, reservations: list[Reservation], actual_tokens: int) -> None:
         now = self._clock()
         for reservation in reservations:
-            self._counters.reconcile(reservation, actual_tokens, now)
+            if reservation.tokens:
+                self._counters.reconcile(reservation, actual_tokens, now)
 
     def _rate_limits(self, connection: Connection, source_ip: str) -> RateLimits:
         now = self._clock()
@@ -185,6 +188,8 @@ def _after(reservations: list[Reservation], actual_tokens: int) -> RateLimits:
     """The windows as the reservations left them, with the tokens corrected to what was actually used."""
     usages = [
         dataclasses.replace(usage, tokens_used=usage.tokens_used + actual_tokens - reservation.tokens)
+        if reservation.tokens
+        else usage
         for reservation in reservations
         for usage in reservation.usage
     ]
