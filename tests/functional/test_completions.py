@@ -210,3 +210,13 @@ def test_capacity_utilization_shows_every_window(tenant: Tenant, provider: Loopb
     assert windows[("hour", None)]["tokensRemaining"] == 1000 - 19
     assert windows[("lifetime", None)]["resetsAt"] is None
     assert windows[("day", "source-ip")]["requestsRemaining"] == 4
+
+
+def test_rotating_credentials_does_not_reset_counts(tenant: Tenant, provider: LoopbackProvider) -> None:
+    created = connect(tenant, provider, capacity=[{"period": "day", "requests": 1}])
+    ask(tenant)
+
+    rotated = tenant.api.patch(f"{tenant.connections_path}/{created['connectionId']}", {"config": {"apiKey": "sk-new"}})
+
+    assert rotated.status == 200
+    assert ask(tenant).status == 429
