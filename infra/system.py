@@ -78,7 +78,17 @@ CAPACITY_TABLE = Table(
     ttl_attribute="expiresAt",
 )
 
-TABLES: tuple[Table, ...] = (TENANCY_TABLE, CONNECTIONS_TABLE, CAPACITY_TABLE)
+# Usage statistics: hour and day buckets per connection (`USAGE#<connectionId>` / `<granularity>#<start>`),
+# and one marker per counted event (`EVENT#<eventId>`) that expires once duplicates can no longer arrive.
+USAGE_TABLE = Table(
+    logical_id="UsageTable",
+    env_var="USAGE_TABLE_NAME",
+    partition_key="pk",
+    sort_key="sk",
+    ttl_attribute="expiresAt",
+)
+
+TABLES: tuple[Table, ...] = (TENANCY_TABLE, CONNECTIONS_TABLE, CAPACITY_TABLE, USAGE_TABLE)
 
 AUTHORIZER = Function(
     name="authorizer",
