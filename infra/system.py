@@ -39,8 +39,31 @@ class Function:
     kms_actions: tuple[str, ...] = ()
     # sts:AssumeRole on the customer roles named by Bedrock connections (iamRoleArn)
     assumes_provider_roles: bool = False
+    # events:PutEvents on the stack's bus (EVENT_BUS_NAME)
+    publishes_events: bool = False
     memory_mb: int = 512
     timeout_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class EventQueue:
+    """An EventBridge rule on the bus, for these detail types, delivering to an SQS queue whose consumer
+    function reports partial batch failures; after `max_receive_count` failed receives a message moves to
+    the queue's dead-letter queue, which has an alarm."""
+
+    name: str
+    consumer: str
+    detail_types: tuple[str, ...]
+    max_receive_count: int = 5
+    batch_size: int = 10
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    function: str
+    # an EventBridge schedule expression
+    expression: str
 
 
 @dataclass(frozen=True)
@@ -136,6 +159,7 @@ CONNECTIONS = Function(
     },
     # only encrypts: decryption belongs to the function that calls providers
     kms_actions=("kms:GenerateDataKey",),
+    publishes_events=True,
 )
 
 COMPLETIONS = Function(
@@ -149,12 +173,49 @@ COMPLETIONS = Function(
     # decrypts credentials just before calling the provider, once per connection version per warm instance
     kms_actions=("kms:Decrypt",),
     assumes_provider_roles=True,
+    publishes_events=True,
     memory_mb=1024,
     # API Gateway gives up at 29 s; the provider timeout (25 s) leaves room to answer with a 504 first
     timeout_seconds=29,
 )
 
-FUNCTIONS: tuple[Function, ...] = (AUTHORIZER, TENANCY, CONNECTIONS, COMPLETIONS)
+DISCOVERY = Function(
+    name="discovery",
+    description="Persists the rate limits providers report into connections' discovered capacity",
+    source_dir="discovery",
+    tables={CONNECTIONS_TABLE.logical_id: ("dynamodb:UpdateItem",)},
+)
+
+USAGE = Function(
+    name="usage",
+    description="Aggregates completions into hourly and daily usage statistics",
+    source_dir="usage",
+    tables={USAGE_TABLE.logical_id: ("dynamodb:PutItem", "dynamodb:UpdateItem")},
+)
+
+BEDROCK_QUOTAS = Function(
+    name="bedrock-quotas",
+    description="Reads Bedrock connections' quotas from Service Quotas, as their discovered capacity",
+    source_dir="bedrock_quotas",
+    tables={CONNECTIONS_TABLE.logical_id: ("dynamodb:Scan",)},
+    # quotas live in the connection's account: read with its role (or its stored keys, hence Decrypt)
+    kms_actions=("kms:Decrypt",),
+    assumes_provider_roles=True,
+    publishes_events=True,
+    timeout_seconds=120,
+)
+
+FUNCTIONS: tuple[Function, ...] = (AUTHORIZER, TENANCY, CONNECTIONS, COMPLETIONS, DISCOVERY, USAGE, BEDROCK_QUOTAS)
+
+# Where the events the functions publish come from, and their kinds (vmx.events defines their details).
+EVENT_SOURCE = "vmx.ai-connections"
+
+EVENT_QUEUES: tuple[EventQueue, ...] = (
+    EventQueue("discovered-capacity", DISCOVERY.name, ("RateLimitsObserved",)),
+    EventQueue("usage", USAGE.name, ("CompletionRecorded",)),
+)
+
+SCHEDULES: tuple[Schedule, ...] = (Schedule("bedrock-quotas", BEDROCK_QUOTAS.name, "rate(6 hours)"),)
 
 _WS = "/api/v1/workspaces/{workspaceId}"
 _ENV = _WS + "/environments/{environmentId}"
