@@ -7,9 +7,10 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra import system
+from infra.alarms import Alarms
 from infra.api import Api
 from infra.data import Data
-from infra.events import Events
+from infra.events import EVENT_BUS_ENV_VAR, Events, QueueDelivery, ScheduledInvocation
 from infra.keys import CredentialsKey
 from infra.layers import Layers
 from infra.provider_access import allow_assuming_provider_roles
@@ -53,6 +54,8 @@ class VmxAiConnectionsStack(Stack):
             }
             if spec.kms_actions:
                 environment |= key_environment
+            if spec.publishes_events:
+                environment[EVENT_BUS_ENV_VAR] = self.events.bus.event_bus_name
             function = StandardFunction(
                 self,
                 _construct_id(spec.name),
@@ -67,7 +70,28 @@ class VmxAiConnectionsStack(Stack):
                 self.credentials_key.grant(function.role, spec.kms_actions)
             if spec.assumes_provider_roles:
                 allow_assuming_provider_roles(function.role)
+            if spec.publishes_events:
+                self.events.allow_publishing(function.role)
             self.functions[spec.name] = function
+
+        self.alarms = Alarms(self, "Alarms")
+        self.event_queues = {
+            spec.name: QueueDelivery(
+                self,
+                _construct_id(spec.name) + "Queue",
+                spec=spec,
+                bus=self.events.bus,
+                consumer=self.functions[spec.consumer],
+                alarm_action=self.alarms.action,
+            )
+            for spec in system.EVENT_QUEUES
+        }
+        self.schedules = {
+            spec.name: ScheduledInvocation(
+                self, _construct_id(spec.name) + "Schedule", spec=spec, function=self.functions[spec.function]
+            )
+            for spec in system.SCHEDULES
+        }
 
         self.api = Api(
             self,
@@ -83,6 +107,8 @@ class VmxAiConnectionsStack(Stack):
             CfnOutput(self, f"{table_id}Name", value=table.table_name)
         CfnOutput(self, "CredentialsKeyArn", value=self.credentials_key.key.key_arn)
         CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
+        # Subscribe to it (email, chat, paging) to hear about events that failed for good.
+        CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
 
     def _context_dir(self, key: str, default: Path) -> Path:
         value = self.node.try_get_context(key)

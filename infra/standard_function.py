@@ -36,6 +36,7 @@ class StandardFunction(Construct):
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        self.spec = spec
         self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
         # An own role instead of AWSLambdaBasicExecutionRole, which may write to every log group in the account.
         self.role = iam.Role(

@@ -154,8 +154,9 @@ CONNECTIONS = Function(
             "dynamodb:PutItem",
             "dynamodb:DeleteItem",
         ),
-        # reads the counters for the capacity utilization route
+        # reads the counters for the capacity utilization route, and the usage statistics
         CAPACITY_TABLE.logical_id: ("dynamodb:GetItem",),
+        USAGE_TABLE.logical_id: ("dynamodb:Query",),
     },
     # only encrypts: decryption belongs to the function that calls providers
     kms_actions=("kms:GenerateDataKey",),
@@ -241,6 +242,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", _CONN + "/{connectionId}", CONNECTIONS.name),
     Route("DELETE", _CONN + "/{connectionId}", CONNECTIONS.name),
     Route("GET", _CONN + "/{connectionId}/capacity", CONNECTIONS.name),
+    Route("GET", _CONN + "/{connectionId}/usage", CONNECTIONS.name),
     Route("POST", _ENV + "/chat/completions", COMPLETIONS.name),
     Route("GET", _ENV + "/models", COMPLETIONS.name),
 )

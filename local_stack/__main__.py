@@ -13,7 +13,8 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from infra import system
-from local_stack.emulator import point_environment_at, provision, start_moto
+from local_stack.emulator import moto_client, point_environment_at, provision, start_moto
+from local_stack.event_delivery import LOCAL_VISIBILITY_TIMEOUT_SECONDS, EventDelivery, LocalQueue
 from local_stack.gateway import ApiGateway
 from local_stack.lambda_runtime import LambdaRuntime, load_handler
 from local_stack.server import GatewayServer
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     moto, endpoint_url = start_moto(args.host)
     try:
         point_environment_at(endpoint_url)
-        os.environ.update(provision(system.TABLES, endpoint_url))
+        provisioned = provision(system.TABLES, system.EVENT_QUEUES, endpoint_url)
+        os.environ.update(provisioned.environment)
         os.environ.update(cipher_environment(credentials_key(state_dir)))
         runtime = LambdaRuntime(system.FUNCTIONS, {f.name: load_handler(f) for f in system.FUNCTIONS})
         gateway = ApiGateway(system.ROUTES, runtime.invoke, system.AUTHORIZER.name)
@@ -70,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             logger.error("cannot listen on %s:%d (%s); pass --port or set PORT", args.host, args.port, exc)
             return 1
-        with server:
+        delivery = EventDelivery(provisioned.queues, moto_client("sqs", endpoint_url), runtime.invoke)
+        # Leaving the block stops the pollers first, then the server, and moto last of all.
+        with server, delivery:
             # A bootstrap file from an earlier run names data that no longer exists.
             (state_dir / BOOTSTRAP_FILE).unlink(missing_ok=True)
             # Imported once the environment is set, as Lambda sets it before importing a handler.
@@ -87,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "environmentId": first.environment_id,
                 },
             )
-            print_banner(base_url, first, bootstrap_path, state_dir)
+            print_banner(base_url, first, bootstrap_path, state_dir, provisioned.queues)
             serve_until_signal(server)
             bootstrap_path.unlink(missing_ok=True)
     finally:
@@ -96,7 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def print_banner(base_url: str, first: Bootstrap, bootstrap_path: Path, state_dir: Path) -> None:
+def print_banner(
+    base_url: str, first: Bootstrap, bootstrap_path: Path, state_dir: Path, queues: Sequence[LocalQueue]
+) -> None:
+    deliveries = "\n".join(
+        f"  {', '.join(queue.spec.detail_types):<20} -> {queue.spec.consumer} "
+        f"(dead letters after {queue.spec.max_receive_count} attempts: {queue.dead_letter_url.rsplit('/', 1)[-1]})"
+        for queue in queues
+    )
+    schedules = ", ".join(f"{schedule.function} ({schedule.expression} in AWS)" for schedule in system.SCHEDULES)
     print(
         f"""
 VM-X AI Connections is running locally.
@@ -112,6 +124,11 @@ Data lives in memory and does NOT survive a restart: a restart starts empty, wit
 environment and API key. Only the credentials encryption key ({state_dir / CREDENTIALS_KEY_FILE}) is kept.
 Revoking an API key takes effect at once here; in AWS the authorizer cache may accept it for up to
 {system.AUTHORIZER_CACHE_SECONDS} seconds more.
+
+Events go through the same rules and queues as in AWS, to the same consumers, within a second or two:
+{deliveries}
+A record a consumer fails is retried every {LOCAL_VISIBILITY_TIMEOUT_SECONDS} seconds until it reaches its dead-letter queue.
+Schedules do not run locally: {schedules or "none"}.
 
 Stop with Ctrl+C.
 """,

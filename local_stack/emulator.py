@@ -1,21 +1,27 @@
-"""The AWS side of the local stack: moto's server in-process, and the tables, bus and keys on it."""
+"""The AWS side of the local stack: moto's server in-process, and the tables, bus, queues and key on it."""
 
 import logging
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
-from infra.system import CREDENTIALS_KEY_ENV_VAR, Table
+from infra.system import CREDENTIALS_KEY_ENV_VAR, EventQueue, Table
+from local_stack.event_delivery import LocalQueue, provision_event_queues
 from local_stack.lambda_runtime import REGION
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_events.client import EventBridgeClient
+    from mypy_boto3_kms.client import KMSClient
 
 NAME_PREFIX = "vmx-local-"
 EVENT_BUS_NAME = f"{NAME_PREFIX}events"
+# Names the bus to the functions that publish, as infra.events.EVENT_BUS_ENV_VAR does in AWS.
+EVENT_BUS_ENV_VAR = "EVENT_BUS_NAME"
 
 # What every function gets in AWS besides its resource names (infra/standard_function.py), and what
 # points the SDK at moto. The functions share one process here, so each sees every variable.
@@ -97,23 +103,38 @@ def create_table(client: "DynamoDBClient", table: Table) -> str:
     return name
 
 
-def provision(tables: Iterable[Table], endpoint_url: str) -> dict[str, str]:
-    """Creates the tables, the event bus and the KMS key on moto; returns the environment naming the
-    tables and the key.
+@dataclass(frozen=True)
+class Provisioned:
+    # what the functions are told: table names, the key id and the bus name
+    environment: dict[str, str]
+    queues: list[LocalQueue]
+
+
+def moto_client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=BASE_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=BASE_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def provision(tables: Iterable[Table], event_queues: Iterable[EventQueue], endpoint_url: str) -> Provisioned:
+    """Creates the tables, the event bus with the rules and queues of `event_queues`, and the KMS key on moto.
 
     Credentials are encrypted with libsodium locally (CREDENTIALS_CIPHER=sodium), but the KMS key id is
-    set too, as for the functions that may use the key in AWS. No function gets the bus's name: nothing
-    publishes to it yet.
+    set too, as for the functions that may use the key in AWS. The functions share one process here, so
+    every one of them sees every name, where in AWS each gets only its own.
     """
-    on_moto: dict[str, Any] = {
-        "endpoint_url": endpoint_url,
-        "region_name": REGION,
-        "aws_access_key_id": BASE_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": BASE_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
-    }
-    dynamodb = boto3.client("dynamodb", **on_moto)
+    dynamodb: DynamoDBClient = moto_client("dynamodb", endpoint_url)
     environment = {table.env_var: create_table(dynamodb, table) for table in tables}
-    boto3.client("events", **on_moto).create_event_bus(Name=EVENT_BUS_NAME)
-    key = boto3.client("kms", **on_moto).create_key(Description="vmx-local credentials")
-    environment[CREDENTIALS_KEY_ENV_VAR] = key["KeyMetadata"]["KeyId"]
-    return environment
+    events: EventBridgeClient = moto_client("events", endpoint_url)
+    events.create_event_bus(Name=EVENT_BUS_NAME)
+    environment[EVENT_BUS_ENV_VAR] = EVENT_BUS_NAME
+    queues = provision_event_queues(
+        moto_client("sqs", endpoint_url), events, event_queues, bus_name=EVENT_BUS_NAME, name_prefix=NAME_PREFIX
+    )
+    kms: KMSClient = moto_client("kms", endpoint_url)
+    environment[CREDENTIALS_KEY_ENV_VAR] = kms.create_key(Description="vmx-local credentials")["KeyMetadata"]["KeyId"]
+    return Provisioned(environment, queues)

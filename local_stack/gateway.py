@@ -11,20 +11,17 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from infra.system import Route
-from local_stack.lambda_runtime import ACCOUNT_ID, REGION
+from local_stack.lambda_runtime import ACCOUNT_ID, REGION, Invoke
 
 STAGE = "local"
 API_ID = "local"
 INVOKE_ACTION = "execute-api:Invoke"
-
-# The runtime's `invoke(function_name, event)`; it returns what the handler returned or raises.
-Invoke = Callable[[str, dict[str, Any]], Any]
 
 logger = logging.getLogger("local_stack")
 

@@ -13,6 +13,8 @@ from typing import Any
 from infra.system import Function
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
+# `LambdaRuntime.invoke(function_name, event)`: what the handler returned, or what it raised.
+Invoke = Callable[[str, dict[str, Any]], Any]
 
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"

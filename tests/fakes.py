@@ -8,7 +8,7 @@ and page newest first with opaque tokens checked the way the DynamoDB adapters c
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -21,6 +21,7 @@ from vmx.credentials.errors import CredentialsUnreadable
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
 from vmx.errors import Conflict, NotFound
 from vmx.pagination import Page, decode_token, encode_token
+from vmx.providers.catalog import ProviderId
 from vmx.tenancy.models import ApiKey, Environment, Workspace
 
 T = TypeVar("T")
@@ -193,6 +194,8 @@ class InMemoryConnectionRepository:
 
     `interleave` stands in for another writer: each action given runs just before one later
     `replace` or `remove` checks the stored version, as if a concurrent request had won the race.
+    Like the table, it never takes discovered capacity from `add` or `replace` (only the consumer of
+    observations writes it), and `list_all` leaves it out.
     """
 
     def __init__(self, tenancy: InMemoryTenancyRepository) -> None:
@@ -211,7 +214,7 @@ class InMemoryConnectionRepository:
             raise Conflict(f"AI connection {connection.connection_id} already exists")
         self._claim_name(connection)
         self._tenancy.change_connection_count(connection.workspace_id, connection.environment_id, +1)
-        self._connections[key] = connection.model_copy(deep=True)
+        self._connections[key] = connection.model_copy(update={"discovered_capacity": None}, deep=True)
 
     def get(self, workspace_id: str, environment_id: str, connection_id: str) -> Connection | None:
         connection = self._connections.get((workspace_id, environment_id, connection_id))
@@ -223,7 +226,7 @@ class InMemoryConnectionRepository:
         return _paged(
             [
                 connection
-                for connection in self.list_all(workspace_id, environment_id)
+                for connection in self._stored(workspace_id, environment_id)
                 if provider is None or connection.provider.value == provider
             ],
             lambda connection: f"{connection.created_at.isoformat()}#{connection.connection_id}",
@@ -239,7 +242,8 @@ class InMemoryConnectionRepository:
             raise StaleVersion
         if name_key(previous.name) != name_key(updated.name):
             self._claim_name(updated)
-        self._connections[_key(updated)] = updated.model_copy(deep=True)
+        kept = {"discovered_capacity": stored.discovered_capacity}
+        self._connections[_key(updated)] = updated.model_copy(update=kept, deep=True)
 
     def remove(self, connection: Connection) -> None:
         self._run_interleaved()
@@ -257,13 +261,25 @@ class InMemoryConnectionRepository:
 
     def list_all(self, workspace_id: str, environment_id: str) -> list[Connection]:
         return [
+            connection.model_copy(update={"discovered_capacity": None})
+            for connection in self._stored(workspace_id, environment_id)
+        ]
+
+    def scan_by_providers(self, providers: Collection[ProviderId]) -> Iterator[Connection]:
+        """`vmx.discovery.bedrock_quotas.BedrockConnections`: every workspace's, without discovered capacity."""
+        for connection in list(self._connections.values()):
+            if connection.provider in providers:
+                yield connection.model_copy(update={"discovered_capacity": None}, deep=True)
+
+    def _stored(self, workspace_id: str, environment_id: str) -> list[Connection]:
+        return [
             connection.model_copy(deep=True)
             for (owner, environment, _), connection in self._connections.items()
             if (owner, environment) == (workspace_id, environment_id)
         ]
 
     def _claim_name(self, connection: Connection) -> None:
-        for other in self.list_all(connection.workspace_id, connection.environment_id):
+        for other in self._stored(connection.workspace_id, connection.environment_id):
             if other.connection_id != connection.connection_id and name_key(other.name) == name_key(connection.name):
                 raise _name_taken("AI connection", connection.name, "environment")
 

@@ -15,6 +15,7 @@ from vmx import wiring
 from vmx.clock import utc_now
 from vmx.completions.openai_models import ChatCompletionRequest, sse_events
 from vmx.connections.service import ConnectionScope
+from vmx.events.publisher import EventPublisher
 from vmx.gateway.service import CompletionService
 from vmx.gateway.views import ModelList
 from vmx.http.app import current_principal, new_app, resolve
@@ -29,9 +30,17 @@ app = new_app(logger, register_openai_error_handlers)
 ENVIRONMENT = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>"
 
 
+def _event_publisher(bus_name: str, region: str) -> EventPublisher:
+    def count_unpublished(count: int) -> None:
+        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=count)
+
+    return wiring.event_publisher(bus_name, region, logger, count_unpublished)
+
+
 @cache
 def service() -> CompletionService:
-    return wiring.completion_service(CompletionsSettings.from_environ(os.environ))
+    settings = CompletionsSettings.from_environ(os.environ)
+    return wiring.completion_service(settings, _event_publisher(settings.event_bus_name, settings.aws_region))
 
 
 @app.post(ENVIRONMENT + "/chat/completions")

@@ -21,7 +21,9 @@ from vmx.connections.models import (
     ConnectionView,
 )
 from vmx.connections.service import ConnectionScope, ConnectionService
+from vmx.events.publisher import EventPublisher
 from vmx.gateway.capacity_report import CapacityReport, CapacityReporter
+from vmx.gateway.usage_report import UsageReporter, UsageSeries
 from vmx.http.app import NextToken, PageSize, current_principal, etag, if_match_version, new_app, resolve
 from vmx.providers.catalog import PROVIDERS
 from vmx.providers.views import ProviderList
@@ -36,14 +38,27 @@ CONNECTIONS = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>/ai-
 ProviderFilter = Annotated[str | None, Query(max_length=64, description="Only connections of this provider.")]
 
 
+def _event_publisher(bus_name: str, region: str) -> EventPublisher:
+    def count_unpublished(count: int) -> None:
+        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=count)
+
+    return wiring.event_publisher(bus_name, region, logger, count_unpublished)
+
+
 @cache
 def service() -> ConnectionService:
-    return wiring.connection_service(ConnectionsSettings.from_environ(os.environ))
+    settings = ConnectionsSettings.from_environ(os.environ)
+    return wiring.connection_service(settings, _event_publisher(settings.event_bus_name, settings.aws_region))
 
 
 @cache
 def capacity_reporter() -> CapacityReporter:
     return wiring.capacity_reporter(ConnectionsSettings.from_environ(os.environ))
+
+
+@cache
+def usage_reporter() -> UsageReporter:
+    return wiring.usage_reporter(ConnectionsSettings.from_environ(os.environ))
 
 
 @app.get("/api/v1/providers")
@@ -108,6 +123,19 @@ def get_capacity(workspaceId: UUID, environmentId: UUID, connectionId: UUID) -> 
     scope = ConnectionScope(str(workspaceId), str(environmentId))
     source_ip = app.current_event.request_context.identity.source_ip
     return capacity_reporter().report(current_principal(app), scope, str(connectionId), source_ip)
+
+
+@app.get(CONNECTIONS + "/<connectionId>/usage")
+def get_usage(
+    workspaceId: UUID,
+    environmentId: UUID,
+    connectionId: UUID,
+    start: Annotated[str, Query(alias="from", max_length=64, description="ISO 8601 instant with a time zone.")],
+    end: Annotated[str, Query(alias="to", max_length=64, description="ISO 8601 instant with a time zone.")],
+    granularity: Annotated[str, Query(max_length=16, description="hour or day.")] = "hour",
+) -> UsageSeries:
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    return usage_reporter().series(current_principal(app), scope, str(connectionId), start, end, granularity)
 
 
 def _connection_response(connection: Connection, status: HTTPStatus = HTTPStatus.OK) -> Response[ConnectionView]:

@@ -26,6 +26,9 @@ def aws() -> Iterator[None]:
         dynamodb = boto3.client("dynamodb")
         os.environ.update({table.env_var: create_table(dynamodb, table) for table in TABLES})
         os.environ["CREDENTIALS_KMS_KEY_ID"] = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+        os.environ["EVENT_BUS_NAME"] = (
+            boto3.client("events").create_event_bus(Name="vmx-test-events")["EventBusArn"].split("/")[-1]
+        )
         yield
 
 

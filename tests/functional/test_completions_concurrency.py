@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 import boto3
 import pytest
 
+from tests.event_fakes import InMemoryEventPublisher
 from tests.functional.capacity.test_concurrent_admission import OneCallAtATime
 from tests.functional.conftest import Tenant
 from tests.loopback_providers import LoopbackProvider, loopback_provider
@@ -45,7 +46,7 @@ def provider() -> Iterator[LoopbackProvider]:
 
 def lambda_instance(turn: threading.Lock, now: datetime) -> CompletionService:
     settings = CompletionsSettings.from_environ(os.environ)
-    service = wiring.completion_service(settings)
+    service = wiring.completion_service(settings, InMemoryEventPublisher())
     # one instant for the whole race, so it can never straddle a minute boundary
     service._clock = lambda: now
     client = OneCallAtATime(boto3.client("dynamodb", region_name=settings.aws_region), turn)
@@ -101,7 +102,7 @@ def test_concurrent_instances_admit_exactly_the_limit(tenant: Tenant, provider: 
     assert len(provider.requests) == MINUTE_LIMIT
     settings = CompletionsSettings.from_environ(os.environ)
     counters = DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region)
-    connection = wiring.completion_service(settings)._connections.get(
+    connection = wiring.completion_service(settings, InMemoryEventPublisher())._connections.get(
         tenant.workspace_id, tenant.environment_id, created["connectionId"]
     )
     assert connection is not None

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.event_fakes import InMemoryEventPublisher
 from tests.functional.conftest import Tenant
 from vmx import wiring
 from vmx.access.policy import Principal
@@ -77,7 +78,7 @@ def racing_service(tenant: Tenant) -> Callable[[int], Any]:
             tenancy_table_name=settings.tenancy_table_name,
             region=settings.aws_region,
         )
-        service = wiring.connection_service(settings)
+        service = wiring.connection_service(settings, InMemoryEventPublisher())
         service._connections = repository
         return service
 

@@ -1,6 +1,7 @@
 """One synth per test session (per xdist worker), shared by every infra test: no Docker, no AWS, no network."""
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,8 @@ import pytest
 from aws_cdk.assertions import Template
 
 from app import STACK_NAME
-from infra.stack import DEPENDENCIES_LAYER_DIR_CONTEXT, PROJECT_ROOT, VmxAiConnectionsStack
+from infra.stack import DEPENDENCIES_LAYER_DIR_CONTEXT, FUNCTIONS_DIR_CONTEXT, PROJECT_ROOT, VmxAiConnectionsStack
+from infra.system import FUNCTIONS
 from tests.infra.synthesized import Synthesized
 
 
@@ -29,10 +31,32 @@ def dependencies_layer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def synthesized(dependencies_layer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def functions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """functions/, or a copy of it with a placeholder handler for each function still being written: the
+    template does not depend on a handler's code, only on its folder being there."""
+    functions = PROJECT_ROOT / "functions"
+    missing = [spec.source_dir for spec in FUNCTIONS if not (functions / spec.source_dir).is_dir()]
+    if not missing:
+        return functions
+    copy = tmp_path_factory.mktemp("functions") / "functions"
+    shutil.copytree(functions, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for source_dir in missing:
+        (copy / source_dir).mkdir()
+        (copy / source_dir / "handler.py").write_text("def lambda_handler(event, context):\n    return {}\n")
+    return copy
+
+
+@pytest.fixture(scope="session")
+def synthesized(
+    dependencies_layer_dir: Path, functions_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Synthesized:
     assembly_dir = tmp_path_factory.mktemp("cdk.out")
     app = cdk.App(
-        context={**cdk_json_context(), DEPENDENCIES_LAYER_DIR_CONTEXT: str(dependencies_layer_dir)},
+        context={
+            **cdk_json_context(),
+            DEPENDENCIES_LAYER_DIR_CONTEXT: str(dependencies_layer_dir),
+            FUNCTIONS_DIR_CONTEXT: str(functions_dir),
+        },
         outdir=str(assembly_dir),
     )
     stack = VmxAiConnectionsStack(app, STACK_NAME)

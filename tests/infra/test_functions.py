@@ -6,9 +6,11 @@ import pytest
 from aws_cdk import App
 
 from infra import system
+from infra.events import EVENT_BUS_ENV_VAR
 from infra.layers import MissingDependenciesLayerError
 from infra.stack import DEPENDENCIES_LAYER_DIR_CONTEXT, VmxAiConnectionsStack
 from infra.system import FUNCTIONS, TABLES, Function
+from local_stack import emulator
 from local_stack.emulator import BASE_ENVIRONMENT
 from tests.infra.synthesized import Synthesized
 
@@ -49,11 +51,12 @@ def test_each_function_logs_to_its_own_group_with_a_retention(synthesized: Synth
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
-def test_each_function_gets_only_its_tables_its_key_and_the_powertools_settings(
+def test_each_function_gets_only_its_tables_its_key_its_bus_and_the_powertools_settings(
     synthesized: Synthesized, spec: Function
 ) -> None:
     variables = synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
     key_id = synthesized.logical_id(synthesized.stack.credentials_key.key)
+    bus_id = synthesized.logical_id(synthesized.stack.events.bus)
 
     table_variables = {TABLES_BY_ID[table_id].env_var: {"Ref": table_id} for table_id in spec.tables}
     key_variables = (
@@ -61,7 +64,8 @@ def test_each_function_gets_only_its_tables_its_key_and_the_powertools_settings(
         if spec.kms_actions
         else {}
     )
-    assert variables == {**POWERTOOLS_SETTINGS, **table_variables, **key_variables}
+    bus_variables = {EVENT_BUS_ENV_VAR: {"Ref": bus_id}} if spec.publishes_events else {}
+    assert variables == {**POWERTOOLS_SETTINGS, **table_variables, **key_variables, **bus_variables}
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
@@ -79,7 +83,11 @@ def test_only_the_functions_that_may_use_the_key_are_told_about_it(synthesized: 
         in synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
     }
 
-    assert told == {system.CONNECTIONS.name, system.COMPLETIONS.name}
+    assert told == {system.CONNECTIONS.name, system.COMPLETIONS.name, system.BEDROCK_QUOTAS.name}
+
+
+def test_the_local_stack_names_the_bus_in_the_same_variable() -> None:
+    assert emulator.EVENT_BUS_ENV_VAR == EVENT_BUS_ENV_VAR
 
 
 def test_the_local_stack_gives_its_functions_the_same_powertools_settings() -> None:

@@ -12,7 +12,8 @@ def only(synthesized: Synthesized, resource_type: str) -> tuple[str, dict[str, A
 
 
 def test_the_credentials_key_rotates_and_outlives_the_stack(synthesized: Synthesized) -> None:
-    key_id, key = only(synthesized, "AWS::KMS::Key")
+    key_id = synthesized.logical_id(synthesized.stack.credentials_key.key)
+    key = synthesized.resources[key_id]
     _, alias = only(synthesized, "AWS::KMS::Alias")
 
     assert key["Properties"]["EnableKeyRotation"] is True
@@ -29,7 +30,7 @@ def test_the_event_bus_is_named_after_the_stack(synthesized: Synthesized) -> Non
 
 def test_the_outputs_the_bootstrap_reads_exist(synthesized: Synthesized) -> None:
     outputs = synthesized.template.to_json()["Outputs"]
-    key_id, _ = only(synthesized, "AWS::KMS::Key")
+    key_id = synthesized.logical_id(synthesized.stack.credentials_key.key)
     bus_id, _ = only(synthesized, "AWS::Events::EventBus")
 
     assert {"ApiUrl", "TenancyTableName", "ConnectionsTableName", "CredentialsKeyArn", "EventBusName"} <= set(outputs)

@@ -15,6 +15,8 @@ ACKNOWLEDGED_RULES = {
     "AwsSolutions-IAM5[Resource::arn:aws:iam::*:role/*]",
     "AwsSolutions-APIG2",
     "AwsSolutions-COG4",
+    # on the event queues' dead-letter queues, which are where failed messages end
+    "AwsSolutions-SQS3",
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
 }
 MIN_REASON_WORDS = 12

@@ -3,11 +3,34 @@
 import pytest
 
 from infra.provider_access import CUSTOMER_ROLES
-from infra.system import AUTHORIZER, CONNECTIONS, CONNECTIONS_TABLE, FUNCTIONS, TABLES, TENANCY, TENANCY_TABLE, Function
+from infra.system import (
+    AUTHORIZER,
+    BEDROCK_QUOTAS,
+    COMPLETIONS,
+    CONNECTIONS,
+    CONNECTIONS_TABLE,
+    DISCOVERY,
+    EVENT_QUEUES,
+    FUNCTIONS,
+    TABLES,
+    TENANCY,
+    TENANCY_TABLE,
+    USAGE,
+    USAGE_TABLE,
+    Function,
+)
 from tests.infra.synthesized import Synthesized
 
 TABLES_BY_ID = {table.logical_id: table for table in TABLES}
 TRACING = {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
+# What Lambda's SQS event source needs of the consumer's role, on its queue alone.
+CONSUME_MESSAGES = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+}
 
 
 def dynamodb_grants(synthesized: Synthesized, function_name: str) -> dict[str, set[str]]:
@@ -37,6 +60,12 @@ def expected_grants(synthesized: Synthesized, spec: Function) -> set[tuple[str, 
     grants |= {(action, key) for action in spec.kms_actions}
     if spec.assumes_provider_roles:
         grants.add(("sts:AssumeRole", CUSTOMER_ROLES))
+    if spec.publishes_events:
+        grants.add(("events:PutEvents", synthesized.logical_id(synthesized.stack.events.bus)))
+    for queue in EVENT_QUEUES:
+        if queue.consumer == spec.name:
+            queue_id = synthesized.logical_id(synthesized.stack.event_queues[queue.name].queue)
+            grants |= {(action, queue_id) for action in CONSUME_MESSAGES}
     return grants
 
 
@@ -109,3 +138,60 @@ def test_connections_may_only_generate_data_keys_for_one_connection_context(synt
     assert ("kms:Decrypt", synthesized.logical_id(synthesized.stack.credentials_key.key)) not in synthesized.grants(
         CONNECTIONS.name
     )
+
+
+def test_only_the_functions_that_publish_may_put_events_and_only_on_the_bus(synthesized: Synthesized) -> None:
+    bus_id = synthesized.logical_id(synthesized.stack.events.bus)
+    putting = {
+        spec.name: {resource for action, resource in synthesized.grants(spec.name) if action.startswith("events:")}
+        for spec in FUNCTIONS
+    }
+
+    assert {name for name, resources in putting.items() if resources} == {
+        CONNECTIONS.name,
+        COMPLETIONS.name,
+        BEDROCK_QUOTAS.name,
+    }
+    assert all(resources <= {bus_id} for resources in putting.values())
+    assert {
+        action for spec in FUNCTIONS for action, _ in synthesized.grants(spec.name) if action.startswith("events:")
+    } == {"events:PutEvents"}
+
+
+def test_the_consumers_may_only_update_connections_or_write_usage(synthesized: Synthesized) -> None:
+    assert dynamodb_grants(synthesized, DISCOVERY.name) == {CONNECTIONS_TABLE.logical_id: {"dynamodb:UpdateItem"}}
+    assert dynamodb_grants(synthesized, USAGE.name) == {
+        USAGE_TABLE.logical_id: {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+    }
+    for consumer in (DISCOVERY, USAGE):
+        assert not any(
+            action.startswith(("kms:", "sts:", "events:")) for action, _ in synthesized.grants(consumer.name)
+        )
+
+
+def test_each_consumer_reads_its_own_queue_only(synthesized: Synthesized) -> None:
+    for queue in EVENT_QUEUES:
+        queue_id = synthesized.logical_id(synthesized.stack.event_queues[queue.name].queue)
+        readers = {
+            spec.name
+            for spec in FUNCTIONS
+            if any(resource == queue_id for _, resource in synthesized.grants(spec.name))
+        }
+        assert readers == {queue.consumer}
+
+
+def test_bedrock_quotas_scans_connections_and_decrypts_one_connection_at_a_time(synthesized: Synthesized) -> None:
+    """It reads quotas with each connection's own role or keys; it never writes a connection itself."""
+    assert dynamodb_grants(synthesized, BEDROCK_QUOTAS.name) == {CONNECTIONS_TABLE.logical_id: {"dynamodb:Scan"}}
+    (kms_statement,) = [
+        statement
+        for statement in synthesized.role_statements(BEDROCK_QUOTAS.name)
+        if str(statement["Action"]).startswith("kms:")
+    ]
+    assert kms_statement["Action"] == "kms:Decrypt"
+    assert set(kms_statement["Condition"]["Null"]) == {
+        "kms:EncryptionContext:workspaceId",
+        "kms:EncryptionContext:environmentId",
+        "kms:EncryptionContext:connectionId",
+    }
+    assert ("sts:AssumeRole", CUSTOMER_ROLES) in synthesized.grants(BEDROCK_QUOTAS.name)

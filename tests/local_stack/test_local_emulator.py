@@ -1,5 +1,6 @@
 """moto's server on an ephemeral port, provisioned from `infra/system.py`."""
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -10,13 +11,16 @@ import requests
 
 from infra import system
 from local_stack.emulator import (
+    EVENT_BUS_ENV_VAR,
     EVENT_BUS_NAME,
+    Provisioned,
     create_table,
     point_environment_at,
     provision,
     start_moto,
     table_name,
 )
+from local_stack.event_delivery import LOCAL_VISIBILITY_TIMEOUT_SECONDS, event_pattern
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +33,13 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def environment(moto_endpoint: str) -> dict[str, str]:
-    return provision(system.TABLES, moto_endpoint)
+def provisioned(moto_endpoint: str) -> Provisioned:
+    return provision(system.TABLES, system.EVENT_QUEUES, moto_endpoint)
+
+
+@pytest.fixture(scope="module")
+def environment(provisioned: Provisioned) -> dict[str, str]:
+    return provisioned.environment
 
 
 def client(service: str, endpoint_url: str) -> Any:
@@ -77,8 +86,8 @@ def test_each_table_is_created_as_system_describes_it(
 
 def test_the_bus_and_the_key_exist(moto_endpoint: str, environment: dict[str, str]) -> None:
     client("events", moto_endpoint).describe_event_bus(Name=EVENT_BUS_NAME)
-    # nothing publishes yet, so no function is told the bus's name
-    assert "EVENT_BUS_NAME" not in environment
+    # the functions share one process: the publishing ones find the bus here
+    assert environment[EVENT_BUS_ENV_VAR] == EVENT_BUS_NAME
     key_id = environment[system.CREDENTIALS_KEY_ENV_VAR]
     assert client("kms", moto_endpoint).describe_key(KeyId=key_id)["KeyMetadata"]["Enabled"]
 
@@ -108,3 +117,26 @@ def test_a_ttl_attribute_is_enabled(moto_endpoint: str) -> None:
 
     ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+
+
+@pytest.mark.parametrize("spec", system.EVENT_QUEUES, ids=lambda spec: spec.name)
+def test_each_event_queue_is_a_rule_on_the_bus_to_a_queue_with_a_dead_letter_queue(
+    spec: system.EventQueue, moto_endpoint: str, provisioned: Provisioned
+) -> None:
+    (queue,) = [queue for queue in provisioned.queues if queue.spec == spec]
+    sqs = client("sqs", moto_endpoint)
+    events = client("events", moto_endpoint)
+
+    attributes = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
+    dead_letter_arn = sqs.get_queue_attributes(QueueUrl=queue.dead_letter_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": dead_letter_arn,
+        "maxReceiveCount": spec.max_receive_count,
+    }
+    assert int(attributes["VisibilityTimeout"]) == LOCAL_VISIBILITY_TIMEOUT_SECONDS
+    rule = events.describe_rule(Name=queue.rule_name, EventBusName=EVENT_BUS_NAME)
+    assert json.loads(rule["EventPattern"]) == event_pattern(spec)
+    (target,) = events.list_targets_by_rule(Rule=queue.rule_name, EventBusName=EVENT_BUS_NAME)["Targets"]
+    assert target["Arn"] == queue.arn == attributes["QueueArn"]

@@ -4,6 +4,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tests.event_fakes import InMemoryEventPublisher
 from tests.fakes import FakeCipher, FakeClock, InMemoryConnectionRepository, InMemoryTenancyRepository
 from vmx.access.policy import Principal
 from vmx.connections.models import ConnectionCreate, ConnectionPatch
@@ -58,6 +59,7 @@ class World:
     connections: InMemoryConnectionRepository
     cipher: FakeCipher
     connection_service: ConnectionService
+    events: InMemoryEventPublisher
     tenancy_service: TenancyService
     scope: ConnectionScope
 
@@ -67,6 +69,7 @@ class World:
         tenancy = InMemoryTenancyRepository()
         connections = InMemoryConnectionRepository(tenancy)
         cipher = FakeCipher()
+        events = InMemoryEventPublisher()
         tenancy_service = TenancyService(tenancy, connections, clock)
         workspace = tenancy_service.add_workspace(WorkspaceCreate(name="Acme"), created_by="bootstrap")
         environment = tenancy_service.add_environment(
@@ -77,7 +80,8 @@ class World:
             tenancy=tenancy,
             connections=connections,
             cipher=cipher,
-            connection_service=ConnectionService(connections, tenancy, cipher, clock),
+            connection_service=ConnectionService(connections, tenancy, cipher, clock, events),
+            events=events,
             tenancy_service=tenancy_service,
             scope=ConnectionScope(workspace.workspace_id, environment.environment_id),
         )

@@ -54,7 +54,9 @@ def provider() -> ScriptedProvider:
 
 @pytest.fixture
 def gateway(world: World, counters: InMemoryCapacityCounters, provider: ScriptedProvider) -> CompletionService:
-    return CompletionService(world.connections, counters, CredentialCache(world.cipher), provider, lambda: NOW, 5.0)
+    return CompletionService(
+        world.connections, counters, CredentialCache(world.cipher), provider, lambda: NOW, 5.0, world.events
+    )
 
 
 def connection(world: World, **fields: Any) -> str:

@@ -40,13 +40,29 @@ class CipherSettings(BaseModel):
 
 
 class ConnectionsSettings(TenancySettings, CipherSettings):
+    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
+    usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
 
 
 class CompletionsSettings(_Settings, CipherSettings):
+    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
     # Under API Gateway's 29 s integration limit, so a slow provider becomes our 504 rather than its.
     provider_timeout_seconds: float = Field(default=25.0, validation_alias="PROVIDER_TIMEOUT_SECONDS", gt=0, le=28)
     # Only the local stack and end-to-end tests point Bedrock elsewhere (a loopback fake).
     bedrock_endpoint_url: str | None = Field(default=None, validation_alias="BEDROCK_ENDPOINT_URL")
+
+
+class DiscoverySettings(_Settings):
+    connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
+
+
+class UsageSettings(_Settings):
+    usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
+
+
+class BedrockQuotasSettings(_Settings, CipherSettings):
+    connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
+    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)

@@ -1,20 +1,38 @@
 """Builds the use cases with their AWS adapters from a function's settings (production and local stack)."""
 
+from collections.abc import Callable
+
 import boto3
 import urllib3
+from botocore.config import Config
 
 from vmx.clock import utc_now
+from vmx.completions.aws_access import AssumedRoles
 from vmx.completions.providers import Transports, bedrock_client_factory, call_provider
 from vmx.connections.service import ConnectionService
 from vmx.credentials.kms import KmsCipher
 from vmx.credentials.ports import CredentialCipher
+from vmx.discovery.bedrock_quotas import AwsBedrockAccounts, BedrockQuotaPorts, aws_clients
+from vmx.events.publisher import EventBridgePublisher, EventPublisher, FailureLog
 from vmx.gateway.capacity_report import CapacityReporter
 from vmx.gateway.credentials_cache import CredentialCache
 from vmx.gateway.service import CompletionService
-from vmx.settings import AuthorizerSettings, CipherSettings, CompletionsSettings, ConnectionsSettings, TenancySettings
+from vmx.gateway.usage_report import UsageReporter
+from vmx.settings import (
+    AuthorizerSettings,
+    BedrockQuotasSettings,
+    CipherSettings,
+    CompletionsSettings,
+    ConnectionsSettings,
+    DiscoverySettings,
+    TenancySettings,
+    UsageSettings,
+)
 from vmx.storage.capacity_store import DynamoCapacityCounters
 from vmx.storage.connection_store import DynamoConnectionRepository
+from vmx.storage.discovered_store import DynamoDiscoveredCapacity
 from vmx.storage.tenancy_store import DynamoTenancyRepository
+from vmx.storage.usage_store import DynamoUsageStatistics
 from vmx.tenancy.service import TenancyService
 
 
@@ -29,12 +47,17 @@ def tenancy_service(settings: TenancySettings) -> TenancyService:
     return TenancyService(tenancy_repository(settings), connections, utc_now)
 
 
-def connection_service(settings: ConnectionsSettings) -> ConnectionService:
+def connection_service(settings: ConnectionsSettings, events: EventPublisher) -> ConnectionService:
     connections = DynamoConnectionRepository(
         settings.connections_table_name, settings.aws_region, tenancy_table_name=settings.tenancy_table_name
     )
     cipher = credential_cipher(settings, settings.aws_region)
-    return ConnectionService(connections, tenancy_repository(settings), cipher, utc_now)
+    return ConnectionService(connections, tenancy_repository(settings), cipher, utc_now, events)
+
+
+def usage_reporter(settings: ConnectionsSettings) -> UsageReporter:
+    connections = DynamoConnectionRepository(settings.connections_table_name, settings.aws_region)
+    return UsageReporter(connections, DynamoUsageStatistics(settings.usage_table_name, settings.aws_region))
 
 
 def capacity_reporter(settings: ConnectionsSettings) -> CapacityReporter:
@@ -43,7 +66,16 @@ def capacity_reporter(settings: ConnectionsSettings) -> CapacityReporter:
     return CapacityReporter(connections, counters, utc_now)
 
 
-def completion_service(settings: CompletionsSettings) -> CompletionService:
+def event_publisher(
+    bus_name: str, region: str, log: FailureLog, on_not_published: Callable[[int], None]
+) -> EventPublisher:
+    # the publisher retries within its own bounded budget: botocore must not retry on top of it
+    config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
+    client = boto3.client("events", region_name=region, config=config)
+    return EventBridgePublisher(client, bus_name, log, on_not_published)
+
+
+def completion_service(settings: CompletionsSettings, events: EventPublisher) -> CompletionService:
     connections = DynamoConnectionRepository(settings.connections_table_name, settings.aws_region)
     counters = DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region)
     transports = Transports(
@@ -59,6 +91,7 @@ def completion_service(settings: CompletionsSettings) -> CompletionService:
         lambda call: call_provider(call, transports),
         utc_now,
         settings.provider_timeout_seconds,
+        events,
     )
 
 
@@ -71,3 +104,23 @@ def credential_cipher(settings: CipherSettings, region: str) -> CredentialCipher
         return SodiumCipher(settings.credentials_sodium_key)
     assert settings.credentials_kms_key_id is not None
     return KmsCipher(boto3.client("kms", region_name=region), settings.credentials_kms_key_id)
+
+
+def discovered_capacity_writer(settings: DiscoverySettings) -> DynamoDiscoveredCapacity:
+    return DynamoDiscoveredCapacity(settings.connections_table_name, settings.aws_region)
+
+
+def usage_statistics(settings: UsageSettings) -> DynamoUsageStatistics:
+    return DynamoUsageStatistics(settings.usage_table_name, settings.aws_region)
+
+
+def bedrock_quotas(settings: BedrockQuotasSettings, events: EventPublisher) -> BedrockQuotaPorts:
+    region = settings.aws_region
+    roles = AssumedRoles(boto3.client("sts", region_name=region))
+    return BedrockQuotaPorts(
+        connections=DynamoConnectionRepository(settings.connections_table_name, region),
+        credentials=CredentialCache(credential_cipher(settings, region)),
+        accounts=AwsBedrockAccounts(roles, aws_clients(boto3.session.Session())),
+        publisher=events,
+        clock=utc_now,
+    )

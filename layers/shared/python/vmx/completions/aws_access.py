@@ -62,11 +62,20 @@ class _BedrockClients:
         )
 
     def __call__(self, access: BedrockAccess, timeout_seconds: float) -> Any:
-        credentials = access.keys if access.role_arn is None else self._roles.credentials(access.role_arn)
-        if credentials is None:
-            message = "the AI connection gives neither an IAM role nor access keys for AWS Bedrock"
-            raise ProviderError(502, "connection_misconfigured", message)
-        return self._client(access.region, credentials, timeout_seconds)
+        return self._client(access.region, credentials_for(access, self._roles), timeout_seconds)
+
+
+def credentials_for(access: BedrockAccess, roles: AssumedRoles) -> AwsCredentials:
+    """The AWS credentials a connection's access stands for: its role's, assumed through `roles` (which keeps them
+    until shortly before they expire), else its static keys. For calling other AWS services in its account.
+
+    Raises ProviderError when the role cannot be assumed, or the access names neither a role nor keys.
+    """
+    credentials = access.keys if access.role_arn is None else roles.credentials(access.role_arn)
+    if credentials is None:
+        message = "the AI connection gives neither an IAM role nor access keys for AWS Bedrock"
+        raise ProviderError(502, "connection_misconfigured", message)
+    return credentials
 
 
 def bedrock_client_factory(sts: Any, clock: Clock = utc_now, endpoint_url: str | None = None) -> BedrockClientFactory:

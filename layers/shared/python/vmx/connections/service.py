@@ -11,6 +11,8 @@ from vmx.connections.models import Connection, ConnectionCreate, ConnectionPatch
 from vmx.connections.ports import ConnectionRepository, StaleVersion
 from vmx.credentials.ports import CredentialCipher
 from vmx.errors import ErrorDetail, InvalidInput, NotFound, PreconditionFailed
+from vmx.events.models import ConnectionCreated, ConnectionDeleted, ConnectionUpdated
+from vmx.events.publisher import EventPublisher
 from vmx.pagination import Page
 from vmx.providers.catalog import provider_by_id
 from vmx.tenancy.ports import TenancyRepository
@@ -32,7 +34,9 @@ class ConnectionService:
         tenancy: TenancyRepository,
         cipher: CredentialCipher,
         clock: Clock,
+        events: EventPublisher,
     ):
+        self._events = events
         self._connections = connections
         self._tenancy = tenancy
         self._cipher = cipher
@@ -65,6 +69,7 @@ class ConnectionService:
         )
         connection.secrets = self._cipher.seal(change.new_secrets, connection.encryption_context)
         self._connections.add(connection)
+        self._events.publish([ConnectionCreated.of(connection, principal.key_id, now)])
         return connection
 
     def get(self, principal: Principal, scope: ConnectionScope, connection_id: str) -> Connection:
@@ -107,6 +112,7 @@ class ConnectionService:
                 if expected_version is not None:
                     raise _stale(connection_id) from None
                 continue
+            self._events.publish([ConnectionUpdated.of(updated, principal.key_id, updated.updated_at)])
             return updated
         raise PreconditionFailed(
             f"AI connection {connection_id} kept changing while this update was applied; try again",
@@ -126,6 +132,7 @@ class ConnectionService:
                 if expected_version is not None:
                     raise _stale(connection_id) from None
                 continue
+            self._events.publish([ConnectionDeleted.of(current, principal.key_id, self._clock())])
             return
         raise PreconditionFailed(
             f"AI connection {connection_id} kept changing while it was being deleted; try again",

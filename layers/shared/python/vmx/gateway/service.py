@@ -1,9 +1,10 @@
 """Completions through a connection: the model address, allowed models, capacity, credentials, the provider."""
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 
 from vmx.access.policy import Action, Principal, authorize
 from vmx.capacity.ledger import (
@@ -23,9 +24,12 @@ from vmx.connections.capacity import CapacityDimension, CapacityPeriod
 from vmx.connections.models import Connection
 from vmx.connections.ports import ConnectionRepository
 from vmx.connections.service import ConnectionScope
+from vmx.discovery.observations import rate_limits_observed
 from vmx.errors import ErrorDetail, Forbidden, NotFound, TooManyRequests
+from vmx.events.models import CompletionRecorded, EventDetail, RefusedLimit
+from vmx.events.publisher import EventPublisher
 from vmx.gateway.credentials_cache import CredentialCache
-from vmx.gateway.model_address import parse_model
+from vmx.gateway.model_address import ModelAddress, parse_model
 
 # Tokens reserved for the answer when a request sets no max_tokens; reconciled with the real usage after.
 DEFAULT_COMPLETION_TOKENS = 4096
@@ -48,7 +52,15 @@ class CompletionOutcome:
 
 
 class OverCapacity(TooManyRequests):
-    def __init__(self, connection_name: str, exceeded: CapacityExceeded, rate_limits: RateLimits, tokens: int):
+    def __init__(
+        self,
+        connection_name: str,
+        exceeded: CapacityExceeded,
+        rate_limits: RateLimits,
+        tokens: int,
+        dimension: CapacityDimension | None = None,
+    ):
+        self.dimension = dimension
         period = "lifetime" if exceeded.period is CapacityPeriod.LIFETIME else f"per-{exceeded.period}"
         message = (
             f"AI connection '{connection_name}' reached its {period} limit of {exceeded.limit} {exceeded.limit_kind}"
@@ -87,7 +99,9 @@ class CompletionService:
         call_provider: ProviderCaller,
         clock: Clock,
         provider_timeout_seconds: float,
+        events: EventPublisher,
     ):
+        self._events = events
         self._connections = connections
         self._counters = counters
         self._credentials = credentials
@@ -104,8 +118,26 @@ class CompletionService:
         if connection is None:
             message = f"model '{address}' not found: no AI connection named '{address.connection_name}' here"
             raise NotFound(message, [ErrorDetail(field="model", message=message)], code="model_not_found")
-        _check_allowed(connection, address.model_id)
+        attempt = _Attempt(connection, address.model_id, request.stream, started=self._clock())
+        try:
+            outcome, headers = self._complete(connection, address, request, source_ip)
+        except OverCapacity as refused:
+            self._publish(attempt.refused(refused, self._clock()))
+            raise
+        except ProviderFailure as failure:
+            error = failure.error
+            self._publish(attempt.failed(error.status, error.code, self._clock()), error.rate_limit_headers, attempt)
+            raise
+        except Forbidden as refusal:
+            self._publish(attempt.failed(HTTPStatus.FORBIDDEN, refusal.code, self._clock()))
+            raise
+        self._publish(attempt.succeeded(outcome.completion, self._clock()), headers, attempt)
+        return outcome
 
+    def _complete(
+        self, connection: Connection, address: ModelAddress, request: ChatCompletionRequest, source_ip: str
+    ) -> tuple[CompletionOutcome, dict[str, str]]:
+        _check_allowed(connection, address.model_id)
         now = self._clock()
         reserved_tokens = estimate_prompt_tokens(request) + _answer_tokens(request)
         reservations = self._reserve(connection, source_ip, reserved_tokens, now)
@@ -127,7 +159,19 @@ class CompletionService:
         actual_tokens = usage.total_tokens if usage else reserved_tokens
         self._reconcile(reservations, actual_tokens)
         completion = result.completion.model_copy(update={"model": str(address)})
-        return CompletionOutcome(completion, _after(reservations, actual_tokens))
+        return CompletionOutcome(completion, _after(reservations, actual_tokens)), result.rate_limit_headers
+
+    def _publish(
+        self, recorded: CompletionRecorded, headers: Mapping[str, str] | None = None, attempt: "_Attempt | None" = None
+    ) -> None:
+        """One CompletionRecorded per attempt, plus RateLimitsObserved when the provider reported limits that
+        the connection does not show yet. Publishing never fails the request (the publisher says so)."""
+        events: list[EventDetail] = [recorded]
+        if headers and attempt is not None:
+            observed = rate_limits_observed(attempt.connection, attempt.model, headers, recorded.occurred_at)
+            if observed is not None:
+                events.append(observed)
+        self._events.publish(events)
 
     def list_models(self, principal: Principal, scope: ConnectionScope) -> list[str]:
         authorize(principal, Action.USE_CONNECTIONS, scope.workspace_id, scope.environment_id)
@@ -141,6 +185,7 @@ class CompletionService:
         """All of the connection's scopes admit the request, or none keeps it counted."""
         reservations: list[Reservation] = []
         admitted = False
+        counter_scope: CounterScope | None = None
         try:
             for counter_scope, limits in self._scoped_limits(connection, source_ip):
                 # a scope that limits no tokens does not count them, and so needs no reconciling after
@@ -149,7 +194,8 @@ class CompletionService:
             admitted = True
         except CapacityExceeded as exceeded:
             rate_limits = self._rate_limits(connection, source_ip)
-            raise OverCapacity(connection.name, exceeded, rate_limits, tokens) from None
+            dimension = CapacityDimension.SOURCE_IP if counter_scope and counter_scope.source_ip else None
+            raise OverCapacity(connection.name, exceeded, rate_limits, tokens, dimension) from None
         finally:
             if not admitted:
                 for reservation in reservations:
@@ -182,6 +228,65 @@ class CompletionService:
             ),
         ]
         return [(counter_scope, limits) for counter_scope, limits in scoped if limits]
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What CompletionRecorded says about one request, whatever its outcome."""
+
+    connection: Connection
+    model: str
+    stream: bool
+    started: datetime
+
+    def succeeded(self, completion: ChatCompletion, now: datetime) -> CompletionRecorded:
+        usage = completion.usage
+        return self._recorded(
+            now,
+            status=200,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    def refused(self, refusal: OverCapacity, now: datetime) -> CompletionRecorded:
+        exceeded = refusal.exceeded
+        limit = RefusedLimit(
+            period=exceeded.period,
+            kind=exceeded.limit_kind,
+            limit=exceeded.limit,
+            dimension=refusal.dimension,
+        )
+        return self._recorded(now, status=429, refused_limit=limit, error_code=refusal.code)
+
+    def failed(self, status: int, error_code: str, now: datetime) -> CompletionRecorded:
+        return self._recorded(now, status=status, error_code=error_code)
+
+    def _recorded(
+        self,
+        now: datetime,
+        status: int,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        refused_limit: RefusedLimit | None = None,
+        error_code: str | None = None,
+    ) -> CompletionRecorded:
+        return CompletionRecorded(
+            occurred_at=now,
+            workspace_id=self.connection.workspace_id,
+            environment_id=self.connection.environment_id,
+            connection_id=self.connection.connection_id,
+            connection_name=self.connection.name,
+            provider=self.connection.provider,
+            model=self.model,
+            status=status,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=max(round((now - self.started).total_seconds() * 1000), 0),
+            refused_by_capacity=refused_limit is not None,
+            refused_limit=refused_limit,
+            error_code=error_code,
+            stream=self.stream,
+        )
 
 
 def _after(reservations: list[Reservation], actual_tokens: int) -> RateLimits:

@@ -5,8 +5,16 @@ An environment's connections share the partition `WS#<ws>#ENV#<env>`: each is `C
 local index lists them newest first with consistent reads. Every write is one transaction that also
 keeps the connection counts on the environment and workspace items exact, which is what lets a
 delete of a non-empty environment or workspace be refused without a race.
+
+The limits providers report live beside the connection, one `DISC#<connectionId>#<model>` item per
+model (written by `vmx.storage.discovered_store`), never in the connection item: a connection write
+replaces its whole item and would otherwise drop an observation made since it was read. They have no
+`createdSk`, so the local index never sees them.
 """
 
+import contextlib
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from pynamodb.connection import Connection as DynamoConnection
@@ -39,6 +47,18 @@ def _name_sk(name: str) -> str:
     return f"NAME#{name_key(name)}"
 
 
+_DISCOVERED = "DISC#"
+
+
+def _discovered_prefix(connection_id: str) -> str:
+    return f"{_DISCOVERED}{connection_id}#"
+
+
+def discovered_capacity_key(workspace_id: str, environment_id: str, connection_id: str, model: str) -> tuple[str, str]:
+    """The key of the item holding what a provider last reported for one model of a connection."""
+    return _partition(workspace_id, environment_id), _discovered_prefix(connection_id) + model
+
+
 class DynamoConnectionRepository:
     def __init__(self, table_name: str, region: str, tenancy_table_name: str | None = None):
         """Without `tenancy_table_name` the repository only reads (writes keep counts in that table)."""
@@ -67,15 +87,15 @@ class DynamoConnectionRepository:
 
     def get(self, workspace_id: str, environment_id: str, connection_id: str) -> Connection | None:
         model = self._items.connection
+        partition = _partition(workspace_id, environment_id)
         try:
-            item = model.get(
-                _partition(workspace_id, environment_id), _connection_sk(connection_id), consistent_read=True
-            )
+            item = model.get(partition, _connection_sk(connection_id), consistent_read=True)
         except model.DoesNotExist:
             return None
         except PynamoDBException as exc:
             raise unavailable(exc) from exc
-        return _connection(item)
+        discovered = self._discovered(partition, _discovered_prefix(connection_id))
+        return _connection(item, discovered.get(connection_id))
 
     def list_page(
         self, workspace_id: str, environment_id: str, limit: int, next_token: str | None, provider: str | None
@@ -92,10 +112,13 @@ class DynamoConnectionRepository:
                 last_evaluated_key=start,
                 filter_condition=(model.provider == provider) if provider else None,
             )
-            connections = [_connection(item) for item in results]
+            items = list(results)
             last_key = results.last_evaluated_key
         except PynamoDBException as exc:
             raise query_failed(exc, start is not None) from exc
+        # one query for the whole partition's observations rather than one per connection on the page
+        discovered = self._discovered(partition, _DISCOVERED) if items else {}
+        connections = [_connection(item, discovered.get(item.connection_id)) for item in items]
         more = last_key is not None and len(connections) >= limit
         return Page(connections, encode_token(last_key) if more and last_key else None)
 
@@ -131,6 +154,7 @@ class DynamoConnectionRepository:
         transaction.delete("name", claim(partition, _name_sk(connection.name)))
         if transaction.commit():
             raise StaleVersion
+        self._forget_discovered(partition, connection.connection_id)
 
     def get_by_name(self, workspace_id: str, environment_id: str, name: str) -> Connection | None:
         claim = self._items.name_claim
@@ -148,9 +172,44 @@ class DynamoConnectionRepository:
             items = model.query(
                 _partition(workspace_id, environment_id), model.sk.startswith("CONN#"), consistent_read=True
             )
-            return [_connection(item) for item in items]
+            return [_connection(item, None) for item in items]
         except PynamoDBException as exc:
             raise unavailable(exc) from exc
+
+    def scan_by_providers(self, providers: Collection[ProviderId]) -> Iterator[Connection]:
+        """Every connection of these providers, in every workspace, read page by page with consistent reads and
+        without discovered capacity (a scan does not join it). For scheduled work only: it reads the whole table."""
+        if not providers:
+            return
+        model = self._items.connection
+        condition = model.sk.startswith("CONN#") & model.provider.is_in(*(provider.value for provider in providers))
+        try:
+            for item in model.scan(condition, consistent_read=True):
+                yield _connection(item, None)
+        except PynamoDBException as exc:
+            raise unavailable(exc) from exc
+
+    def _discovered(self, partition: str, prefix: str) -> dict[str, dict[str, Any]]:
+        """The discovered capacity of every connection with observations under `prefix`, by connection id."""
+        model = self._items.discovered_capacity
+        try:
+            return _discovered_by_connection(model.query(partition, model.sk.startswith(prefix), consistent_read=True))
+        except PynamoDBException as exc:
+            raise unavailable(exc) from exc
+
+    def _forget_discovered(self, partition: str, connection_id: str) -> None:
+        """Best effort, after the connection is gone: ids are never reused, so a leftover item (this failing,
+        or an observation landing after the delete) is never shown; it only costs `list_page` a little reading."""
+        model = self._items.discovered_capacity
+        # the delete the caller asked for has happened: failing it now would only invite a retry that 404s
+        with contextlib.suppress(PynamoDBException):
+            for item in model.query(
+                partition,
+                model.sk.startswith(_discovered_prefix(connection_id)),
+                consistent_read=True,
+                attributes_to_get=["pk", "sk"],
+            ):
+                item.delete()
 
     def _count(self, transaction: Transaction, connection: Connection, delta: int) -> None:
         """Adds `delta` to the workspace's and environment's connection counts; both must exist."""
@@ -186,7 +245,6 @@ class DynamoConnectionRepository:
             secrets={field: sealed.model_dump(exclude_none=True) for field, sealed in connection.secrets.items()},
             capacity=[entry.model_dump(mode="json", exclude_none=True) for entry in connection.capacity],
             allowed_models=connection.allowed_models,
-            discovered_capacity=connection.discovered_capacity,
             version=connection.version,
             created_at=connection.created_at,
             updated_at=connection.updated_at,
@@ -200,7 +258,29 @@ def _name_taken(name: str) -> Conflict:
     return Conflict(f"an AI connection named '{name}' already exists in this environment", code="name_taken")
 
 
-def _connection(item: Any) -> Connection:
+def _discovered_by_connection(items: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """`{connectionId: {"models": {model: {"capacity": [...], "observedAt": ..., "source": ...}}}}`."""
+    models: dict[str, dict[str, Any]] = defaultdict(dict)
+    for item in items:
+        models[item.connection_id][item.model] = {
+            "capacity": [_observed_limit(limit) for limit in item.capacity],
+            "observedAt": item.observed_at.isoformat(),
+            "source": item.source,
+        }
+    return {connection_id: {"models": by_model} for connection_id, by_model in models.items()}
+
+
+def _observed_limit(limit: Any) -> dict[str, Any]:
+    reported = {
+        "requests": limit.requests,
+        "tokens": limit.tokens,
+        "inputTokens": limit.input_tokens,
+        "outputTokens": limit.output_tokens,
+    }
+    return {"period": limit.period} | {name: int(value) for name, value in reported.items() if value is not None}
+
+
+def _connection(item: Any, discovered_capacity: dict[str, Any] | None) -> Connection:
     return Connection(
         connection_id=item.connection_id,
         workspace_id=item.workspace_id,
@@ -212,7 +292,7 @@ def _connection(item: Any) -> Connection:
         secrets={field: SealedSecret.model_validate(sealed) for field, sealed in item.secrets.as_dict().items()},
         capacity=[CapacityEntry.model_validate(entry) for entry in item.capacity],
         allowed_models=list(item.allowed_models) if item.allowed_models is not None else None,
-        discovered_capacity=item.discovered_capacity,
+        discovered_capacity=discovered_capacity,
         version=int(item.version),
         created_at=item.created_at,
         updated_at=item.updated_at,

@@ -32,6 +32,7 @@ class TenancyItems:
 class ConnectionItems:
     connection: Any
     name_claim: Any
+    discovered_capacity: Any
 
 
 @cache
@@ -142,7 +143,6 @@ def connection_items(table: str, region_name: str) -> ConnectionItems:
         secrets = MapAttribute[str, Any]()
         capacity = JSONAttribute()
         allowed_models = ListAttribute(of=UnicodeAttribute, attr_name="allowedModels", null=True)
-        discovered_capacity = JSONAttribute(attr_name="discoveredCapacity", null=True)
         version = NumberAttribute()
         created_at = UTCDateTimeAttribute(attr_name="createdAt")
         updated_at = UTCDateTimeAttribute(attr_name="updatedAt")
@@ -158,4 +158,25 @@ def connection_items(table: str, region_name: str) -> ConnectionItems:
 
         connection_id = UnicodeAttribute(attr_name="connectionId")
 
-    return ConnectionItems(ConnectionItem, NameClaimItem)
+    class ObservedLimitMap(MapAttribute[str, Any]):
+        period = UnicodeAttribute()
+        requests = NumberAttribute(null=True)
+        tokens = NumberAttribute(null=True)
+        input_tokens = NumberAttribute(attr_name="inputTokens", null=True)
+        output_tokens = NumberAttribute(attr_name="outputTokens", null=True)
+
+    class DiscoveredCapacityItem(Base):
+        """The limits a provider last reported for one model of a connection. Kept apart from the connection
+        item so that a connection write can never overwrite an observation made in the meantime."""
+
+        class Meta(Base.Meta):
+            pass
+
+        connection_id = UnicodeAttribute(attr_name="connectionId")
+        model = UnicodeAttribute()
+        capacity = ListAttribute(of=ObservedLimitMap)
+        # stored as fixed-width UTC text, which sorts as time does: conditions compare it with `<`
+        observed_at = UTCDateTimeAttribute(attr_name="observedAt")
+        source = UnicodeAttribute()
+
+    return ConnectionItems(ConnectionItem, NameClaimItem, DiscoveredCapacityItem)

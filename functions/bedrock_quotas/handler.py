@@ -1,0 +1,60 @@
+"""Reads Bedrock connections' quotas from Service Quotas, on an EventBridge schedule, as RateLimitsObserved events."""
+
+import os
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from vmx import wiring
+from vmx.discovery.bedrock_quotas import BedrockQuotaPorts, refresh_bedrock_quotas
+from vmx.events.publisher import EventPublisher
+from vmx.settings import BedrockQuotasSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+# The run stops with this much time left, so that it still logs and reports its counts.
+RESERVED_MILLISECONDS = 20_000
+METRICS = {
+    "connections_seen": "BedrockConnectionsSeen",
+    "connections_skipped": "BedrockConnectionsSkipped",
+    "models_published": "BedrockModelQuotasPublished",
+    "models_skipped": "BedrockModelsSkipped",
+}
+
+
+def _event_publisher(bus_name: str, region: str) -> EventPublisher:
+    def count_unpublished(count: int) -> None:
+        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=count)
+
+    return wiring.event_publisher(bus_name, region, logger, count_unpublished)
+
+
+@cache
+def ports() -> BedrockQuotaPorts:
+    settings = BedrockQuotasSettings.from_environ(os.environ)
+    return wiring.bedrock_quotas(settings, _event_publisher(settings.event_bus_name, settings.aws_region))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    logger.info("bedrock quotas run started", extra={"scheduled_at": event.time})
+    report = refresh_bedrock_quotas(
+        ports(), logger, out_of_time=lambda: context.get_remaining_time_in_millis() < RESERVED_MILLISECONDS
+    )
+    counts = asdict(report)
+    logger.info("bedrock quotas run ended", extra=counts)
+    for field, name in METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[field])
+    if not report.finished:
+        metrics.add_metric(name="BedrockQuotaRunsCutShort", unit=MetricUnit.Count, value=1)
+    return counts

@@ -1,0 +1,56 @@
+"""Where the stack's alarms go: one SNS topic that operators subscribe to (the `AlarmTopicArn` output)."""
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+CLOUDWATCH = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+
+
+class Alarms(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # Its own key: CloudWatch cannot use the AWS-managed SNS key, and the credentials key stays
+        # single-purpose. Nothing outlives a notification under it, so it goes with the stack.
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts the alarms topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # Alarm actions publish as CloudWatch, which must encrypt the message with the topic's key.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[CLOUDWATCH],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(
+            self, "Topic", display_name="VM-X AI Connections alarms", master_key=self.key, enforce_ssl=True
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[CLOUDWATCH],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                # This account's alarms only, against the confused deputy.
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        self.action = cloudwatch_actions.SnsAction(self.topic)

@@ -1,0 +1,1 @@
+"""Discovered capacity: the limits providers report for a connection, and when they are news."""

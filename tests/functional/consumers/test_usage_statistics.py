@@ -1,0 +1,91 @@
+"""Usage statistics on DynamoDB: the shared contract, one transaction per event, the marker that drops
+duplicates and when it expires, and the failures that send a message back to the queue."""
+
+import os
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from tests.unit.consumers.events import NOW
+from tests.unit.consumers.usage_contract import HOUR, UsageStatisticsContract, completion
+from vmx.storage.errors import StorageUnavailable
+from vmx.storage.usage_store import DynamoUsageStatistics
+
+TRANSACT, QUERY = "TransactWriteItems", "Query"
+
+
+class TestDynamoUsageStatistics(UsageStatisticsContract):
+    """The contract's `usage` fixture comes from this folder's conftest."""
+
+
+def test_counting_is_one_transaction_and_a_duplicate_changes_nothing(
+    usage: DynamoUsageStatistics, dynamodb_calls: list[str]
+) -> None:
+    event = completion(f"conn-{uuid.uuid4().hex}")
+
+    counted, duplicate = usage.record(event), usage.record(event)
+    usage.series(event.connection_id, HOUR, NOW - timedelta(days=31), NOW)
+
+    assert (counted, duplicate) == (True, False)
+    assert dynamodb_calls == [TRANSACT, TRANSACT, QUERY]
+
+
+def test_the_marker_expires_two_days_after_the_event(usage: DynamoUsageStatistics) -> None:
+    event = completion(f"conn-{uuid.uuid4().hex}")
+
+    usage.record(event)
+
+    marker = boto3.client("dynamodb").get_item(
+        TableName=os.environ["USAGE_TABLE_NAME"], Key={"pk": {"S": f"EVENT#{event.event_id}"}, "sk": {"S": "EVENT"}}
+    )["Item"]
+    assert int(marker["expiresAt"]["N"]) == int((NOW + timedelta(days=2)).timestamp())
+
+
+@pytest.fixture
+def stubbed() -> tuple[DynamoUsageStatistics, Stubber]:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    return DynamoUsageStatistics("usage", "us-east-1", client=client), Stubber(client)
+
+
+def cancelled(stubber: Stubber, *codes: str) -> None:
+    stubber.add_client_error(
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
+        modeled_fields={"CancellationReasons": [{"Code": code} for code in codes]},
+    )
+
+
+def test_a_conflict_with_a_concurrent_writer_is_retried(stubbed: tuple[DynamoUsageStatistics, Stubber]) -> None:
+    usage, stubber = stubbed
+    cancelled(stubber, "None", "TransactionConflict", "None")
+    stubber.add_response("transact_write_items", {})
+
+    with stubber:
+        counted = usage.record(completion("conn-1"))
+
+    assert counted is True
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    "fail",
+    [
+        lambda stubber: stubber.add_client_error(
+            "transact_write_items", service_error_code="ProvisionedThroughputExceededException"
+        ),
+        lambda stubber: cancelled(stubber, "None", "ThrottlingError", "None"),
+    ],
+    ids=["throttled", "cancelled-by-throttling"],
+)
+def test_other_failures_are_storage_unavailable_so_the_message_is_retried(
+    stubbed: tuple[DynamoUsageStatistics, Stubber], fail: Callable[[Stubber], None]
+) -> None:
+    usage, stubber = stubbed
+    fail(stubber)
+
+    with stubber, pytest.raises(StorageUnavailable):
+        usage.record(completion("conn-1"))
