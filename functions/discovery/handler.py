@@ -26,8 +26,8 @@ def writer() -> DiscoveredCapacityWriter:
     return wiring.discovered_capacity_writer(DiscoverySettings.from_environ(os.environ))
 
 
-def record(message: SQSRecord, store: DiscoveredCapacityWriter) -> None:
-    handle_rate_limits_observed(message.body, store)
+def handle_record(record: SQSRecord, store: DiscoveredCapacityWriter) -> None:
+    handle_rate_limits_observed(record.body, store)
 
 
 @logger.inject_lambda_context
@@ -36,5 +36,5 @@ def record(message: SQSRecord, store: DiscoveredCapacityWriter) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # a failed record is reported alone; the queue retries it, then moves it to the dead-letter queue
     return process_partial_response(
-        event=event, record_handler=partial(record, store=writer()), processor=processor, context=context
+        event=event, record_handler=partial(handle_record, store=writer()), processor=processor, context=context
     )

@@ -26,8 +26,8 @@ def recorder() -> UsageRecorder:
     return wiring.usage_statistics(UsageSettings.from_environ(os.environ))
 
 
-def record(message: SQSRecord, store: UsageRecorder) -> None:
-    handle_completion_recorded(message.body, store)
+def handle_record(record: SQSRecord, store: UsageRecorder) -> None:
+    handle_completion_recorded(record.body, store)
 
 
 @logger.inject_lambda_context
@@ -36,5 +36,5 @@ def record(message: SQSRecord, store: UsageRecorder) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # a failed record is reported alone; the queue retries it, then moves it to the dead-letter queue
     return process_partial_response(
-        event=event, record_handler=partial(record, store=recorder()), processor=processor, context=context
+        event=event, record_handler=partial(handle_record, store=recorder()), processor=processor, context=context
     )
