@@ -126,6 +126,9 @@ def configure_environment() -> None:
     dynamodb = boto3.client("dynamodb")
     os.environ.update({table.env_var: create_table(dynamodb, table) for table in TABLES})
     os.environ[CREDENTIALS_KEY_ENV_VAR] = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    os.environ["EVENT_BUS_NAME"] = (
+        boto3.client("events").create_event_bus(Name="vmx-bench-events")["EventBusArn"].split("/")[-1]
+    )
 
 
 def attributed_gateway(aws: AwsCalls) -> ApiGateway:
