@@ -252,3 +252,27 @@ AUTHORIZER_CACHE_SECONDS = 60
 
 # Names the credentials KMS key to the functions with kms_actions, in the stack and the local stack.
 CREDENTIALS_KEY_ENV_VAR = "CREDENTIALS_KMS_KEY_ID"
+
+# The web console: static files served exactly as they are in this folder (no build step; see
+# docs/decisions.md), plus CONSOLE_CONFIG_FILE, which whatever serves them writes: {"apiUrl": "..."}.
+CONSOLE_DIR = "console"
+CONSOLE_CONFIG_FILE = "config.json"
+# Tells the API functions which browser origin may call them (CORS); unset, no origin may.
+CONSOLE_ORIGIN_ENV_VAR = "CONSOLE_ORIGIN"
+
+
+def console_content_security_policy(api_origin: str) -> str:
+    """Everything from the console's own origin only, and requests to it and to the API: an injected
+    script could neither load nor send anything elsewhere. `api_origin` is empty when the API is same-origin."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            f"connect-src 'self' {api_origin}".rstrip(),
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+        )
+    )
