@@ -13,6 +13,7 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from infra import system
+from local_stack.console import ConsoleFiles
 from local_stack.emulator import moto_client, point_environment_at, provision, start_moto
 from local_stack.event_delivery import LOCAL_VISIBILITY_TIMEOUT_SECONDS, EventDelivery, LocalQueue
 from local_stack.gateway import ApiGateway
@@ -27,6 +28,7 @@ from local_stack.state import (
 )
 
 logger = logging.getLogger("local_stack")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Bootstrap(Protocol):
@@ -68,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime = LambdaRuntime(system.FUNCTIONS, {f.name: load_handler(f) for f in system.FUNCTIONS})
         gateway = ApiGateway(system.ROUTES, runtime.invoke, system.AUTHORIZER.name)
         try:
-            server = GatewayServer((args.host, args.port), gateway, system.MAX_BODY_BYTES)
+            console = ConsoleFiles(PROJECT_ROOT / system.CONSOLE_DIR)
+            server = GatewayServer((args.host, args.port), gateway, system.MAX_BODY_BYTES, console)
         except OSError as exc:
             logger.error("cannot listen on %s:%d (%s); pass --port or set PORT", args.host, args.port, exc)
             return 1
@@ -113,6 +116,7 @@ def print_banner(
         f"""
 VM-X AI Connections is running locally.
 
+  Console         {base_url}/
   Base URL        {base_url}
   API key         {first.api_key.get_secret_value()}
   Workspace ID    {first.workspace_id}

@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from typing import Any
 
+from local_stack.console import ConsoleFiles
 from local_stack.gateway import ApiGateway, HttpRequest, HttpResponse, body_too_large, error_response
 
 logger = logging.getLogger("local_stack")
@@ -18,10 +19,17 @@ class BadRequestError(ValueError):
 class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], gateway: ApiGateway, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        gateway: ApiGateway,
+        max_body_bytes: int,
+        console: ConsoleFiles | None = None,
+    ) -> None:
         super().__init__(address, _RequestHandler)
         self.gateway = gateway
         self.max_body_bytes = max_body_bytes
+        self.console = console
 
     @property
     def port(self) -> int:
@@ -51,10 +59,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 response = body_too_large(self.server.max_body_bytes, ("Connection", "close"))
             else:
                 request = HttpRequest(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
-                response = self.server.gateway.handle(request)
+                response = self._serve(request)
         self._write(response)
         # Never headers, query strings or bodies: they carry API keys and provider credentials.
         logger.info("%s %s %d %.1fms", self.command, path, response.status, (time.perf_counter() - started) * 1000)
+
+    def _serve(self, request: HttpRequest) -> HttpResponse:
+        # In AWS the console is on CloudFront and the API on API Gateway; here one origin serves both.
+        if self.server.console is not None and not request.path.startswith("/api/"):
+            return self.server.console.handle(request)
+        return self.server.gateway.handle(request)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
 

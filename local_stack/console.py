@@ -1,0 +1,51 @@
+"""The web console's files at the root of the local stack, with the security headers CloudFront adds
+in AWS, and the config.json the CDK deployment writes there (here the API is on the same origin)."""
+
+import json
+import posixpath
+from pathlib import Path
+from urllib.parse import unquote
+
+from infra.system import CONSOLE_CONFIG_FILE, console_content_security_policy
+from local_stack.gateway import HttpRequest, HttpResponse, error_response
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", console_content_security_policy("")),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    # The file names carry no content hash: browsers must revalidate, as they do behind CloudFront.
+    ("Cache-Control", "no-cache"),
+)
+
+
+class ConsoleFiles:
+    def __init__(self, root: Path) -> None:
+        self._root = root.resolve()
+        # The API shares the console's origin here, so the console calls it with relative URLs.
+        self._config = json.dumps({"apiUrl": ""}).encode()
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            return error_response(
+                405, "method_not_allowed", f"{request.method} is not served here", ("Allow", "GET, HEAD")
+            )
+        relative = posixpath.normpath(unquote(request.path)).lstrip("/") or "index.html"
+        if relative == CONSOLE_CONFIG_FILE:
+            return self._file(".json", self._config)
+        path = (self._root / relative).resolve()
+        if not path.is_relative_to(self._root) or not path.is_file() or path.suffix not in CONTENT_TYPES:
+            return error_response(404, "not_found", f"no such file: {request.path}")
+        return self._file(path.suffix, path.read_bytes())
+
+    @staticmethod
+    def _file(suffix: str, body: bytes) -> HttpResponse:
+        return HttpResponse(200, [("Content-Type", CONTENT_TYPES[suffix]), *SECURITY_HEADERS], body)
