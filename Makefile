@@ -10,13 +10,21 @@ LAYER_DIR := .build/layers/dependencies
 # Already in the Lambda Python runtime; the layer leaves them out. boto3 and botocore stay in: the
 # runtime's copies can predate Bedrock Converse's performanceConfig and guardrailConfig parameters.
 RUNTIME_PROVIDED := six
+# The browser tests drive Debian's Chromium: Playwright's own browser download cannot work offline.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SCREENSHOTS := tests/artifacts/screenshots
 
-.PHONY: install run test lint synth deploy layer clean
+.PHONY: install run test lint synth deploy layer screenshots clean
 
-install:
+install: $(CHROMIUM)
 	@command -v uv >/dev/null || python3 -m pip install --quiet 'uv>=0.5'
 	uv sync --frozen
 	@[ -d node_modules/aws-cdk ] || npm ci --no-audit --no-fund --loglevel=error
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
 run: install
 	uv run --frozen python -m local_stack
@@ -44,6 +52,11 @@ synth: install layer
 
 deploy: install layer
 	npx cdk deploy
+
+# Runs the browser tests and copies their screenshots to docs/screenshots, which the README shows.
+screenshots: install
+	uv run --frozen pytest tests/browser -n 0 -q
+	mkdir -p docs/screenshots && cp $(SCREENSHOTS)/*.png docs/screenshots/
 
 clean:
 	rm -rf .build cdk.out .local .pytest_cache .mypy_cache .ruff_cache

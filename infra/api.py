@@ -1,8 +1,10 @@
-"""The REST API of system.ROUTES: authorizer, routes, stage limits, access logs, JSON errors and the firewall."""
+"""The REST API of system.ROUTES: authorizer, routes, stage limits, access logs, JSON errors, the firewall,
+and CORS for one browser origin."""
 
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigw
@@ -12,7 +14,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.standard_function import LOG_RETENTION
-from infra.system import AUTHORIZER_CACHE_SECONDS, MAX_BODY_BYTES, Route
+from infra.system import AUTHORIZER_CACHE_SECONDS, CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS, MAX_BODY_BYTES, Route
 
 AUTHORIZATION_HEADER = "Authorization"
 # Whole-API steady rate and burst, in requests per second, before API Gateway answers 429.
@@ -116,14 +118,16 @@ class Api(Construct):
             name: apigw.LambdaIntegration(functions[name], allow_test_invoke=False)
             for name in dict.fromkeys(route.function for route in routes)
         }
+        self._methods_by_path: dict[str, list[str]] = {}
         for route in routes:
+            self._methods_by_path.setdefault(route.path, []).append(route.method)
             self.rest_api.root.resource_for_path(route.path).add_method(
                 route.method,
                 integrations[route.function],
                 authorizer=authorizer if route.authorized else None,
                 authorization_type=apigw.AuthorizationType.CUSTOM if route.authorized else apigw.AuthorizationType.NONE,
             )
-        for error in GATEWAY_ERRORS:
+        self.gateway_responses = [
             self.rest_api.add_gateway_response(
                 error.response_type,
                 type=apigw.ResponseType.of(error.response_type),
@@ -131,6 +135,8 @@ class Api(Construct):
                 response_headers={"Content-Type": "'application/json'"},
                 templates={"application/json": error.body},
             )
+            for error in GATEWAY_ERRORS
+        ]
         ApiFirewall(self, "Firewall", stage=self.rest_api.deployment_stage)
         Validations.of(self.rest_api).acknowledge(
             Acknowledgment(
@@ -153,6 +159,37 @@ class Api(Construct):
                 "one, it allows writing only to CloudWatch Logs, and API Gateway names the log groups.",
             )
         )
+
+    @property
+    def origin(self) -> str:
+        """The API's own origin: where browsers send requests, and so what a page's CSP must allow."""
+        stack = Stack.of(self)
+        return f"https://{self.rest_api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}"
+
+    def allow_browser_origin(self, origin: str) -> None:
+        """Lets pages from `origin`, and no other, call the API: API Gateway answers their preflights and
+        marks its own errors readable to them; the functions mark theirs (system.CONSOLE_ORIGIN_ENV_VAR)."""
+        for path, methods in self._methods_by_path.items():
+            preflight = self.rest_api.root.resource_for_path(path).add_cors_preflight(
+                allow_origins=[origin],
+                allow_methods=methods,
+                allow_headers=list(CORS_ALLOW_HEADERS),
+                max_age=Duration.seconds(CORS_MAX_AGE_SECONDS),
+            )
+            Validations.of(preflight).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-APIG4",
+                    reason="A CORS preflight: browsers send OPTIONS without credentials, and API Gateway "
+                    "answers it itself (MOCK) with headers only, reaching no function or data.",
+                ),
+            )
+        for response in self.gateway_responses:
+            resource = cast(apigw.CfnGatewayResponse, response.node.default_child)
+            resource.response_parameters = {
+                **cast(Mapping[str, str], resource.response_parameters),
+                "gatewayresponse.header.Access-Control-Allow-Origin": f"'{origin}'",
+                "gatewayresponse.header.Vary": "'Origin'",
+            }
 
 
 class ApiFirewall(Construct):

@@ -9,6 +9,7 @@ from constructs import Construct
 from infra import system
 from infra.alarms import Alarms
 from infra.api import Api
+from infra.console import ConsoleHosting
 from infra.data import Data
 from infra.events import EVENT_BUS_ENV_VAR, Events, QueueDelivery, ScheduledInvocation
 from infra.keys import CredentialsKey
@@ -20,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # CDK context keys (`cdk synth -c key=folder`) that point the stack at other asset folders.
 FUNCTIONS_DIR_CONTEXT = "functionsDir"
 DEPENDENCIES_LAYER_DIR_CONTEXT = "dependenciesLayerDir"
+CONSOLE_DIR_CONTEXT = "consoleDir"
 DEFAULT_DEPENDENCIES_LAYER_DIR = PROJECT_ROOT / ".build" / "layers" / "dependencies"
 # The cipher the domain uses for credentials in AWS; the local stack sets another.
 CREDENTIALS_CIPHER = "kms"
@@ -34,11 +36,12 @@ class VmxAiConnectionsStack(Stack):
         super().__init__(scope, construct_id, description="VM-X AI Connections: the serverless API", **kwargs)
         functions_dir = self._context_dir(FUNCTIONS_DIR_CONTEXT, PROJECT_ROOT / "functions")
         dependencies_dir = self._context_dir(DEPENDENCIES_LAYER_DIR_CONTEXT, DEFAULT_DEPENDENCIES_LAYER_DIR)
+        console_dir = self._context_dir(CONSOLE_DIR_CONTEXT, PROJECT_ROOT / system.CONSOLE_DIR)
 
         self.data = Data(self, "Data", tables=system.TABLES)
         self.credentials_key = CredentialsKey(self, "CredentialsKey")
         self.events = Events(self, "Events")
-        layers = Layers(
+        self.layers = Layers(
             self, "Layers", shared_dir=PROJECT_ROOT / "layers" / "shared", dependencies_dir=dependencies_dir
         )
 
@@ -61,7 +64,7 @@ class VmxAiConnectionsStack(Stack):
                 _construct_id(spec.name),
                 spec=spec,
                 functions_dir=functions_dir,
-                layers=layers.all,
+                layers=self.layers.all,
                 environment=environment,
             )
             for table_id, actions in spec.tables.items():
@@ -100,9 +103,18 @@ class VmxAiConnectionsStack(Stack):
             functions={name: function.function for name, function in self.functions.items()},
             authorizer_function=self.functions[system.AUTHORIZER.name].function,
         )
+        # The console's CSP names the API, and the API's CORS names the console: the API comes first,
+        # and learns the console's origin once the distribution exists.
+        self.console = ConsoleHosting(
+            self, "Console", console_dir=console_dir, api_url=self.api.rest_api.url, api_origin=self.api.origin
+        )
+        self.api.allow_browser_origin(self.console.origin)
+        for name in dict.fromkeys(route.function for route in system.ROUTES):
+            self.functions[name].function.add_environment(system.CONSOLE_ORIGIN_ENV_VAR, self.console.origin)
 
         # The bootstrap command reads these by name.
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
+        CfnOutput(self, "ConsoleUrl", value=self.console.origin)
         for table_id, table in self.data.tables.items():
             CfnOutput(self, f"{table_id}Name", value=table.table_name)
         CfnOutput(self, "CredentialsKeyArn", value=self.credentials_key.key.key_arn)

@@ -259,6 +259,10 @@ CONSOLE_DIR = "console"
 CONSOLE_CONFIG_FILE = "config.json"
 # Tells the API functions which browser origin may call them (CORS); unset, no origin may.
 CONSOLE_ORIGIN_ENV_VAR = "CONSOLE_ORIGIN"
+# What that origin's pages send beyond CORS-safelisted headers: the API key, JSON bodies, conditional
+# updates; and how long a browser may reuse a preflight's answer.
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "If-Match")
+CORS_MAX_AGE_SECONDS = 600
 
 
 def console_content_security_policy(api_origin: str) -> str:

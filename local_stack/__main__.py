@@ -49,6 +49,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--state-dir", type=Path, default=Path(".local"))
+    parser.add_argument(
+        "--console-origin",
+        default=os.environ.get(system.CONSOLE_ORIGIN_ENV_VAR),
+        help="a browser origin (such as http://127.0.0.1:8080) allowed to call the API cross-origin, as "
+        "the console's CloudFront origin is in AWS; the console served here needs none",
+    )
     return parser.parse_args(argv)
 
 
@@ -67,8 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         provisioned = provision(system.TABLES, system.EVENT_QUEUES, endpoint_url)
         os.environ.update(provisioned.environment)
         os.environ.update(cipher_environment(credentials_key(state_dir)))
+        if args.console_origin:
+            os.environ[system.CONSOLE_ORIGIN_ENV_VAR] = args.console_origin
         runtime = LambdaRuntime(system.FUNCTIONS, {f.name: load_handler(f) for f in system.FUNCTIONS})
-        gateway = ApiGateway(system.ROUTES, runtime.invoke, system.AUTHORIZER.name)
+        gateway = ApiGateway(system.ROUTES, runtime.invoke, system.AUTHORIZER.name, args.console_origin)
         try:
             console = ConsoleFiles(PROJECT_ROOT / system.CONSOLE_DIR)
             server = GatewayServer((args.host, args.port), gateway, system.MAX_BODY_BYTES, console)

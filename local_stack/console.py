@@ -1,10 +1,10 @@
 """The web console's files at the root of the local stack, with the security headers CloudFront adds
-in AWS, and the config.json the CDK deployment writes there (here the API is on the same origin)."""
+in AWS, and the config.json the CDK deployment writes there."""
 
 import json
 import posixpath
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from infra.system import CONSOLE_CONFIG_FILE, console_content_security_policy
 from local_stack.gateway import HttpRequest, HttpResponse, error_response
@@ -17,21 +17,27 @@ CONTENT_TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
-SECURITY_HEADERS = (
-    ("Content-Security-Policy", console_content_security_policy("")),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-    # The file names carry no content hash: browsers must revalidate, as they do behind CloudFront.
-    ("Cache-Control", "no-cache"),
-)
+
+
+def security_headers(api_origin: str) -> tuple[tuple[str, str], ...]:
+    return (
+        ("Content-Security-Policy", console_content_security_policy(api_origin)),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        # The file names carry no content hash: browsers must revalidate, as they do behind CloudFront.
+        ("Cache-Control", "no-cache"),
+    )
 
 
 class ConsoleFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, api_url: str = "") -> None:
+        """`api_url` empty: the API shares the console's origin, as on the local stack, and is called with
+        relative URLs. Otherwise the console calls it cross-origin, as in AWS."""
         self._root = root.resolve()
-        # The API shares the console's origin here, so the console calls it with relative URLs.
-        self._config = json.dumps({"apiUrl": ""}).encode()
+        self._config = json.dumps({"apiUrl": api_url}).encode()
+        parts = urlsplit(api_url)
+        self._headers = security_headers(f"{parts.scheme}://{parts.netloc}" if api_url else "")
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
@@ -46,6 +52,5 @@ class ConsoleFiles:
             return error_response(404, "not_found", f"no such file: {request.path}")
         return self._file(path.suffix, path.read_bytes())
 
-    @staticmethod
-    def _file(suffix: str, body: bytes) -> HttpResponse:
-        return HttpResponse(200, [("Content-Type", CONTENT_TYPES[suffix]), *SECURITY_HEADERS], body)
+    def _file(self, suffix: str, body: bytes) -> HttpResponse:
+        return HttpResponse(200, [("Content-Type", CONTENT_TYPES[suffix]), *self._headers], body)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from infra.system import Route
+from infra.system import CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS, Route
 from local_stack.lambda_runtime import ACCOUNT_ID, REGION, Invoke
 
 STAGE = "local"
@@ -102,6 +102,19 @@ class Router:
             self._resources.setdefault(route.path, {})[route.method] = route
 
     def resolve(self, method: str, path: str) -> RouteMatch | None:
+        best = self._best_resource(path)
+        if best is None:
+            return None
+        resource, parameters = best
+        route = self._resources[resource].get(method)
+        return RouteMatch(route, parameters) if route else None
+
+    def methods(self, path: str) -> list[str]:
+        """The methods of the resource `path` matches, in the order the routes name them."""
+        best = self._best_resource(path)
+        return list(self._resources[best[0]]) if best else []
+
+    def _best_resource(self, path: str) -> tuple[str, dict[str, str]] | None:
         segments = path.split("/")
         if segments[0] != "":
             return None
@@ -113,8 +126,7 @@ class Router:
         if not candidates:
             return None
         _, resource, parameters = max(candidates, key=lambda candidate: candidate[0])
-        route = self._resources[resource].get(method)
-        return RouteMatch(route, parameters) if route else None
+        return resource, parameters
 
 
 def _match_segments(template: list[str], segments: list[str]) -> tuple[tuple[bool, ...], dict[str, str]] | None:
@@ -333,23 +345,29 @@ class ApiGateway:
     at once here, whereas in AWS it may pass for AUTHORIZER_CACHE_SECONDS.
     """
 
-    def __init__(self, routes: Iterable[Route], invoke: Invoke, authorizer_function: str) -> None:
+    def __init__(
+        self, routes: Iterable[Route], invoke: Invoke, authorizer_function: str, allowed_origin: str | None = None
+    ) -> None:
         self._router = Router(routes)
         self._invoke = invoke
         self._authorizer_function = authorizer_function
+        # As the stack's CORS set-up: preflights answered here, and this origin on the gateway's own errors.
+        self._allowed_origin = allowed_origin
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        if self._allowed_origin and request.method == "OPTIONS" and (methods := self._router.methods(request.path)):
+            return self._preflight(methods)
         resolved = self._router.resolve(request.method, request.path)
         if resolved is None:
             # API Gateway answers MISSING_AUTHENTICATION_TOKEN, which the stack maps to this 404.
-            return error_response(404, "not_found", f"no such route: {request.method} {request.path}")
+            return self._own(error_response(404, "not_found", f"no such route: {request.method} {request.path}"))
         request_id = str(uuid.uuid4())
         time_epoch_ms = int(time.time() * 1000)
         authorizer: dict[str, str] | None = None
         if resolved.route.authorized:
             decision = self._authorize(request, resolved, request_id, time_epoch_ms)
             if isinstance(decision, HttpResponse):
-                return _with_request_id(decision, request_id)
+                return _with_request_id(self._own(decision), request_id)
             authorizer = decision
         event = build_proxy_event(
             request, resolved, request_id=request_id, time_epoch_ms=time_epoch_ms, authorizer=authorizer
@@ -359,8 +377,27 @@ class ApiGateway:
         except Exception:
             # API Gateway answers 502 when the function fails or returns something it cannot map.
             logger.exception("function %s failed", resolved.route.function)
-            response = internal_error(502)
+            response = self._own(internal_error(502))
         return _with_request_id(response, request_id)
+
+    def _preflight(self, methods: list[str]) -> HttpResponse:
+        """What the stack's MOCK OPTIONS methods answer, whoever asks: the browser compares the origin."""
+        assert self._allowed_origin is not None
+        headers = [
+            ("Access-Control-Allow-Origin", self._allowed_origin),
+            ("Vary", "Origin"),
+            ("Access-Control-Allow-Methods", ",".join(methods)),
+            ("Access-Control-Allow-Headers", ",".join(CORS_ALLOW_HEADERS)),
+            ("Access-Control-Max-Age", str(CORS_MAX_AGE_SECONDS)),
+        ]
+        return HttpResponse(204, headers)
+
+    def _own(self, response: HttpResponse) -> HttpResponse:
+        """A response of the gateway itself, with the headers the stack's gateway responses carry."""
+        if not self._allowed_origin:
+            return response
+        cors = [("Access-Control-Allow-Origin", self._allowed_origin), ("Vary", "Origin")]
+        return HttpResponse(response.status, [*response.headers, *cors], response.body)
 
     def _authorize(
         self, request: HttpRequest, match: RouteMatch, request_id: str, time_epoch_ms: int

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,18 +30,17 @@ def answers(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Starts the local stack on a free port and yields its bootstrap.json:
+@contextmanager
+def running_local_stack(run_dir: Path, *options: str) -> Iterator[dict[str, str]]:
+    """Starts the local stack on a free port with `options` and yields its bootstrap.json:
     baseUrl, apiKey, workspaceId, environmentId."""
-    run_dir = tmp_path_factory.mktemp("local_stack")
     state_dir = run_dir / "state"
     bootstrap_file = state_dir / "bootstrap.json"
     port = free_port()
     # Files, not pipes: nobody reads a pipe while the tests run, and a full one would block the stack.
     with (run_dir / "stdout.log").open("wb") as stdout, (run_dir / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen(  # noqa: S603 - our own module, with arguments we chose
-            [sys.executable, "-m", "local_stack", "--port", str(port), "--state-dir", str(state_dir)],
+            [sys.executable, "-m", "local_stack", "--port", str(port), "--state-dir", str(state_dir), *options],
             cwd=REPO_ROOT,
             stdout=stdout,
             stderr=stderr,
@@ -62,3 +62,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    with running_local_stack(tmp_path_factory.mktemp("local_stack")) as bootstrap:
+        yield bootstrap

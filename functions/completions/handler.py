@@ -38,9 +38,13 @@ def _event_publisher(bus_name: str, region: str) -> EventPublisher:
 
 
 @cache
+def settings() -> CompletionsSettings:
+    return CompletionsSettings.from_environ(os.environ)
+
+
+@cache
 def service() -> CompletionService:
-    settings = CompletionsSettings.from_environ(os.environ)
-    return wiring.completion_service(settings, _event_publisher(settings.event_bus_name, settings.aws_region))
+    return wiring.completion_service(settings(), _event_publisher(settings().event_bus_name, settings().aws_region))
 
 
 @app.post(ENVIRONMENT + "/chat/completions")
@@ -70,4 +74,4 @@ def list_models(workspaceId: UUID, environmentId: UUID) -> ModelList:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context, refuse=domain_refusal)
+    return resolve(app, event, context, refuse=domain_refusal, allowed_origin=settings().console_origin)

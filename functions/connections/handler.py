@@ -46,19 +46,23 @@ def _event_publisher(bus_name: str, region: str) -> EventPublisher:
 
 
 @cache
+def settings() -> ConnectionsSettings:
+    return ConnectionsSettings.from_environ(os.environ)
+
+
+@cache
 def service() -> ConnectionService:
-    settings = ConnectionsSettings.from_environ(os.environ)
-    return wiring.connection_service(settings, _event_publisher(settings.event_bus_name, settings.aws_region))
+    return wiring.connection_service(settings(), _event_publisher(settings().event_bus_name, settings().aws_region))
 
 
 @cache
 def capacity_reporter() -> CapacityReporter:
-    return wiring.capacity_reporter(ConnectionsSettings.from_environ(os.environ))
+    return wiring.capacity_reporter(settings())
 
 
 @cache
 def usage_reporter() -> UsageReporter:
-    return wiring.usage_reporter(ConnectionsSettings.from_environ(os.environ))
+    return wiring.usage_reporter(settings())
 
 
 @app.get("/api/v1/providers")
@@ -152,4 +156,4 @@ def _connection_response(connection: Connection, status: HTTPStatus = HTTPStatus
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context)
+    return resolve(app, event, context, allowed_origin=settings().console_origin)

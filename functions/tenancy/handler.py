@@ -42,8 +42,13 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 @cache
+def settings() -> TenancySettings:
+    return TenancySettings.from_environ(os.environ)
+
+
+@cache
 def service() -> TenancyService:
-    return wiring.tenancy_service(TenancySettings.from_environ(os.environ))
+    return wiring.tenancy_service(settings())
 
 
 @app.get("/api/v1/workspaces")
@@ -138,4 +143,4 @@ def _no_content() -> Response[None]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context)
+    return resolve(app, event, context, allowed_origin=settings().console_origin)

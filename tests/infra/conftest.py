@@ -10,8 +10,14 @@ import pytest
 from aws_cdk.assertions import Template
 
 from app import STACK_NAME
-from infra.stack import DEPENDENCIES_LAYER_DIR_CONTEXT, FUNCTIONS_DIR_CONTEXT, PROJECT_ROOT, VmxAiConnectionsStack
-from infra.system import FUNCTIONS
+from infra.stack import (
+    CONSOLE_DIR_CONTEXT,
+    DEPENDENCIES_LAYER_DIR_CONTEXT,
+    FUNCTIONS_DIR_CONTEXT,
+    PROJECT_ROOT,
+    VmxAiConnectionsStack,
+)
+from infra.system import CONSOLE_DIR, FUNCTIONS
 from tests.infra.synthesized import Synthesized
 
 
@@ -47,8 +53,19 @@ def functions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def console_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """console/, or a stand-in while it is being written: the template depends only on the folder being there."""
+    console = PROJECT_ROOT / CONSOLE_DIR
+    if (console / "index.html").is_file():
+        return console
+    stand_in = tmp_path_factory.mktemp("console")
+    (stand_in / "index.html").write_text("<!doctype html><title>VM-X AI Connections</title>\n")
+    return stand_in
+
+
+@pytest.fixture(scope="session")
 def synthesized(
-    dependencies_layer_dir: Path, functions_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    dependencies_layer_dir: Path, functions_dir: Path, console_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Synthesized:
     assembly_dir = tmp_path_factory.mktemp("cdk.out")
     app = cdk.App(
@@ -56,6 +73,7 @@ def synthesized(
             **cdk_json_context(),
             DEPENDENCIES_LAYER_DIR_CONTEXT: str(dependencies_layer_dir),
             FUNCTIONS_DIR_CONTEXT: str(functions_dir),
+            CONSOLE_DIR_CONTEXT: str(console_dir),
         },
         outdir=str(assembly_dir),
     )

@@ -65,7 +65,19 @@ def test_each_function_gets_only_its_tables_its_key_its_bus_and_the_powertools_s
         else {}
     )
     bus_variables = {EVENT_BUS_ENV_VAR: {"Ref": bus_id}} if spec.publishes_events else {}
-    assert variables == {**POWERTOOLS_SETTINGS, **table_variables, **key_variables, **bus_variables}
+    console_domain = {"Fn::GetAtt": [synthesized.logical_id(synthesized.stack.console.distribution), "DomainName"]}
+    console_variables = (
+        {system.CONSOLE_ORIGIN_ENV_VAR: {"Fn::Join": ["", ["https://", console_domain]]}}
+        if spec.name in {route.function for route in system.ROUTES}
+        else {}
+    )
+    assert variables == {
+        **POWERTOOLS_SETTINGS,
+        **table_variables,
+        **key_variables,
+        **bus_variables,
+        **console_variables,
+    }
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
@@ -95,12 +107,10 @@ def test_the_local_stack_gives_its_functions_the_same_powertools_settings() -> N
 
 
 def test_layers_are_for_python_3_12_on_arm64(synthesized: Synthesized) -> None:
-    layers = synthesized.of_type("AWS::Lambda::LayerVersion").values()
-
-    assert len(layers) == 2
-    for layer in layers:
-        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
-        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    for layer in synthesized.stack.layers.all:
+        properties = synthesized.properties(synthesized.logical_id(layer))
+        assert properties["CompatibleRuntimes"] == ["python3.12"]
+        assert properties["CompatibleArchitectures"] == ["arm64"]
 
 
 def test_synth_without_the_dependencies_layer_says_to_run_make_layer(tmp_path: Path) -> None:

@@ -18,6 +18,22 @@ ACKNOWLEDGED_RULES = {
     # on the event queues' dead-letter queues, which are where failed messages end
     "AwsSolutions-SQS3",
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+    # the CORS preflights, which browsers send without credentials
+    "AwsSolutions-APIG4",
+    # the console's log bucket
+    "AwsSolutions-S1",
+    # the console's distribution: geo restriction, a WAF in us-east-1, TLS 1.2 without a custom domain
+    "AwsSolutions-CFR1",
+    "AwsSolutions-CFR2",
+    "AwsSolutions-CFR4",
+    # the role of CDK's BucketDeployment function, which copies the console into its bucket
+    "AwsSolutions-IAM5[Action::s3:GetBucket*]",
+    "AwsSolutions-IAM5[Action::s3:GetObject*]",
+    "AwsSolutions-IAM5[Action::s3:List*]",
+    "AwsSolutions-IAM5[Action::s3:Abort*]",
+    "AwsSolutions-IAM5[Action::s3:DeleteObject*]",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+    "AwsSolutions-IAM5[Resource::<ConsoleFiles2D43986C.Arn>/*]",
 }
 MIN_REASON_WORDS = 12
 

@@ -5,6 +5,9 @@ from typing import Literal, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+# An origin as browsers send it: lowercase scheme and host, an optional port, no path and no trailing slash.
+BROWSER_ORIGIN_PATTERN = r"^https?://([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$"
+
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -20,7 +23,13 @@ class AuthorizerSettings(_Settings):
     tenancy_table_name: str = Field(validation_alias="TENANCY_TABLE_NAME", min_length=3)
 
 
-class TenancySettings(_Settings):
+class ConsoleOriginSettings(BaseModel):
+    """For the functions behind API routes: the one browser origin whose pages may read their responses."""
+
+    console_origin: str | None = Field(default=None, validation_alias="CONSOLE_ORIGIN", pattern=BROWSER_ORIGIN_PATTERN)
+
+
+class TenancySettings(_Settings, ConsoleOriginSettings):
     tenancy_table_name: str = Field(validation_alias="TENANCY_TABLE_NAME", min_length=3)
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
 
@@ -45,7 +54,7 @@ class ConnectionsSettings(TenancySettings, CipherSettings):
     usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
 
 
-class CompletionsSettings(_Settings, CipherSettings):
+class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings):
     event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)

@@ -1,6 +1,6 @@
 """What every API function shares: the resolver with validation and error mapping, the checks API
-Gateway's WAF makes in AWS (repeated here so the local stack and tests behave the same), the caller's
-principal and ETags."""
+Gateway's WAF makes in AWS (repeated here so the local stack and tests behave the same), CORS for the
+console's origin, the caller's principal and ETags."""
 
 import base64
 import json
@@ -24,6 +24,20 @@ PageSize = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096, description="From the previous page.")]
 
 _ETAG = re.compile(r'^\s*(W/)?"(\d{1,18})"\s*$')
+# The response headers the console reads: a cross-origin script sees no others. API Gateway adds the request ID.
+EXPOSED_HEADERS = ", ".join(
+    (
+        "ETag",
+        "Retry-After",
+        "x-amzn-RequestId",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    )
+)
 
 
 def new_app(
@@ -41,20 +55,32 @@ def resolve(
     event: dict[str, Any],
     context: LambdaContext,
     refuse: Callable[[DomainError], Response[Any]] = domain_error_response,
+    allowed_origin: str | None = None,
 ) -> dict[str, Any]:
     """Checks what API Gateway's firewall checks in AWS, then routes. `refuse` renders a refusal in the
-    API's error shape."""
+    API's error shape; a request from `allowed_origin` gets the CORS headers that let its page read the answer."""
     try:
         _check_body(event)
     except DomainError as error:
         refusal = refuse(error)
-        return {
+        result = {
             "statusCode": refusal.status_code,
             "headers": {"Content-Type": "application/json"},
             "body": json.dumps(refusal.body),
             "isBase64Encoded": False,
         }
-    return app.resolve(event, context)
+    else:
+        result = app.resolve(event, context)
+    if allowed_origin is not None and _origin(event) == allowed_origin:
+        _add_headers(
+            result,
+            {
+                "Access-Control-Allow-Origin": allowed_origin,
+                "Vary": "Origin",
+                "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+            },
+        )
+    return result
 
 
 def current_principal(app: APIGatewayRestResolver) -> Principal:
@@ -79,6 +105,20 @@ def if_match_version(app: APIGatewayRestResolver) -> int | None:
         # If-Match compares strongly (RFC 9110): a weak ETag never matches.
         raise PreconditionFailed("If-Match with a weak ETag never matches; send the ETag as it was returned")
     return int(match.group(2))
+
+
+def _origin(event: dict[str, Any]) -> str | None:
+    return next((value for name, value in (event.get("headers") or {}).items() if name.lower() == "origin"), None)
+
+
+def _add_headers(result: dict[str, Any], headers: dict[str, str]) -> None:
+    """Adds `headers` where the response keeps its own: `multiValueHeaders` in Powertools' REST responses,
+    `headers` in a refusal."""
+    if "multiValueHeaders" in result:
+        for name, value in headers.items():
+            result["multiValueHeaders"].setdefault(name, []).append(value)
+    else:
+        result.setdefault("headers", {}).update(headers)
 
 
 def _check_body(event: dict[str, Any]) -> None:
