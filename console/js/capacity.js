@@ -61,6 +61,7 @@ export function capacityEditor(initial, errors) {
       row.tr.dataset.row = String(index);
     });
     element.querySelector(".empty-rows").hidden = rows.length > 0;
+    table.hidden = rows.length === 0;
   };
 
   const addRow = (limit = { period: "minute", enabled: true }) => {

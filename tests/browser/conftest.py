@@ -109,10 +109,10 @@ def page(browser: Browser) -> Iterator[Page]:
     assert problems == [], problems
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, name: str, full_page: bool = True) -> None:
     """Saved for people to look at (the README shows copies); git ignores the folder."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page)
 
 
 def sign_in(page: Page, tenant: Tenant) -> None:

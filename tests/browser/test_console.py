@@ -251,6 +251,7 @@ def test_search_and_provider_filter(page: Page, tenant: Tenant) -> None:
         {"name": f"beta-{tag}", "provider": "anthropic", "config": {"apiKey": "sk-2"}, "description": "search me"}
     )
     sign_in(page, tenant)
+    expect(row(page, f"beta-{tag}")).to_be_visible()
     screenshot(page, "connections")
 
     page.get_by_label("Search connections").fill(f"alpha-{tag}")
@@ -318,8 +319,9 @@ def test_the_layout_fits_a_narrow_window(page: Page, tenant: Tenant) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, tenant)
     fits = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    expect(row(page, str(connection["name"]))).to_be_visible()
     assert page.evaluate(fits)
-    screenshot(page, "narrow-connections")
+    screenshot(page, "narrow-connections", full_page=False)
     for path in ("", "/edit"):
         page.goto(f"{tenant.base_url}/#/connections/{connection['connectionId']}{path}")
         page.get_by_role("heading", name=re.compile(str(connection["name"]))).wait_for()
