@@ -184,7 +184,7 @@ def test_edit_capacity_keeps_the_stored_secret(page: Page, tenant: Tenant) -> No
     page.locator("[data-row='1']").get_by_label("Period").select_option("hour")
     page.locator("[data-row='1']").get_by_label("Tokens").fill("1000000")
     screenshot(page, "edit-connection")
-    page.get_by_role("button", name="Save changes").click()
+    page.get_by_role("button", name="Save").click()
 
     expect(page.locator(".toast")).to_have_text(f"Saved {connection['name']}.")
     configured = page.locator(".configured tbody tr")
@@ -208,7 +208,7 @@ def test_a_stale_edit_says_so_and_offers_a_reload(page: Page, tenant: Tenant) ->
         timeout=10,
     )
     assert changed.status_code == 200, changed.text
-    page.get_by_role("button", name="Save changes").click()
+    page.get_by_role("button", name="Save").click()
 
     errors = page.locator(".form-errors")
     expect(errors).to_contain_text("Someone else changed this connection")

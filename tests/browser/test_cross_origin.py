@@ -85,7 +85,7 @@ def test_create_and_a_conditional_edit_work_across_origins(page: Page, deploymen
         timeout=10,
     )
     assert changed.status_code == 200, changed.text
-    page.get_by_role("button", name="Save changes").click()
+    page.get_by_role("button", name="Save").click()
 
     # Only a readable ETag, sent back as If-Match, makes the API refuse the stale edit.
     expect(page.locator(".form-errors")).to_contain_text("Someone else changed this connection")

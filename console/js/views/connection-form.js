@@ -100,7 +100,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
   const config = schemaForm(provider.configSchema, { secretFields: provider.secretFields, values: connection.config ?? {}, errors });
   const capacity = capacityEditor(connection.capacity, errors);
   const models = textField(errors, { path: "allowedModels", label: "Allowed models (optional)", value: (connection.allowedModels ?? []).join("\n"), multiline: true, help: "One per line. Leave empty to allow every model of the provider." });
-  const submit = h("button", { type: "submit", class: "primary" }, "Save changes");
+  const submit = h("button", { type: "submit", class: "primary" }, "Save");
   const detailsHref = `#/connections/${connection.connectionId}`;
 
   const form = h(
