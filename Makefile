@@ -20,7 +20,7 @@ SCREENSHOTS := tests/artifacts/screenshots
 install: $(CHROMIUM)
 	@command -v uv >/dev/null || python3 -m pip install --quiet 'uv>=0.5'
 	uv sync --frozen
-	@[ -d node_modules/aws-cdk ] || npm ci --no-audit --no-fund --loglevel=error
+	@[ -d node_modules/aws-cdk ] && [ -d node_modules/prettier ] || npm ci --no-audit --no-fund --loglevel=error
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
@@ -33,6 +33,7 @@ lint:
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy
+	npx prettier --check console
 
 test: install lint
 	uv run --frozen pytest -n 2

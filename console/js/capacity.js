@@ -22,7 +22,14 @@ export function capacitySummary(capacity) {
 }
 
 function numberInput(value, label) {
-  const input = h("input", { type: "number", min: "0", step: "1", inputmode: "numeric", "aria-label": label, placeholder: "no limit" });
+  const input = h("input", {
+    type: "number",
+    min: "0",
+    step: "1",
+    inputmode: "numeric",
+    "aria-label": label,
+    placeholder: "no limit",
+  });
   input.value = value ?? "";
   return input;
 }
@@ -38,7 +45,16 @@ export function capacityEditor(initial, errors) {
     h(
       "thead",
       {},
-      h("tr", {}, h("th", {}, "Period"), h("th", {}, "Requests"), h("th", {}, "Tokens"), h("th", {}, "Enabled"), h("th", {}, "Per source IP"), h("th", {}, h("span", { class: "visually-hidden" }, "Remove"))),
+      h(
+        "tr",
+        {},
+        h("th", {}, "Period"),
+        h("th", {}, "Requests"),
+        h("th", {}, "Tokens"),
+        h("th", {}, "Enabled"),
+        h("th", {}, "Per source IP"),
+        h("th", {}, h("span", { class: "visually-hidden" }, "Remove")),
+      ),
     ),
     body,
   );
@@ -46,7 +62,11 @@ export function capacityEditor(initial, errors) {
     "fieldset",
     { class: "field capacity-field", dataset: { field: "capacity" } },
     h("legend", {}, "Capacity"),
-    h("p", { class: "help" }, "Requests and tokens per window, enforced exactly. Per source IP counts each client address apart. Leave a number empty for no limit on it."),
+    h(
+      "p",
+      { class: "help" },
+      "Requests and tokens per window, enforced exactly. Per source IP counts each client address apart. Leave a number empty for no limit on it.",
+    ),
     h("div", { class: "table-scroll" }, table),
     h("p", { class: "empty-rows", hidden: true }, "No limits: every request is admitted."),
     addButton,
@@ -65,12 +85,20 @@ export function capacityEditor(initial, errors) {
   };
 
   const addRow = (limit = { period: "minute", enabled: true }) => {
-    const period = h("select", { "aria-label": "Period" }, PERIODS.map((name) => h("option", { value: name }, name)));
+    const period = h(
+      "select",
+      { "aria-label": "Period" },
+      PERIODS.map((name) => h("option", { value: name }, name)),
+    );
     period.value = limit.period;
     const requests = numberInput(limit.requests, "Requests");
     const tokens = numberInput(limit.tokens, "Tokens");
     const enabled = h("input", { type: "checkbox", checked: limit.enabled !== false, "aria-label": "Enabled" });
-    const perIp = h("input", { type: "checkbox", checked: limit.dimension === SOURCE_IP, "aria-label": "Per source IP" });
+    const perIp = h("input", {
+      type: "checkbox",
+      checked: limit.dimension === SOURCE_IP,
+      "aria-label": "Per source IP",
+    });
     const cells = {
       period: h("td", { "data-label": "Period" }, period),
       requests: h("td", { "data-label": "Requests" }, requests),

@@ -23,7 +23,13 @@ export function stackedBars(points, series, ariaLabel) {
     const x = PAD.left + index * slot + (slot - barWidth) / 2;
     const pieces = point.values.map((value, seriesIndex) => {
       const top = y(base + value);
-      const rect = svg("rect", { x: x.toFixed(1), y: top.toFixed(1), width: barWidth.toFixed(1), height: (y(base) - top).toFixed(1), class: series[seriesIndex].className });
+      const rect = svg("rect", {
+        x: x.toFixed(1),
+        y: top.toFixed(1),
+        width: barWidth.toFixed(1),
+        height: (y(base) - top).toFixed(1),
+        class: series[seriesIndex].className,
+      });
       base += value;
       return rect;
     });
@@ -31,7 +37,18 @@ export function stackedBars(points, series, ariaLabel) {
     return svg("g", { class: "bar" }, svg("title", {}, tooltip), pieces);
   });
   const labels = points.map((point, index) =>
-    index % labelEvery === 0 ? svg("text", { x: (PAD.left + index * slot + slot / 2).toFixed(1), y: HEIGHT - 6, class: "axis-label", "text-anchor": "middle" }, point.label) : null,
+    index % labelEvery === 0
+      ? svg(
+          "text",
+          {
+            x: (PAD.left + index * slot + slot / 2).toFixed(1),
+            y: HEIGHT - 6,
+            class: "axis-label",
+            "text-anchor": "middle",
+          },
+          point.label,
+        )
+      : null,
   );
   const chart = svg(
     "svg",
@@ -43,6 +60,10 @@ export function stackedBars(points, series, ariaLabel) {
     bars,
     labels,
   );
-  const legend = h("ul", { class: "legend" }, series.map((item) => h("li", {}, h("span", { class: `swatch ${item.className}` }), item.name)));
+  const legend = h(
+    "ul",
+    { class: "legend" },
+    series.map((item) => h("li", {}, h("span", { class: `swatch ${item.className}` }), item.name)),
+  );
   return h("figure", { class: "chart-figure" }, chart, legend);
 }

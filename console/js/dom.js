@@ -77,7 +77,10 @@ export async function whileBusy(button, label, work) {
 /** camelCase property names as labels: "iamRoleArn" -> "IAM role ARN". */
 const ACRONYMS = { api: "API", url: "URL", iam: "IAM", arn: "ARN", id: "ID", aws: "AWS" };
 export function humanize(name) {
-  const words = name.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().split(/[\s_-]+/);
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .toLowerCase()
+    .split(/[\s_-]+/);
   const text = words.map((word) => ACRONYMS[word] ?? word).join(" ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 }

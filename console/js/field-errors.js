@@ -41,7 +41,11 @@ export class FieldErrors {
       this.summary,
       h("p", { class: "error-message" }, error.message),
       unplaced.length > 0 &&
-        h("ul", {}, unplaced.map((detail) => h("li", {}, detail.field ? `${detail.field}: ${detail.message}` : detail.message))),
+        h(
+          "ul",
+          {},
+          unplaced.map((detail) => h("li", {}, detail.field ? `${detail.field}: ${detail.message}` : detail.message)),
+        ),
       extra,
     );
     this.summary.hidden = false;

@@ -46,20 +46,30 @@ async function ensureScope(api) {
   if (state.environments?.workspaceId !== workspace.workspaceId) {
     state.environments = { workspaceId: workspace.workspaceId, items: await api.environments(workspace.workspaceId) };
   }
-  const environment = state.environments.items.find((item) => item.environmentId === session.environmentId) ?? state.environments.items[0];
+  const environment =
+    state.environments.items.find((item) => item.environmentId === session.environmentId) ??
+    state.environments.items[0];
   session.choose(workspace.workspaceId, environment?.environmentId);
   renderScope(workspace, environment);
   return { workspace, environment };
 }
 
 function renderScope(workspace, environment) {
-  const workspaceSelect = h("select", { "aria-label": "Workspace" }, state.workspaces.map((item) => h("option", { value: item.workspaceId }, item.name)));
+  const workspaceSelect = h(
+    "select",
+    { "aria-label": "Workspace" },
+    state.workspaces.map((item) => h("option", { value: item.workspaceId }, item.name)),
+  );
   workspaceSelect.value = workspace.workspaceId;
   workspaceSelect.addEventListener("change", () => {
     session.choose(workspaceSelect.value, null);
     navigate("#/connections");
   });
-  const environmentSelect = h("select", { "aria-label": "Environment" }, state.environments.items.map((item) => h("option", { value: item.environmentId }, item.name)));
+  const environmentSelect = h(
+    "select",
+    { "aria-label": "Environment" },
+    state.environments.items.map((item) => h("option", { value: item.environmentId }, item.name)),
+  );
   environmentSelect.value = environment?.environmentId ?? "";
   environmentSelect.disabled = !environment;
   environmentSelect.addEventListener("change", () => {
@@ -117,19 +127,33 @@ async function route() {
   try {
     const scope = await ensureScope(api);
     if (!scope?.environment) {
-      replaceChildren(view, h("div", { class: "empty" }, h("h1", {}, "No environment"), h("p", {}, scope ? `Workspace ${scope.workspace.name} has no environment yet: create one with the API.` : "This key sees no workspace.")));
+      replaceChildren(
+        view,
+        h(
+          "div",
+          { class: "empty" },
+          h("h1", {}, "No environment"),
+          h(
+            "p",
+            {},
+            scope
+              ? `Workspace ${scope.workspace.name} has no environment yet: create one with the API.`
+              : "This key sees no workspace.",
+          ),
+        ),
+      );
       return;
     }
     const ctx = {
-      api,
       query,
       navigate,
       replaceQuery,
       connections: new Connections(api, scope.workspace.workspaceId, scope.environment.environmentId),
-      providers: () => (state.providers ??= api.providers().catch((error) => {
-        state.providers = null;
-        throw error;
-      })),
+      providers: () =>
+        (state.providers ??= api.providers().catch((error) => {
+          state.providers = null;
+          throw error;
+        })),
     };
     const [section, id, action] = parts;
     if (section !== "connections") await renderNotFound();
@@ -154,7 +178,15 @@ async function route() {
 }
 
 async function renderNotFound() {
-  replaceChildren(view, h("div", { class: "empty" }, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/connections" }, "Back to AI connections"))));
+  replaceChildren(
+    view,
+    h(
+      "div",
+      { class: "empty" },
+      h("h1", {}, "Not found"),
+      h("p", {}, h("a", { href: "#/connections" }, "Back to AI connections")),
+    ),
+  );
 }
 
 async function boot() {
@@ -163,11 +195,20 @@ async function boot() {
     if (!response.ok) throw new Error(`config.json: ${response.status}`);
     state.apiUrl = (await response.json()).apiUrl ?? "";
   } catch (error) {
-    replaceChildren(view, h("p", { class: "error-message", role: "alert" }, `The console cannot find its configuration (${error.message}).`));
+    replaceChildren(
+      view,
+      h(
+        "p",
+        { class: "error-message", role: "alert" },
+        `The console cannot find its configuration (${error.message}).`,
+      ),
+    );
     return;
   }
   window.addEventListener("hashchange", route);
-  window.addEventListener("unhandledrejection", (event) => toast(event.reason?.message ?? String(event.reason), "error"));
+  window.addEventListener("unhandledrejection", (event) =>
+    toast(event.reason?.message ?? String(event.reason), "error"),
+  );
   await route();
 }
 

@@ -12,13 +12,22 @@ function textField(errors, { path, label, value = "", help, multiline = false, p
     ? h("textarea", { id, name: path, rows: "3", placeholder })
     : h("input", { id, name: path, type: "text", autocomplete: "off", placeholder });
   input.value = value ?? "";
-  const field = h("div", { class: "field", dataset: { field: path } }, h("label", { for: id }, label), input, help && h("p", { class: "help" }, help));
+  const field = h(
+    "div",
+    { class: "field", dataset: { field: path } },
+    h("label", { for: id }, label),
+    input,
+    help && h("p", { class: "help" }, help),
+  );
   errors.register(path, field);
   return { field, input };
 }
 
 function parseModels(text) {
-  const models = text.split(/[\n,]/).map((model) => model.trim()).filter(Boolean);
+  const models = text
+    .split(/[\n,]/)
+    .map((model) => model.trim())
+    .filter(Boolean);
   return models.length > 0 ? models : null;
 }
 
@@ -31,12 +40,26 @@ export async function renderCreateConnection(view, ctx) {
   const providers = await ctx.providers();
   const summary = errorSummary();
   const errors = new FieldErrors(summary);
-  const name = textField(errors, { path: "name", label: "Name", help: "Unique in this environment; applications address models as <name>/<model>." });
+  const name = textField(errors, {
+    path: "name",
+    label: "Name",
+    help: "Unique in this environment; applications address models as <name>/<model>.",
+  });
   const description = textField(errors, { path: "description", label: "Description (optional)", multiline: true });
   const providerId = "field-provider";
-  const provider = h("select", { id: providerId, name: "provider" }, providers.map((item) => h("option", { value: item.id }, item.name)));
+  const provider = h(
+    "select",
+    { id: providerId, name: "provider" },
+    providers.map((item) => h("option", { value: item.id }, item.name)),
+  );
   const providerHelp = h("p", { class: "help" });
-  const providerField = h("div", { class: "field", dataset: { field: "provider" } }, h("label", { for: providerId }, "Provider"), provider, providerHelp);
+  const providerField = h(
+    "div",
+    { class: "field", dataset: { field: "provider" } },
+    h("label", { for: providerId }, "Provider"),
+    provider,
+    providerHelp,
+  );
   errors.register("provider", providerField);
 
   const configHolder = h("div");
@@ -52,7 +75,13 @@ export async function renderCreateConnection(view, ctx) {
   errors.register("config", configHolder);
 
   const capacity = capacityEditor([], errors);
-  const models = textField(errors, { path: "allowedModels", label: "Allowed models (optional)", multiline: true, placeholder: "gpt-4o\ngpt-4o-mini", help: "One per line. Leave empty to allow every model of the provider." });
+  const models = textField(errors, {
+    path: "allowedModels",
+    label: "Allowed models (optional)",
+    multiline: true,
+    placeholder: "gpt-4o\ngpt-4o-mini",
+    help: "One per line. Leave empty to allow every model of the provider.",
+  });
   const submit = h("button", { type: "submit", class: "primary" }, "Create connection");
 
   const form = h(
@@ -96,10 +125,25 @@ export async function renderEditConnection(view, ctx, connectionId) {
   const summary = errorSummary();
   const errors = new FieldErrors(summary);
   const name = textField(errors, { path: "name", label: "Name", value: connection.name });
-  const description = textField(errors, { path: "description", label: "Description (optional)", value: connection.description, multiline: true });
-  const config = schemaForm(provider.configSchema, { secretFields: provider.secretFields, values: connection.config ?? {}, errors });
+  const description = textField(errors, {
+    path: "description",
+    label: "Description (optional)",
+    value: connection.description,
+    multiline: true,
+  });
+  const config = schemaForm(provider.configSchema, {
+    secretFields: provider.secretFields,
+    values: connection.config ?? {},
+    errors,
+  });
   const capacity = capacityEditor(connection.capacity, errors);
-  const models = textField(errors, { path: "allowedModels", label: "Allowed models (optional)", value: (connection.allowedModels ?? []).join("\n"), multiline: true, help: "One per line. Leave empty to allow every model of the provider." });
+  const models = textField(errors, {
+    path: "allowedModels",
+    label: "Allowed models (optional)",
+    value: (connection.allowedModels ?? []).join("\n"),
+    multiline: true,
+    help: "One per line. Leave empty to allow every model of the provider.",
+  });
   const submit = h("button", { type: "submit", class: "primary" }, "Save");
   const detailsHref = `#/connections/${connection.connectionId}`;
 
@@ -107,8 +151,26 @@ export async function renderEditConnection(view, ctx, connectionId) {
     "form",
     { class: "connection-form", novalidate: true, "aria-label": "Edit connection" },
     summary,
-    section("General", name.field, description.field, h("div", { class: "field" }, h("span", { class: "label" }, "Provider"), h("p", { class: "static" }, provider.name))),
-    section("Provider configuration", h("p", { class: "help" }, "Secrets are never shown. Leave a secret empty to keep the stored one; type a new value to replace it."), config.element),
+    section(
+      "General",
+      name.field,
+      description.field,
+      h(
+        "div",
+        { class: "field" },
+        h("span", { class: "label" }, "Provider"),
+        h("p", { class: "static" }, provider.name),
+      ),
+    ),
+    section(
+      "Provider configuration",
+      h(
+        "p",
+        { class: "help" },
+        "Secrets are never shown. Leave a secret empty to keep the stored one; type a new value to replace it.",
+      ),
+      config.element,
+    ),
     section("Limits", capacity.element, models.field),
     h("div", { class: "form-actions" }, h("a", { href: detailsHref, class: "button secondary" }, "Cancel"), submit),
   );
@@ -141,8 +203,16 @@ export async function renderEditConnection(view, ctx, connectionId) {
         errors.show(
           error,
           stale && [
-            h("p", {}, "Someone else changed this connection after you opened it. Reload to edit the current version; your changes here will be discarded."),
-            h("button", { type: "button", class: "secondary", onClick: () => renderEditConnection(view, ctx, connectionId) }, "Reload"),
+            h(
+              "p",
+              {},
+              "Someone else changed this connection after you opened it. Reload to edit the current version; your changes here will be discarded.",
+            ),
+            h(
+              "button",
+              { type: "button", class: "secondary", onClick: () => renderEditConnection(view, ctx, connectionId) },
+              "Reload",
+            ),
           ],
         );
       }
@@ -150,7 +220,13 @@ export async function renderEditConnection(view, ctx, connectionId) {
   });
   replaceChildren(
     view,
-    h("nav", { class: "breadcrumbs" }, h("a", { href: "#/connections" }, "AI connections"), " / ", h("a", { href: detailsHref }, connection.name)),
+    h(
+      "nav",
+      { class: "breadcrumbs" },
+      h("a", { href: "#/connections" }, "AI connections"),
+      " / ",
+      h("a", { href: detailsHref }, connection.name),
+    ),
     h("div", { class: "page-header" }, h("h1", {}, `Edit ${connection.name}`)),
     form,
   );

@@ -3,7 +3,17 @@
 
 import { capacitySummary, SOURCE_IP } from "../capacity.js";
 import { stackedBars } from "../chart.js";
-import { formatDate, formatInteger, h, humanize, replaceChildren, spinner, timeElement, toast, whileBusy } from "../dom.js";
+import {
+  formatDate,
+  formatInteger,
+  h,
+  humanize,
+  replaceChildren,
+  spinner,
+  timeElement,
+  toast,
+  whileBusy,
+} from "../dom.js";
 
 const HOUR = 3600 * 1000;
 const DAY = 24 * HOUR;
@@ -18,13 +28,21 @@ function card(title, ...children) {
 }
 
 function definitionList(entries) {
-  return h("dl", { class: "details" }, entries.filter(Boolean).map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
+  return h(
+    "dl",
+    { class: "details" },
+    entries.filter(Boolean).map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
+  );
 }
 
 function configValue(value) {
   if (value === null || value === undefined) return "—";
   if (typeof value === "object") {
-    return h("dl", { class: "nested-details" }, Object.entries(value).map(([key, inner]) => [h("dt", {}, humanize(key)), h("dd", {}, configValue(inner))]));
+    return h(
+      "dl",
+      { class: "nested-details" },
+      Object.entries(value).map(([key, inner]) => [h("dt", {}, humanize(key)), h("dd", {}, configValue(inner))]),
+    );
   }
   return String(value);
 }
@@ -43,7 +61,18 @@ function limitsTable(limits, { withScope }) {
   return h(
     "table",
     { class: "compact" },
-    h("thead", {}, h("tr", {}, h("th", {}, "Period"), h("th", {}, "Requests"), h("th", {}, "Tokens"), withScope && h("th", {}, "Scope"))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", {}, "Period"),
+        h("th", {}, "Requests"),
+        h("th", {}, "Tokens"),
+        withScope && h("th", {}, "Scope"),
+      ),
+    ),
     h(
       "tbody",
       {},
@@ -72,14 +101,20 @@ function capacityCard(connection) {
         "div",
         { class: "configured" },
         h("h3", {}, "Configured"),
-        connection.capacity?.length ? limitsTable(connection.capacity, { withScope: true }) : h("p", {}, "No limits: every request is admitted."),
+        connection.capacity?.length
+          ? limitsTable(connection.capacity, { withScope: true })
+          : h("p", {}, "No limits: every request is admitted."),
       ),
       h(
         "div",
         { class: "discovered" },
         h("h3", {}, "Discovered from the provider"),
         models.length === 0
-          ? h("p", { class: "help" }, "Nothing yet. Limits appear here once the provider reports them (rate-limit headers, or Service Quotas for Bedrock).")
+          ? h(
+              "p",
+              { class: "help" },
+              "Nothing yet. Limits appear here once the provider reports them (rate-limit headers, or Service Quotas for Bedrock).",
+            )
           : models.map(([model, observed]) =>
               h(
                 "div",
@@ -95,7 +130,8 @@ function capacityCard(connection) {
 }
 
 function meter(used, limit, unit) {
-  if (limit === null || limit === undefined) return h("p", { class: "meter-text" }, `${formatInteger(used)} ${unit}, no limit`);
+  if (limit === null || limit === undefined)
+    return h("p", { class: "meter-text" }, `${formatInteger(used)} ${unit}, no limit`);
   const fill = h("span", { class: "meter-fill" });
   const ratio = limit === 0 ? 1 : Math.min(used / limit, 1);
   fill.style.width = `${(ratio * 100).toFixed(1)}%`;
@@ -103,7 +139,18 @@ function meter(used, limit, unit) {
   return h(
     "div",
     { class: "meter" },
-    h("span", { class: "meter-track", role: "meter", "aria-valuemin": "0", "aria-valuemax": String(limit), "aria-valuenow": String(used), "aria-label": unit }, fill),
+    h(
+      "span",
+      {
+        class: "meter-track",
+        role: "meter",
+        "aria-valuemin": "0",
+        "aria-valuemax": String(limit),
+        "aria-valuenow": String(used),
+        "aria-label": unit,
+      },
+      fill,
+    ),
     h("span", { class: "meter-text" }, `${formatInteger(used)} of ${formatInteger(limit)} ${unit}`),
   );
 }
@@ -128,7 +175,11 @@ async function loadUtilization(holder, ctx, connectionId) {
             h("h3", {}, window.period + (window.dimension === SOURCE_IP ? ` · your address ${report.sourceIp}` : "")),
             meter(window.requestsUsed, window.requestsLimit, "requests"),
             meter(window.tokensUsed, window.tokensLimit, "tokens"),
-            h("p", { class: "help" }, window.resetsAt ? ["Resets ", timeElement(window.resetsAt)] : "Never resets (lifetime)"),
+            h(
+              "p",
+              { class: "help" },
+              window.resetsAt ? ["Resets ", timeElement(window.resetsAt)] : "Never resets (lifetime)",
+            ),
           ),
         ),
       ),
@@ -154,7 +205,12 @@ async function loadUsage(holder, ctx, connectionId, rangeKey) {
     const usage = await ctx.connections.usage(connectionId, new Date(from), new Date(to), range.granularity);
     const byStart = new Map(usage.buckets.map((bucket) => [new Date(bucket.start).getTime(), bucket]));
     const label = (time) =>
-      new Date(time).toLocaleString(undefined, range.granularity === "hour" && range.span <= DAY ? { hour: "2-digit", minute: "2-digit" } : { month: "short", day: "numeric" });
+      new Date(time).toLocaleString(
+        undefined,
+        range.granularity === "hour" && range.span <= DAY
+          ? { hour: "2-digit", minute: "2-digit" }
+          : { month: "short", day: "numeric" },
+      );
     const points = bucketStarts(from, to, step).map((time) => ({ time, bucket: byStart.get(time) }));
     const totals = usage.buckets.reduce(
       (sum, bucket) => ({
@@ -169,7 +225,11 @@ async function loadUsage(holder, ctx, connectionId, rangeKey) {
     const requestChart = stackedBars(
       points.map(({ time, bucket }) => {
         const failed = (bucket?.errors ?? 0) + (bucket?.refusedForCapacity ?? 0);
-        return { label: label(time), title: formatDate(new Date(time).toISOString()), values: [Math.max((bucket?.requests ?? 0) - failed, 0), bucket?.errors ?? 0, bucket?.refusedForCapacity ?? 0] };
+        return {
+          label: label(time),
+          title: formatDate(new Date(time).toISOString()),
+          values: [Math.max((bucket?.requests ?? 0) - failed, 0), bucket?.errors ?? 0, bucket?.refusedForCapacity ?? 0],
+        };
       }),
       [
         { name: "Succeeded", className: "series-ok" },
@@ -179,7 +239,11 @@ async function loadUsage(holder, ctx, connectionId, rangeKey) {
       `Requests per ${range.granularity}, ${range.label.toLowerCase()}`,
     );
     const tokenChart = stackedBars(
-      points.map(({ time, bucket }) => ({ label: label(time), title: formatDate(new Date(time).toISOString()), values: [bucket?.promptTokens ?? 0, bucket?.completionTokens ?? 0] })),
+      points.map(({ time, bucket }) => ({
+        label: label(time),
+        title: formatDate(new Date(time).toISOString()),
+        values: [bucket?.promptTokens ?? 0, bucket?.completionTokens ?? 0],
+      })),
       [
         { name: "Prompt tokens", className: "series-prompt" },
         { name: "Completion tokens", className: "series-completion" },
@@ -217,10 +281,19 @@ function confirmDelete(ctx, connection, etag) {
     "dialog",
     { class: "confirm-dialog", "aria-labelledby": "delete-title" },
     h("h2", { id: "delete-title" }, `Delete “${connection.name}”?`),
-    h("p", {}, "Its stored credentials are destroyed and applications that use it start getting errors. This cannot be undone."),
+    h(
+      "p",
+      {},
+      "Its stored credentials are destroyed and applications that use it start getting errors. This cannot be undone.",
+    ),
     h("label", {}, "Type ", h("strong", {}, connection.name), " to confirm", typed),
     problem,
-    h("div", { class: "form-actions" }, h("button", { type: "button", class: "secondary", onClick: () => dialog.close() }, "Cancel"), remove),
+    h(
+      "div",
+      { class: "form-actions" },
+      h("button", { type: "button", class: "secondary", onClick: () => dialog.close() }, "Cancel"),
+      remove,
+    ),
   );
   typed.addEventListener("input", () => (remove.disabled = typed.value !== connection.name));
   remove.addEventListener("click", () =>
@@ -231,7 +304,10 @@ function confirmDelete(ctx, connection, etag) {
         toast(`Deleted ${connection.name}.`, "success");
         ctx.navigate("#/connections");
       } catch (error) {
-        problem.textContent = error.status === 412 ? `${error.message} Someone changed it since this page loaded: reload the page and check before deleting.` : error.message;
+        problem.textContent =
+          error.status === 412
+            ? `${error.message} Someone changed it since this page loaded: reload the page and check before deleting.`
+            : error.message;
         problem.hidden = false;
       }
     }),
@@ -249,9 +325,17 @@ export async function renderConnectionPage(view, ctx, connectionId) {
   const provider = providers.find((item) => item.id === connection.provider);
   const utilization = h("div");
   const usage = h("div");
-  const rangeSelect = h("select", { "aria-label": "Usage range" }, Object.entries(RANGES).map(([key, range]) => h("option", { value: key }, range.label)));
+  const rangeSelect = h(
+    "select",
+    { "aria-label": "Usage range" },
+    Object.entries(RANGES).map(([key, range]) => h("option", { value: key }, range.label)),
+  );
   rangeSelect.addEventListener("change", () => loadUsage(usage, ctx, connectionId, rangeSelect.value));
-  const refresh = h("button", { type: "button", class: "secondary small", onClick: () => loadUtilization(utilization, ctx, connectionId) }, "Refresh");
+  const refresh = h(
+    "button",
+    { type: "button", class: "secondary small", onClick: () => loadUtilization(utilization, ctx, connectionId) },
+    "Refresh",
+  );
 
   replaceChildren(
     view,
@@ -259,7 +343,17 @@ export async function renderConnectionPage(view, ctx, connectionId) {
     h(
       "div",
       { class: "page-header" },
-      h("div", {}, h("h1", {}, connection.name), h("p", { class: "subtitle" }, h("span", { class: `provider ${connection.provider}` }, provider?.name ?? connection.provider), connection.description && ` · ${connection.description}`)),
+      h(
+        "div",
+        {},
+        h("h1", {}, connection.name),
+        h(
+          "p",
+          { class: "subtitle" },
+          h("span", { class: `provider ${connection.provider}` }, provider?.name ?? connection.provider),
+          connection.description && ` · ${connection.description}`,
+        ),
+      ),
       h(
         "div",
         { class: "actions" },
@@ -286,8 +380,16 @@ export async function renderConnectionPage(view, ctx, connectionId) {
       configCard(connection, provider),
     ),
     capacityCard(connection),
-    h("section", { class: "card" }, h("div", { class: "card-header" }, h("h2", {}, "Current utilization"), refresh), utilization),
+    h(
+      "section",
+      { class: "card" },
+      h("div", { class: "card-header" }, h("h2", {}, "Current utilization"), refresh),
+      utilization,
+    ),
     h("section", { class: "card" }, h("div", { class: "card-header" }, h("h2", {}, "Usage"), rangeSelect), usage),
   );
-  await Promise.all([loadUtilization(utilization, ctx, connectionId), loadUsage(usage, ctx, connectionId, rangeSelect.value)]);
+  await Promise.all([
+    loadUtilization(utilization, ctx, connectionId),
+    loadUsage(usage, ctx, connectionId, rangeSelect.value),
+  ]);
 }

@@ -7,7 +7,11 @@ import { h, replaceChildren, spinner, timeElement } from "../dom.js";
 export async function renderConnectionList(view, ctx) {
   const providers = await ctx.providers();
   const providerNames = Object.fromEntries(providers.map((provider) => [provider.id, provider.name]));
-  const search = h("input", { type: "search", placeholder: "Search by name or description", "aria-label": "Search connections" });
+  const search = h("input", {
+    type: "search",
+    placeholder: "Search by name or description",
+    "aria-label": "Search connections",
+  });
   const providerFilter = h(
     "select",
     { "aria-label": "Provider" },
@@ -21,7 +25,10 @@ export async function renderConnectionList(view, ctx) {
   const show = () => {
     const term = search.value.trim().toLowerCase();
     const shown = connections.filter(
-      (connection) => !term || connection.name.toLowerCase().includes(term) || (connection.description ?? "").toLowerCase().includes(term),
+      (connection) =>
+        !term ||
+        connection.name.toLowerCase().includes(term) ||
+        (connection.description ?? "").toLowerCase().includes(term),
     );
     if (connections.length === 0) {
       replaceChildren(
@@ -29,7 +36,13 @@ export async function renderConnectionList(view, ctx) {
         h(
           "div",
           { class: "empty" },
-          h("p", {}, providerFilter.value ? `No ${providerNames[providerFilter.value]} connections in this environment.` : "No AI connections in this environment yet."),
+          h(
+            "p",
+            {},
+            providerFilter.value
+              ? `No ${providerNames[providerFilter.value]} connections in this environment.`
+              : "No AI connections in this environment yet.",
+          ),
           h("a", { class: "button primary", href: "#/connections/new" }, "Create connection"),
         ),
       );
@@ -41,11 +54,23 @@ export async function renderConnectionList(view, ctx) {
     }
     replaceChildren(
       results,
-      h("p", { class: "count" }, `${shown.length} of ${connections.length} connection${connections.length === 1 ? "" : "s"}`),
+      h(
+        "p",
+        { class: "count" },
+        `${shown.length} of ${connections.length} connection${connections.length === 1 ? "" : "s"}`,
+      ),
       h(
         "table",
         { class: "list" },
-        h("thead", {}, h("tr", {}, ["Name", "Provider", "Capacity", "Created", "Updated"].map((title) => h("th", { scope: "col" }, title)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Name", "Provider", "Capacity", "Created", "Updated"].map((title) => h("th", { scope: "col" }, title)),
+          ),
+        ),
         h(
           "tbody",
           {},
@@ -59,7 +84,15 @@ export async function renderConnectionList(view, ctx) {
                 h("a", { href: `#/connections/${connection.connectionId}`, class: "name" }, connection.name),
                 connection.description && h("span", { class: "description" }, connection.description),
               ),
-              h("td", { "data-label": "Provider" }, h("span", { class: `provider ${connection.provider}` }, providerNames[connection.provider] ?? connection.provider)),
+              h(
+                "td",
+                { "data-label": "Provider" },
+                h(
+                  "span",
+                  { class: `provider ${connection.provider}` },
+                  providerNames[connection.provider] ?? connection.provider,
+                ),
+              ),
               h("td", { "data-label": "Capacity" }, capacitySummary(connection.capacity)),
               h("td", { "data-label": "Created" }, timeElement(connection.createdAt)),
               h("td", { "data-label": "Updated" }, timeElement(connection.updatedAt)),
@@ -79,7 +112,10 @@ export async function renderConnectionList(view, ctx) {
       });
       show();
     } catch (error) {
-      replaceChildren(results, h("div", { class: "form-errors", role: "alert" }, h("p", { class: "error-message" }, error.message)));
+      replaceChildren(
+        results,
+        h("div", { class: "form-errors", role: "alert" }, h("p", { class: "error-message" }, error.message)),
+      );
     }
   };
 
@@ -96,7 +132,12 @@ export async function renderConnectionList(view, ctx) {
       "div",
       { class: "page-header" },
       h("h1", {}, "AI connections"),
-      h("div", { class: "actions" }, h("a", { class: "button secondary", href: "#/connections/quick-add" }, "Quick add"), h("a", { class: "button primary", href: "#/connections/new" }, "Create connection")),
+      h(
+        "div",
+        { class: "actions" },
+        h("a", { class: "button secondary", href: "#/connections/quick-add" }, "Quick add"),
+        h("a", { class: "button primary", href: "#/connections/new" }, "Create connection"),
+      ),
     ),
     h("div", { class: "toolbar" }, search, providerFilter),
     results,

@@ -17,9 +17,26 @@ export async function renderQuickAdd(view, ctx) {
   replaceChildren(view, spinner("Loading providers…"));
   const providers = (await ctx.providers()).filter(keyOnly);
   const rows = providers.map((provider) => {
-    const key = h("input", { type: "password", autocomplete: "new-password", spellcheck: "false", placeholder: "Paste the API key", "aria-label": `${provider.name} API key` });
-    const name = h("input", { type: "text", value: provider.id, autocomplete: "off", "aria-label": `${provider.name} connection name` });
-    const tr = h("tr", { dataset: { provider: provider.id } }, h("th", { scope: "row" }, provider.name), h("td", { "data-label": "API key" }, key), h("td", { "data-label": "Connection name" }, name));
+    const key = h("input", {
+      type: "password",
+      autocomplete: "new-password",
+      spellcheck: "false",
+      placeholder: "Paste the API key",
+      "aria-label": `${provider.name} API key`,
+    });
+    const name = h("input", {
+      type: "text",
+      value: provider.id,
+      autocomplete: "off",
+      "aria-label": `${provider.name} connection name`,
+    });
+    const tr = h(
+      "tr",
+      { dataset: { provider: provider.id } },
+      h("th", { scope: "row" }, provider.name),
+      h("td", { "data-label": "API key" }, key),
+      h("td", { "data-label": "Connection name" }, name),
+    );
     return { provider, key, name, tr };
   });
   const minuteRequests = numberField("Requests per minute", DEFAULT_CAPACITY.minuteRequests);
@@ -42,9 +59,34 @@ export async function renderQuickAdd(view, ctx) {
   const form = h(
     "form",
     { class: "quick-add", novalidate: true, "aria-label": "Quick add" },
-    h("p", {}, "Paste the keys you have; providers left empty are skipped. Each key becomes its own connection, encrypted before it is stored."),
-    h("div", { class: "table-scroll" }, h("table", { class: "list quick-add-table" }, h("thead", {}, h("tr", {}, h("th", {}, "Provider"), h("th", {}, "API key"), h("th", {}, "Connection name"))), h("tbody", {}, rows.map((row) => row.tr)))),
-    h("fieldset", { class: "defaults" }, h("legend", {}, "Capacity for each new connection"), minuteRequests.field, minuteTokens.field, dayRequests.field, h("p", { class: "help" }, "Empty means no limit. You can change each connection's capacity later.")),
+    h(
+      "p",
+      {},
+      "Paste the keys you have; providers left empty are skipped. Each key becomes its own connection, encrypted before it is stored.",
+    ),
+    h(
+      "div",
+      { class: "table-scroll" },
+      h(
+        "table",
+        { class: "list quick-add-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Provider"), h("th", {}, "API key"), h("th", {}, "Connection name"))),
+        h(
+          "tbody",
+          {},
+          rows.map((row) => row.tr),
+        ),
+      ),
+    ),
+    h(
+      "fieldset",
+      { class: "defaults" },
+      h("legend", {}, "Capacity for each new connection"),
+      minuteRequests.field,
+      minuteTokens.field,
+      dayRequests.field,
+      h("p", { class: "help" }, "Empty means no limit. You can change each connection's capacity later."),
+    ),
     problem,
     progress,
     h("div", { class: "form-actions" }, h("a", { href: "#/connections", class: "button secondary" }, "Cancel"), submit),
@@ -95,13 +137,30 @@ function showResults(ctx, results, capacityText) {
   const dialog = h(
     "dialog",
     { class: "results-dialog", "aria-labelledby": "quick-add-results" },
-    h("h2", { id: "quick-add-results" }, failed.length === 0 ? `Created ${created.length} connection${created.length === 1 ? "" : "s"}` : `Created ${created.length}, ${failed.length} failed`),
+    h(
+      "h2",
+      { id: "quick-add-results" },
+      failed.length === 0
+        ? `Created ${created.length} connection${created.length === 1 ? "" : "s"}`
+        : `Created ${created.length}, ${failed.length} failed`,
+    ),
     created.length > 0 &&
       h(
         "section",
         { class: "created" },
         h("h3", {}, "Created"),
-        h("ul", {}, created.map(({ connection }) => h("li", {}, h("a", { href: `#/connections/${connection.connectionId}` }, connection.name), ` (${connection.provider})`))),
+        h(
+          "ul",
+          {},
+          created.map(({ connection }) =>
+            h(
+              "li",
+              {},
+              h("a", { href: `#/connections/${connection.connectionId}` }, connection.name),
+              ` (${connection.provider})`,
+            ),
+          ),
+        ),
         h("p", { class: "help" }, `Capacity: ${capacityText}.`),
       ),
     failed.length > 0 &&
@@ -109,7 +168,18 @@ function showResults(ctx, results, capacityText) {
         "section",
         { class: "failed" },
         h("h3", {}, "Failed"),
-        h("ul", {}, failed.map(({ row, error }) => h("li", {}, h("strong", {}, `${row.name.value.trim() || row.provider.id} (${row.provider.name}): `), error.message))),
+        h(
+          "ul",
+          {},
+          failed.map(({ row, error }) =>
+            h(
+              "li",
+              {},
+              h("strong", {}, `${row.name.value.trim() || row.provider.id} (${row.provider.name}): `),
+              error.message,
+            ),
+          ),
+        ),
         h("p", { class: "help" }, "Their keys are still in the form: fix what the message says and create again."),
       ),
     h(

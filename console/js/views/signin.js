@@ -5,7 +5,14 @@ import { h, replaceChildren, whileBusy } from "../dom.js";
 
 export function renderSignIn(view, { apiFor, apiOrigin, message, onSignedIn }) {
   const id = "field-api-key";
-  const key = h("input", { id, type: "password", autocomplete: "off", spellcheck: "false", placeholder: "vmx_…", "aria-describedby": "api-key-help" });
+  const key = h("input", {
+    id,
+    type: "password",
+    autocomplete: "off",
+    spellcheck: "false",
+    placeholder: "vmx_…",
+    "aria-describedby": "api-key-help",
+  });
   const problem = h("p", { class: "field-error", role: "alert", hidden: !message }, message ?? "");
   const submit = h("button", { type: "submit", class: "primary" }, "Sign in");
   const form = h(
