@@ -278,7 +278,7 @@ def test_connection_page_shows_usage_utilization_and_discovered_capacity(page: P
                 "name": unique("busy"),
                 "provider": "openai",
                 "config": {"apiKey": provider.api_key, "baseUrl": provider.base_url},
-                "capacity": [{"period": "minute", "requests": 100, "tokens": 100000}],
+                "capacity": [{"period": "minute", "requests": 20000, "tokens": 100000}],
             }
         )
         base = tenant.connections_url.rsplit("/ai-connections", 1)[0]
@@ -292,7 +292,7 @@ def test_connection_page_shows_usage_utilization_and_discovered_capacity(page: P
 
     sign_in(page, tenant)
     page.goto(f"{tenant.base_url}/#/connections/{connection['connectionId']}")
-    expect(page.locator(".window").first).to_contain_text("1 of 100 requests")
+    expect(page.locator(".window").first).to_contain_text("1 of 20,000 requests")
     # Usage and discovered capacity arrive through the event bus within a second or two.
     for _ in range(30):
         if page.locator(".discovered-model").count() and page.locator(".totals dd").first.inner_text() == "1":
@@ -302,6 +302,11 @@ def test_connection_page_shows_usage_utilization_and_discovered_capacity(page: P
         page.locator(".totals").wait_for()
     expect(page.locator(".discovered-model h4")).to_have_text("gpt-4o-mini")
     expect(page.locator(".discovered-model")).to_contain_text("10,000")
+    # The loopback provider allows 10,000 requests a minute: the configured 20,000 can never be reached.
+    expect(page.locator(".warnings li")).to_have_text(
+        "20,000 requests per minute is above the 10,000 gpt-4o-mini allows: "
+        "the provider will refuse requests before this limit is reached."
+    )
     expect(page.locator(".totals > div").first).to_have_text(re.compile(r"^Requests\s*1$"))
     expect(page.locator("svg.chart .series-ok").first).to_be_attached()
     screenshot(page, "connection")
@@ -327,3 +332,32 @@ def test_the_layout_fits_a_narrow_window(page: Page, tenant: Tenant) -> None:
         page.get_by_role("heading", name=re.compile(str(connection["name"]))).wait_for()
         assert page.evaluate(fits), f"horizontal scrolling on #/connections/<id>{path}"
     screenshot(page, "narrow-edit")
+
+
+def test_a_key_that_sees_several_workspaces_picks_one(page: Page, tenant: Tenant, local_stack: dict[str, str]) -> None:
+    mine = tenant.create({"name": unique("picked"), "provider": "groq", "config": {"apiKey": "gsk-1"}})
+    platform = Tenant(tenant.base_url, tenant.workspace_id, tenant.environment_id, local_stack["apiKey"])
+    sign_in(page, platform)
+
+    page.get_by_label("Workspace", exact=True).select_option(tenant.workspace_id)
+
+    expect(page.get_by_label("Environment", exact=True)).to_have_value(tenant.environment_id)
+    expect(row(page, str(mine["name"]))).to_be_visible()
+    page.reload()
+    expect(row(page, str(mine["name"]))).to_be_visible()  # the choice outlives a reload of the tab
+
+
+def test_a_revoked_key_signs_the_console_out_with_the_api_message(page: Page, tenant: Tenant) -> None:
+    admin = {"Authorization": f"Bearer {tenant.api_key}"}
+    keys_url = f"{tenant.base_url}/api/v1/workspaces/{tenant.workspace_id}/api-keys"
+    issued = requests.post(keys_url, json={"name": "short-lived", "role": "viewer"}, headers=admin, timeout=10).json()
+    short_lived = Tenant(tenant.base_url, tenant.workspace_id, tenant.environment_id, issued["apiKey"])
+    sign_in(page, short_lived)
+
+    revoked = requests.delete(f"{keys_url}/{issued['keyId']}", headers=admin, timeout=10)
+    assert revoked.status_code == 204, revoked.text
+    page.get_by_label("Provider").select_option("openai")  # the list is read again
+
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.locator('[data-field="apiKey"] .field-error')).to_have_text("Signed out: Unauthorized")
+    assert page.evaluate("sessionStorage.getItem('vmx.apiKey')") is None

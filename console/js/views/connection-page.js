@@ -90,8 +90,31 @@ function limitsTable(limits, { withScope }) {
   );
 }
 
+/** Configured limits the provider's own would cut short: its 429s come before ours. */
+function aboveDiscovered(configured, models) {
+  const warnings = [];
+  for (const limit of configured ?? []) {
+    if (limit.enabled === false || limit.dimension === SOURCE_IP) continue;
+    for (const [model, observed] of models) {
+      for (const discovered of observed.capacity ?? []) {
+        if (discovered.period !== limit.period) continue;
+        for (const unit of ["requests", "tokens"]) {
+          if (limit[unit] != null && discovered[unit] != null && limit[unit] > discovered[unit]) {
+            warnings.push(
+              `${formatInteger(limit[unit])} ${unit} per ${limit.period} is above the ${formatInteger(discovered[unit])} ` +
+                `${model} allows: the provider will refuse requests before this limit is reached.`,
+            );
+          }
+        }
+      }
+    }
+  }
+  return warnings;
+}
+
 function capacityCard(connection) {
   const models = Object.entries(connection.discoveredCapacity?.models ?? {});
+  const warnings = aboveDiscovered(connection.capacity, models);
   return card(
     "Capacity",
     h(
@@ -126,6 +149,12 @@ function capacityCard(connection) {
             ),
       ),
     ),
+    warnings.length > 0 &&
+      h(
+        "ul",
+        { class: "warnings" },
+        warnings.map((warning) => h("li", {}, warning)),
+      ),
   );
 }
 
