@@ -206,6 +206,11 @@ async function boot() {
     return;
   }
   window.addEventListener("hashchange", route);
+  // A link to the page already shown changes no hash; it should still read the list afresh.
+  document.querySelector(".brand").addEventListener("click", (event) => {
+    event.preventDefault();
+    navigate("#/connections");
+  });
   window.addEventListener("unhandledrejection", (event) =>
     toast(event.reason?.message ?? String(event.reason), "error"),
   );
