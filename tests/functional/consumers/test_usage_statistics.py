@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 from tests.unit.consumers.events import NOW
 from tests.unit.consumers.usage_contract import HOUR, UsageStatisticsContract, completion
 from vmx.storage.errors import StorageUnavailable
-from vmx.storage.usage_store import DynamoUsageStatistics
+from vmx.storage.usage_store import HOUR_BUCKET_RETENTION, DynamoUsageStatistics
 
 TRANSACT, QUERY = "TransactWriteItems", "Query"
 
@@ -43,6 +43,24 @@ def test_the_marker_expires_two_days_after_the_event(usage: DynamoUsageStatistic
         TableName=os.environ["USAGE_TABLE_NAME"], Key={"pk": {"S": f"EVENT#{event.event_id}"}, "sk": {"S": "EVENT"}}
     )["Item"]
     assert int(marker["expiresAt"]["N"]) == int((NOW + timedelta(days=2)).timestamp())
+
+
+def test_hour_buckets_expire_after_the_retention_and_day_buckets_stay(usage: DynamoUsageStatistics) -> None:
+    event = completion(f"conn-{uuid.uuid4().hex}")
+
+    usage.record(event)
+
+    items = boto3.client("dynamodb").query(
+        TableName=os.environ["USAGE_TABLE_NAME"],
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"USAGE#{event.connection_id}"}},
+    )["Items"]
+    expiry = {item["sk"]["S"].split("#")[0]: item.get("expiresAt", {}).get("N") for item in items}
+    hour_start = event.occurred_at.replace(minute=0, second=0, microsecond=0)
+    assert expiry == {"hour": str(int((hour_start + HOUR_BUCKET_RETENTION).timestamp())), "day": None}
+    # Counting into an hour again keeps its expiry where it was.
+    usage.record(completion(event.connection_id))
+    assert usage.series(event.connection_id, HOUR, NOW - timedelta(days=1), NOW + timedelta(days=1))[0].requests == 2
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ as time does), holding `requests`, `promptTokens`, `completionTokens`, `errors`,
 one counter `lat_<i>` per latency bucket (vmx.consumers.usage_stats.LATENCY_BOUNDS_MS); and
 `EVENT#<eventId>` / `EVENT`, the marker of a counted event. It expires two days after the event: EventBridge
 retries a delivery for at most 24 hours, and SQS redelivers within maxReceiveCount visibility timeouts.
+An hour bucket expires HOUR_BUCKET_RETENTION after its start (about 2,200 items per connection at most);
+day buckets are kept.
 
 Counting is one transaction: put the marker if it is absent, and ADD to the hour and the day. A marker
 already there cancels it all: a redelivered event counts nothing. This uses the low-level client because
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 # the table's TTL attribute (USAGE_TABLE in infra/system.py)
 _EXPIRES_AT = "expiresAt"
 _MARKER_LIFETIME = timedelta(days=2)
+# Three months of hourly detail: an hour series spans at most 31 days (usage_range.MAX_SPAN).
+HOUR_BUCKET_RETENTION = timedelta(days=92)
 _START_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Every completion of a connection adds to the same two items, so concurrent consumers' transactions can
 # collide (TransactionConflict); exponential backoff with full jitter spreads them out (about 6 s at worst).
@@ -109,12 +113,17 @@ class DynamoUsageStatistics:
         self, connection_id: str, granularity: Granularity, start: datetime, counts: Mapping[str, int]
     ) -> "TransactWriteItemTypeDef":
         placeholders = {name: f":v{index}" for index, name in enumerate(counts)}
+        expression = "ADD " + ", ".join(f"{name} {placeholders[name]}" for name in counts)
+        values = {placeholders[name]: _number(value) for name, value in counts.items()}
+        if granularity is Granularity.HOUR:
+            expression += f" SET {_EXPIRES_AT} = :expires"
+            values[":expires"] = _number(int((start + HOUR_BUCKET_RETENTION).timestamp()))
         return {
             "Update": {
                 "TableName": self._table_name,
                 "Key": {"pk": _string(_usage_pk(connection_id)), "sk": _string(_bucket_sk(granularity, start))},
-                "UpdateExpression": "ADD " + ", ".join(f"{name} {placeholders[name]}" for name in counts),
-                "ExpressionAttributeValues": {placeholders[name]: _number(value) for name, value in counts.items()},
+                "UpdateExpression": expression,
+                "ExpressionAttributeValues": values,
             }
         }
 
