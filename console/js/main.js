@@ -13,6 +13,8 @@ import { renderSignIn } from "./views/signin.js";
 const view = document.getElementById("view");
 const scopeBar = document.getElementById("scope");
 const state = { apiUrl: "", workspaces: null, environments: null, providers: null, signInMessage: null };
+// The shown view's "has unsaved changes?" check, and the address it was shown at.
+const shown = { hash: "", unsaved: () => false };
 
 function apiOrigin() {
   return new URL(state.apiUrl || "/", window.location.href).origin;
@@ -99,8 +101,18 @@ function replaceQuery(values) {
   window.history.replaceState(null, "", `#/${parts.join("/")}${search ? `?${search}` : ""}`);
 }
 
+/** Leaving a form with unsaved changes asks first; declining puts the address back. */
+function leave() {
+  if (shown.unsaved() && !window.confirm("Leave this page? Your changes are not saved.")) {
+    window.history.replaceState(null, "", shown.hash);
+    return;
+  }
+  route();
+}
+
 async function route() {
   const { parts, query } = parseHash();
+  Object.assign(shown, { hash: window.location.hash, unsaved: () => false });
   document.querySelectorAll("dialog").forEach((dialog) => dialog.close());
   if (!session.apiKey) {
     if (parts[0] !== "signin") {
@@ -147,6 +159,7 @@ async function route() {
     const ctx = {
       query,
       navigate,
+      protect: (unsaved) => (shown.unsaved = unsaved),
       replaceQuery,
       connections: new Connections(api, scope.workspace.workspaceId, scope.environment.environmentId),
       providers: () =>
@@ -205,7 +218,10 @@ async function boot() {
     );
     return;
   }
-  window.addEventListener("hashchange", route);
+  window.addEventListener("hashchange", leave);
+  window.addEventListener("beforeunload", (event) => {
+    if (shown.unsaved()) event.preventDefault();
+  });
   // A link to the page already shown changes no hash; it should still read the list afresh.
   document.querySelector(".brand").addEventListener("click", (event) => {
     event.preventDefault();

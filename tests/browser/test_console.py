@@ -4,7 +4,7 @@ import re
 import uuid
 
 import requests
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Dialog, Locator, Page, expect
 
 from tests.browser.conftest import Tenant, screenshot, sign_in
 from tests.loopback_providers import loopback_provider
@@ -361,3 +361,26 @@ def test_a_revoked_key_signs_the_console_out_with_the_api_message(page: Page, te
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.locator('[data-field="apiKey"] .field-error')).to_have_text("Signed out: Unauthorized")
     assert page.evaluate("sessionStorage.getItem('vmx.apiKey')") is None
+
+
+def test_leaving_an_edit_with_unsaved_changes_asks_first(page: Page, tenant: Tenant) -> None:
+    connection = tenant.create({"name": unique("careful"), "provider": "openai", "config": {"apiKey": "sk-1"}})
+    sign_in(page, tenant)
+    page.goto(f"{tenant.base_url}/#/connections/{connection['connectionId']}/edit")
+    page.get_by_label("Description (optional)").fill("half-typed")
+    asked: list[str] = []
+
+    def decline(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", decline)
+    page.get_by_role("link", name="AI connections", exact=True).click()
+    expect(page.get_by_label("Description (optional)")).to_have_value("half-typed")
+    assert asked == ["Leave this page? Your changes are not saved."]
+    assert page.url.endswith("/edit")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("link", name=str(connection["name"]), exact=True).click()
+    expect(page.get_by_role("button", name="Delete")).to_be_visible()
+    assert tenant.get(connection["connectionId"]).json()["description"] is None

@@ -93,6 +93,9 @@ export async function renderCreateConnection(view, ctx) {
     section("Limits", capacity.element, models.field),
     h("div", { class: "form-actions" }, h("a", { href: "#/connections", class: "button secondary" }, "Cancel"), submit),
   );
+  let unsaved = false;
+  form.addEventListener("input", () => (unsaved = true));
+  ctx.protect(() => unsaved);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = {
@@ -106,6 +109,7 @@ export async function renderCreateConnection(view, ctx) {
     await whileBusy(submit, "Creating…", async () => {
       try {
         const { data } = await ctx.connections.create(body);
+        unsaved = false;
         toast(`Created ${data.name}.`, "success");
         ctx.navigate(`#/connections/${data.connectionId}`);
       } catch (error) {
@@ -174,6 +178,9 @@ export async function renderEditConnection(view, ctx, connectionId) {
     section("Limits", capacity.element, models.field),
     h("div", { class: "form-actions" }, h("a", { href: detailsHref, class: "button secondary" }, "Cancel"), submit),
   );
+  let unsaved = false;
+  form.addEventListener("input", () => (unsaved = true));
+  ctx.protect(() => unsaved);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const patch = {};
@@ -196,6 +203,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
     await whileBusy(submit, "Saving…", async () => {
       try {
         await ctx.connections.update(connection.connectionId, patch, etag);
+        unsaved = false;
         toast(`Saved ${newName}.`, "success");
         ctx.navigate(detailsHref);
       } catch (error) {

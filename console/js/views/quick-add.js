@@ -92,6 +92,9 @@ export async function renderQuickAdd(view, ctx) {
     h("div", { class: "form-actions" }, h("a", { href: "#/connections", class: "button secondary" }, "Cancel"), submit),
   );
 
+  // Typed keys are unsaved until they become connections.
+  const unsaved = () => rows.some((row) => row.key.value.trim() !== "");
+  ctx.protect(unsaved);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const chosen = rows.filter((row) => row.key.value.trim() !== "");
