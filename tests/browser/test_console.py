@@ -158,6 +158,16 @@ def test_quick_add_creates_one_connection_per_key_and_reports_failures(page: Pag
     expect(dialog.get_by_role("link", name=gemini)).to_be_visible()
 
 
+def test_quick_add_proposes_names_that_are_free(page: Page, tenant: Tenant) -> None:
+    # Only this test of the module's workspace names connections so.
+    tenant.create({"name": "perplexity", "provider": "perplexity", "config": {"apiKey": "pplx-1"}})
+    tenant.create({"name": "Perplexity-2", "provider": "perplexity", "config": {"apiKey": "pplx-2"}})
+    sign_in(page, tenant)
+    page.goto(f"{tenant.base_url}/#/connections/quick-add")
+
+    expect(page.get_by_label("Perplexity connection name")).to_have_value("perplexity-3")
+
+
 def test_quick_add_needs_at_least_one_key(page: Page, tenant: Tenant) -> None:
     sign_in(page, tenant)
     page.goto(f"{tenant.base_url}/#/connections/quick-add")

@@ -15,7 +15,15 @@ function numberField(label, value) {
 
 export async function renderQuickAdd(view, ctx) {
   replaceChildren(view, spinner("Loading providers…"));
-  const providers = (await ctx.providers()).filter(keyOnly);
+  const [catalog, connections] = await Promise.all([ctx.providers(), ctx.connections.list()]);
+  const providers = catalog.filter(keyOnly);
+  // Names are unique per environment: propose the provider's id, or the first free "<id>-<n>".
+  const taken = new Set(connections.map((connection) => connection.name.toLowerCase()));
+  const freeName = (base) => {
+    let name = base;
+    for (let n = 2; taken.has(name); n += 1) name = `${base}-${n}`;
+    return name;
+  };
   const rows = providers.map((provider) => {
     const key = h("input", {
       type: "password",
@@ -26,7 +34,7 @@ export async function renderQuickAdd(view, ctx) {
     });
     const name = h("input", {
       type: "text",
-      value: provider.id,
+      value: freeName(provider.id),
       autocomplete: "off",
       "aria-label": `${provider.name} connection name`,
     });
