@@ -15,6 +15,7 @@ const scopeBar = document.getElementById("scope");
 const state = { apiUrl: "", workspaces: null, environments: null, providers: null, signInMessage: null };
 // The shown view's "has unsaved changes?" check, and the address it was shown at.
 const shown = { hash: "", unsaved: () => false };
+const LEAVE_UNSAVED = "Leave this page? Your changes are not saved.";
 
 function apiOrigin() {
   return new URL(state.apiUrl || "/", window.location.href).origin;
@@ -26,6 +27,7 @@ function apiFor(apiKey, onUnauthorized) {
 
 function signOut(message = null) {
   session.signOut();
+  shown.unsaved = () => false; // asked already, or the key no longer works
   Object.assign(state, { workspaces: null, environments: null, providers: null, signInMessage: message });
   replaceChildren(scopeBar);
   navigate("#/signin");
@@ -82,7 +84,15 @@ function renderScope(workspace, environment) {
     scopeBar,
     h("label", {}, h("span", {}, "Workspace"), workspaceSelect),
     h("label", {}, h("span", {}, "Environment"), environmentSelect),
-    h("button", { type: "button", class: "secondary small", onClick: () => signOut() }, "Sign out"),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "secondary small",
+        onClick: () => (!shown.unsaved() || window.confirm(LEAVE_UNSAVED)) && signOut(),
+      },
+      "Sign out",
+    ),
   );
 }
 
@@ -103,7 +113,7 @@ function replaceQuery(values) {
 
 /** Leaving a form with unsaved changes asks first; declining puts the address back. */
 function leave() {
-  if (shown.unsaved() && !window.confirm("Leave this page? Your changes are not saved.")) {
+  if (shown.unsaved() && !window.confirm(LEAVE_UNSAVED)) {
     window.history.replaceState(null, "", shown.hash);
     return;
   }
