@@ -116,6 +116,29 @@ def test_bedrock_refuses_other_latencies(latency: str | None) -> None:
     assert ("performanceConfig", "latency") in error_locations(caught.value)
 
 
+@pytest.mark.parametrize("provider_id", BEDROCK_PROVIDERS)
+def test_bedrock_roles_take_an_external_id(provider_id: str) -> None:
+    config = as_bedrock_config(
+        validate(provider_id, {"region": "us-east-1", "iamRoleArn": ROLE_ARN, "externalId": "vmx:tenant-42/prod"})
+    )
+
+    assert config.external_id == "vmx:tenant-42/prod"
+
+
+@pytest.mark.parametrize("external_id", ["x", "has space", "semi;colon", "a" * 1225])
+def test_bedrock_refuses_malformed_external_ids(external_id: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate("aws-bedrock", {"region": "us-east-1", "iamRoleArn": ROLE_ARN, "externalId": external_id})
+
+    assert ("externalId",) in error_locations(caught.value)
+
+
+def test_an_external_id_needs_a_role() -> None:
+    keys = {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "secret"}
+    with pytest.raises(ValidationError, match="externalId goes with iamRoleArn"):
+        validate("aws-bedrock", {"region": "us-east-1", **keys, "externalId": "vmx-42"})
+
+
 @pytest.mark.parametrize(
     "identifier",
     ["gr1abc2def3g", "arn:aws:bedrock:us-east-1:123456789012:guardrail/gr1abc2def3g"],
@@ -390,6 +413,7 @@ def test_config_schema_uses_wire_names() -> None:
     assert set(provider_by_id("aws-bedrock").config_schema()["properties"]) == {
         "region",
         "iamRoleArn",
+        "externalId",
         "accessKeyId",
         "secretAccessKey",
         "sessionToken",

@@ -285,9 +285,11 @@ class CountingSts:
     def __init__(self, sts: Any):
         self.sts = sts
         self.assumed: list[str] = []
+        self.external_ids: list[str | None] = []
 
     def assume_role(self, **params: Any) -> Any:
         self.assumed.append(params["RoleArn"])
+        self.external_ids.append(params.get("ExternalId"))
         return self.sts.assume_role(**params)
 
 
@@ -321,6 +323,20 @@ def test_a_role_connection_signs_with_assumed_credentials_kept_until_near_expiry
     assert keys[0] == keys[1] != keys[2]
     assert all(request.headers.get("x-amz-security-token") for request in server.requests)
     assert server.requests[0].path == "/model/amazon.nova-pro-v1%3A0/converse"
+
+
+def test_a_role_is_assumed_with_the_connections_external_id_and_cached_per_id(moto_sts: Any) -> None:
+    sts = CountingSts(moto_sts)
+    roles = AssumedRoles(sts)
+
+    first = roles.credentials(ROLE, "tenant-42")
+    again = roles.credentials(ROLE, "tenant-42")
+    other = roles.credentials(ROLE, "tenant-43")
+    without = roles.credentials(ROLE)
+
+    assert sts.external_ids == ["tenant-42", "tenant-43", None]
+    assert first == again
+    assert len({first, other, without}) == 3
 
 
 def test_a_keys_connection_signs_with_its_keys_and_session_token(moto_sts: Any) -> None:

@@ -28,14 +28,18 @@ class AssumedRoles:
     def __init__(self, sts: Any, clock: Clock = utc_now):
         self._sts = sts
         self._clock = clock
-        self._cached: dict[str, tuple[AwsCredentials, datetime]] = {}
+        # by role and external ID: a connection naming a role with the wrong ID must not reuse another's success
+        self._cached: dict[tuple[str, str | None], tuple[AwsCredentials, datetime]] = {}
 
-    def credentials(self, role_arn: str) -> AwsCredentials:
-        cached = self._cached.get(role_arn)
+    def credentials(self, role_arn: str, external_id: str | None = None) -> AwsCredentials:
+        cached = self._cached.get((role_arn, external_id))
         if cached is not None and self._clock() < cached[1] - REFRESH_MARGIN:
             return cached[0]
+        params = {"RoleArn": role_arn, "RoleSessionName": ROLE_SESSION_NAME}
+        if external_id is not None:
+            params["ExternalId"] = external_id
         try:
-            answer = self._sts.assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME)
+            answer = self._sts.assume_role(**params)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "unknown")
             message = (
@@ -50,7 +54,7 @@ class AssumedRoles:
         credentials = AwsCredentials(
             SecretStr(issued["AccessKeyId"]), SecretStr(issued["SecretAccessKey"]), SecretStr(issued["SessionToken"])
         )
-        self._cached[role_arn] = (credentials, issued["Expiration"])
+        self._cached[(role_arn, external_id)] = (credentials, issued["Expiration"])
         return credentials
 
 
@@ -71,7 +75,7 @@ def credentials_for(access: BedrockAccess, roles: AssumedRoles) -> AwsCredential
 
     Raises ProviderError when the role cannot be assumed, or the access names neither a role nor keys.
     """
-    credentials = access.keys if access.role_arn is None else roles.credentials(access.role_arn)
+    credentials = access.keys if access.role_arn is None else roles.credentials(access.role_arn, access.external_id)
     if credentials is None:
         message = "the AI connection gives neither an IAM role nor access keys for AWS Bedrock"
         raise ProviderError(502, "connection_misconfigured", message)

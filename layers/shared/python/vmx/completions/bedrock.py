@@ -85,7 +85,7 @@ def invoke(call: ProviderCall, transports: Transports) -> ProviderResult:
 
 def access_of(config: BedrockConfig) -> BedrockAccess:
     if config.iam_role_arn is not None:
-        return BedrockAccess(config.region, role_arn=config.iam_role_arn)
+        return BedrockAccess(config.region, role_arn=config.iam_role_arn, external_id=config.external_id)
     assert config.access_key_id is not None and config.secret_access_key is not None  # BedrockConfig requires them
     return BedrockAccess(
         config.region, keys=AwsCredentials(config.access_key_id, config.secret_access_key, config.session_token)

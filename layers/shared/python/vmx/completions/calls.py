@@ -71,6 +71,8 @@ class BedrockAccess:
 
     region: str
     role_arn: str | None = None
+    # sent with the role's AssumeRole when its trust policy requires one
+    external_id: str | None = None
     keys: AwsCredentials | None = None
 
 

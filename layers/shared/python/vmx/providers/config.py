@@ -113,6 +113,14 @@ class BedrockConfig(ConfigModel):
         pattern=r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$",
         description="Role the gateway assumes to call Bedrock (preferred).",
     )
+    external_id: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=1224,
+        pattern=r"^[\w+=,.@:/-]+$",
+        description="External ID the role's trust policy requires (sts:ExternalId), so that no other party "
+        "can have the gateway act in your account. Not a secret.",
+    )
     access_key_id: Secret | None = Field(default=None, description="Static access key id (legacy).")
     secret_access_key: Secret | None = Field(default=None, description="Static secret access key (legacy).")
     session_token: Secret | None = Field(default=None, description="Session token for temporary keys.")
@@ -130,6 +138,8 @@ class BedrockConfig(ConfigModel):
             raise ValueError("accessKeyId and secretAccessKey go together")
         if self.session_token is not None and not has_keys:
             raise ValueError("sessionToken needs accessKeyId and secretAccessKey")
+        if self.external_id is not None and self.iam_role_arn is None:
+            raise ValueError("externalId goes with iamRoleArn: it is sent when assuming the role")
         return self
 
 
