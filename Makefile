@@ -17,10 +17,13 @@ SCREENSHOTS := tests/artifacts/screenshots
 
 .PHONY: install run test lint synth deploy layer screenshots clean
 
-install: $(CHROMIUM)
+install: $(CHROMIUM) node_modules/.package-lock.json
 	@command -v uv >/dev/null || python3 -m pip install --quiet 'uv>=0.5'
 	uv sync --frozen
-	@[ -d node_modules/aws-cdk ] && [ -d node_modules/prettier ] || npm ci --no-audit --no-fund --loglevel=error
+
+# The CDK CLI, prettier and axe-core, as package-lock.json pins them; again whenever the lock changes.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
