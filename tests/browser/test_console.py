@@ -288,7 +288,11 @@ def test_connection_page_shows_usage_utilization_and_discovered_capacity(page: P
                 "name": unique("busy"),
                 "provider": "openai",
                 "config": {"apiKey": provider.api_key, "baseUrl": provider.base_url},
-                "capacity": [{"period": "minute", "requests": 20000, "tokens": 100000}],
+                # A lifetime window never rolls over between the request and the page, as a minute can.
+                "capacity": [
+                    {"period": "minute", "requests": 20000, "tokens": 100000},
+                    {"period": "lifetime", "requests": 1000000},
+                ],
             }
         )
         base = tenant.connections_url.rsplit("/ai-connections", 1)[0]
@@ -302,7 +306,8 @@ def test_connection_page_shows_usage_utilization_and_discovered_capacity(page: P
 
     sign_in(page, tenant)
     page.goto(f"{tenant.base_url}/#/connections/{connection['connectionId']}")
-    expect(page.locator(".window").first).to_contain_text("1 of 20,000 requests")
+    lifetime = page.locator(".window", has=page.get_by_role("heading", name="lifetime", exact=True))
+    expect(lifetime).to_contain_text("1 of 1,000,000 requests")
     # Usage and discovered capacity arrive through the event bus within a second or two.
     for _ in range(30):
         if page.locator(".discovered-model").count() and page.locator(".totals dd").first.inner_text() == "1":
