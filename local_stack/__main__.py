@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ from local_stack.state import (
     credentials_key,
     write_bootstrap,
 )
+from vmx.settings import BROWSER_ORIGIN_PATTERN
 
 logger = logging.getLogger("local_stack")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +57,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a browser origin (such as http://127.0.0.1:8080) allowed to call the API cross-origin, as "
         "the console's CloudFront origin is in AWS; the console served here needs none",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.console_origin and not re.fullmatch(BROWSER_ORIGIN_PATTERN, args.console_origin):
+        parser.error(
+            f"--console-origin {args.console_origin!r} is not an origin as browsers send it, such as http://127.0.0.1:8080"
+        )
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,9 +47,12 @@ class ConsoleFiles:
         relative = posixpath.normpath(unquote(request.path)).lstrip("/") or "index.html"
         if relative == CONSOLE_CONFIG_FILE:
             return self._file(".json", self._config)
+        not_found = error_response(404, "not_found", f"no such file: {request.path}")
+        if "\x00" in relative:  # no file has one, and the file system would refuse it with an error
+            return not_found
         path = (self._root / relative).resolve()
         if not path.is_relative_to(self._root) or not path.is_file() or path.suffix not in CONTENT_TYPES:
-            return error_response(404, "not_found", f"no such file: {request.path}")
+            return not_found
         return self._file(path.suffix, path.read_bytes())
 
     def _file(self, suffix: str, body: bytes) -> HttpResponse:

@@ -1,6 +1,7 @@
 // Capacity limits: the editor rows, the one-line summary the list shows, and the period names.
 
 import { formatCompact, h } from "./dom.js";
+import { numberValue } from "./field-errors.js";
 
 export const PERIODS = ["minute", "hour", "day", "week", "month", "lifetime"];
 const PER = { minute: "min", hour: "hour", day: "day", week: "week", month: "month", lifetime: "lifetime" };
@@ -109,11 +110,13 @@ export function capacityEditor(initial, errors) {
     const row = { cells, tr: null, read: null };
     const remove = h("button", { type: "button", class: "link danger", "aria-label": "Remove limit" }, "Remove");
     row.tr = h("tr", {}, Object.values(cells), h("td", {}, remove));
-    const count = (input) => (input.value.trim() === "" ? undefined : Number(input.value));
     row.read = () => {
+      const index = rows.indexOf(row);
       const limitValue = { period: period.value, enabled: enabled.checked };
-      if (count(requests) !== undefined) limitValue.requests = count(requests);
-      if (count(tokens) !== undefined) limitValue.tokens = count(tokens);
+      const requestCount = numberValue(requests, `capacity[${index}].requests`);
+      const tokenCount = numberValue(tokens, `capacity[${index}].tokens`);
+      if (requestCount !== undefined) limitValue.requests = requestCount;
+      if (tokenCount !== undefined) limitValue.tokens = tokenCount;
       if (perIp.checked) limitValue.dimension = SOURCE_IP;
       return limitValue;
     };
@@ -121,13 +124,19 @@ export function capacityEditor(initial, errors) {
       rows.splice(rows.indexOf(row), 1);
       row.tr.remove();
       renumber();
+      changed();
     });
     rows.push(row);
     body.append(row.tr);
     renumber();
   };
+  // Adding or removing a row is an edit too, for the form's unsaved-changes guard.
+  const changed = () => element.dispatchEvent(new Event("input", { bubbles: true }));
 
-  addButton.addEventListener("click", () => addRow());
+  addButton.addEventListener("click", () => {
+    addRow();
+    changed();
+  });
   for (const limit of initial ?? []) addRow(limit);
   renumber();
   return { element, read: () => rows.map((row) => row.read()) };

@@ -67,3 +67,18 @@ export class FieldErrors {
 export function errorSummary() {
   return h("div", { class: "form-errors", role: "alert", hidden: true });
 }
+
+/** What the browser itself knows is wrong before anything is sent, such as a number field holding "2000e",
+ * whose value the DOM reports as empty; shaped like an API error so that it shows the same way. */
+export class InputProblem extends Error {
+  constructor(field, message) {
+    super(`${field}: ${message}`);
+    this.details = [{ field, message }];
+  }
+}
+
+/** A number input's value: undefined when empty; an InputProblem when the text is not a number. */
+export function numberValue(input, field) {
+  if (input.validity.badInput) throw new InputProblem(field, "is not a number");
+  return input.value.trim() === "" ? undefined : Number(input.value);
+}

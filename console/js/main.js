@@ -16,6 +16,7 @@ const state = { apiUrl: "", workspaces: null, environments: null, providers: nul
 // The shown view's "has unsaved changes?" check, and the address it was shown at.
 const shown = { hash: "", unsaved: () => false };
 const LEAVE_UNSAVED = "Leave this page? Your changes are not saved.";
+let navigations = 0;
 
 function apiOrigin() {
   return new URL(state.apiUrl || "/", window.location.href).origin;
@@ -26,6 +27,7 @@ function apiFor(apiKey, onUnauthorized) {
 }
 
 function signOut(message = null) {
+  navigations += 1; // whatever was loading belongs to the key that is gone
   session.signOut();
   shown.unsaved = () => false; // asked already, or the key no longer works
   Object.assign(state, { workspaces: null, environments: null, providers: null, signInMessage: message });
@@ -43,12 +45,16 @@ function currentApi() {
 }
 
 /** Loads the workspaces and environments the key can see and settles on one of each. */
-async function ensureScope(api) {
-  state.workspaces ??= await api.workspaces();
-  const workspace = state.workspaces.find((item) => item.workspaceId === session.workspaceId) ?? state.workspaces[0];
+async function ensureScope(api, isCurrent) {
+  const workspaces = state.workspaces ?? (await api.workspaces());
+  if (!isCurrent()) return null;
+  state.workspaces = workspaces;
+  const workspace = workspaces.find((item) => item.workspaceId === session.workspaceId) ?? workspaces[0];
   if (!workspace) return null;
   if (state.environments?.workspaceId !== workspace.workspaceId) {
-    state.environments = { workspaceId: workspace.workspaceId, items: await api.environments(workspace.workspaceId) };
+    const items = await api.environments(workspace.workspaceId);
+    if (!isCurrent()) return null;
+    state.environments = { workspaceId: workspace.workspaceId, items };
   }
   const environment =
     state.environments.items.find((item) => item.environmentId === session.environmentId) ??
@@ -66,6 +72,11 @@ function renderScope(workspace, environment) {
   );
   workspaceSelect.value = workspace.workspaceId;
   workspaceSelect.addEventListener("change", () => {
+    if (shown.unsaved() && !window.confirm(LEAVE_UNSAVED)) {
+      workspaceSelect.value = workspace.workspaceId;
+      return;
+    }
+    shown.unsaved = () => false;
     session.choose(workspaceSelect.value, null);
     navigate("#/connections");
   });
@@ -77,6 +88,11 @@ function renderScope(workspace, environment) {
   environmentSelect.value = environment?.environmentId ?? "";
   environmentSelect.disabled = !environment;
   environmentSelect.addEventListener("change", () => {
+    if (shown.unsaved() && !window.confirm(LEAVE_UNSAVED)) {
+      environmentSelect.value = environment.environmentId;
+      return;
+    }
+    shown.unsaved = () => false;
     session.choose(workspaceSelect.value, environmentSelect.value);
     navigate("#/connections");
   });
@@ -121,19 +137,26 @@ function leave() {
 }
 
 async function route() {
+  // Each navigation renders into a page of its own: one that is overtaken by a later navigation (or a
+  // sign-out) finishes into a detached element, and may neither guard, navigate nor touch the session.
+  const navigation = ++navigations;
+  const isCurrent = () => navigation === navigations;
   const { parts, query } = parseHash();
   Object.assign(shown, { hash: window.location.hash, unsaved: () => false });
   document.querySelectorAll("dialog").forEach((dialog) => dialog.close());
+  const page = h("div", { class: "page" });
+  replaceChildren(view, page);
   if (!session.apiKey) {
     if (parts[0] !== "signin") {
       navigate("#/signin");
       return;
     }
-    renderSignIn(view, {
+    renderSignIn(page, {
       apiFor: (apiKey) => apiFor(apiKey),
       apiOrigin: apiOrigin(),
       message: state.signInMessage,
       onSignedIn(apiKey, workspaces) {
+        if (!isCurrent()) return;
         session.signIn(apiKey);
         Object.assign(state, { workspaces, signInMessage: null });
         navigate("#/connections");
@@ -147,10 +170,11 @@ async function route() {
   }
   const api = currentApi();
   try {
-    const scope = await ensureScope(api);
+    const scope = await ensureScope(api, isCurrent);
+    if (!isCurrent()) return;
     if (!scope?.environment) {
       replaceChildren(
-        view,
+        page,
         h(
           "div",
           { class: "empty" },
@@ -168,9 +192,11 @@ async function route() {
     }
     const ctx = {
       query,
-      navigate,
-      protect: (unsaved) => (shown.unsaved = unsaved),
-      replaceQuery,
+      isCurrent,
+      navigate: (hash) => isCurrent() && navigate(hash),
+      reload: () => isCurrent() && route(),
+      protect: (unsaved) => isCurrent() && (shown.unsaved = unsaved),
+      replaceQuery: (values) => isCurrent() && replaceQuery(values),
       connections: new Connections(api, scope.workspace.workspaceId, scope.environment.environmentId),
       providers: () =>
         (state.providers ??= api.providers().catch((error) => {
@@ -179,17 +205,17 @@ async function route() {
         })),
     };
     const [section, id, action] = parts;
-    if (section !== "connections") await renderNotFound();
-    else if (!id) await renderConnectionList(view, ctx);
-    else if (id === "new") await renderCreateConnection(view, ctx);
-    else if (id === "quick-add") await renderQuickAdd(view, ctx);
-    else if (!action) await renderConnectionPage(view, ctx, id);
-    else if (action === "edit") await renderEditConnection(view, ctx, id);
-    else await renderNotFound();
+    if (section !== "connections") renderNotFound(page);
+    else if (!id) await renderConnectionList(page, ctx);
+    else if (id === "new") await renderCreateConnection(page, ctx);
+    else if (id === "quick-add") await renderQuickAdd(page, ctx);
+    else if (!action) await renderConnectionPage(page, ctx, id);
+    else if (action === "edit") await renderEditConnection(page, ctx, id);
+    else renderNotFound(page);
   } catch (error) {
-    if (error.status === 401) return;
+    if (error.status === 401 || !isCurrent()) return;
     replaceChildren(
-      view,
+      page,
       h(
         "div",
         { class: "form-errors", role: "alert" },
@@ -200,9 +226,9 @@ async function route() {
   }
 }
 
-async function renderNotFound() {
+function renderNotFound(page) {
   replaceChildren(
-    view,
+    page,
     h(
       "div",
       { class: "empty" },

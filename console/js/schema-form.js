@@ -104,11 +104,21 @@ export function schemaForm(schema, { secretFields = [], values = null, path = "c
       input.value = secret ? "" : (current ?? "");
     }
 
+    // An optional stored secret can be removed (say, keys given up for a role); empty keeps it.
+    const remove =
+      secret && editing && current && !required.has(name)
+        ? h("input", { type: "checkbox", id: `${id}-remove`, "aria-label": `Remove the stored ${humanize(name)}` })
+        : null;
+    remove?.addEventListener("change", () => {
+      input.disabled = remove.checked;
+      if (remove.checked) input.value = "";
+    });
     const field = h(
       "div",
       { class: `field${property.type === "boolean" ? " checkbox" : ""}`, dataset: { field: fieldPath } },
       h("label", { for: id }, label, secret && h("span", { class: "badge secret" }, "secret")),
       input,
+      remove && h("label", { class: "remove-secret", for: remove.id }, remove, " Remove the stored value"),
       property.description && h("p", { class: "help" }, property.description),
     );
     errors.register(fieldPath, field);
@@ -125,6 +135,7 @@ export function schemaForm(schema, { secretFields = [], values = null, path = "c
       read,
       patch: (original) => {
         const value = read();
+        if (remove?.checked) return null;
         if (secret) return value; // typed: replace it; empty: keep what is stored
         if (sameValue(value, original)) return undefined;
         return value ?? null; // cleared: remove it

@@ -333,10 +333,13 @@ def test_the_layout_fits_a_narrow_window(page: Page, tenant: Tenant) -> None:
             "name": unique("narrow"),
             "provider": "anthropic",
             "config": {"apiKey": "sk-1"},
-            "capacity": [{"period": "minute", "requests": 10, "tokens": 10000, "dimension": "source-ip"}],
+            "capacity": [
+                {"period": "minute", "requests": 10, "tokens": 10000, "dimension": "source-ip"},
+                {"period": "lifetime", "requests": 10**7, "tokens": 10**9, "dimension": "source-ip", "enabled": False},
+            ],
         }
     )
-    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_viewport_size({"width": 320, "height": 844})
     sign_in(page, tenant)
     fits = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
     expect(row(page, str(connection["name"]))).to_be_visible()
@@ -399,3 +402,43 @@ def test_leaving_an_edit_with_unsaved_changes_asks_first(page: Page, tenant: Ten
     page.get_by_role("link", name=str(connection["name"]), exact=True).click()
     expect(page.get_by_role("button", name="Delete")).to_be_visible()
     assert tenant.get(connection["connectionId"]).json()["description"] is None
+
+
+def test_a_number_the_browser_cannot_read_is_refused_before_anything_is_sent(page: Page, tenant: Tenant) -> None:
+    connection = tenant.create(
+        {
+            "name": unique("typo"),
+            "provider": "openai",
+            "config": {"apiKey": "sk-1"},
+            "capacity": [{"period": "minute", "requests": 100, "tokens": 1000}],
+        }
+    )
+    sign_in(page, tenant)
+    page.goto(f"{tenant.base_url}/#/connections/{connection['connectionId']}/edit")
+    page.locator("[data-row='0']").get_by_label("Tokens").press_sequentially("2000e")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.locator("[data-row='0'] .field-error")).to_have_text("is not a number")
+    assert tenant.get(connection["connectionId"]).json()["capacity"][0]["tokens"] == 1000
+
+
+def test_stored_keys_can_be_given_up_for_a_role(page: Page, tenant: Tenant) -> None:
+    role = "arn:aws:iam::123456789012:role/bedrock"
+    keys = {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "secret", "sessionToken": "token"}
+    connection = tenant.create(
+        {"name": unique("keys"), "provider": "aws-bedrock", "config": {"region": "us-east-1", **keys}}
+    )
+    sign_in(page, tenant)
+    page.goto(f"{tenant.base_url}/#/connections/{connection['connectionId']}/edit")
+    for field in ("Access key ID", "Secret access key", "Session token"):
+        page.get_by_label(f"Remove the stored {field}").check()
+    page.get_by_label("IAM role ARN (optional)").fill(role)
+    page.get_by_label("External ID (optional)").fill("vmx-7d1c")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.locator(".toast")).to_have_text(f"Saved {connection['name']}.")
+    assert tenant.get(connection["connectionId"]).json()["config"] == {
+        "region": "us-east-1",
+        "iamRoleArn": role,
+        "externalId": "vmx-7d1c",
+    }

@@ -59,7 +59,8 @@ def test_config_tells_the_console_the_api_is_on_the_same_origin(site: Path) -> N
 
 
 @pytest.mark.parametrize(
-    "path", ["/../secret.json", "/%2e%2e/secret.json", "/js/../../secret.json", "/notes.txt", "/missing.js", "/js"]
+    "path",
+    ["/../secret.json", "/%2e%2e/secret.json", "/js/../../secret.json", "/notes.txt", "/missing.js", "/js", "/%00"],
 )
 def test_nothing_outside_the_console_or_of_another_kind_is_served(site: Path, path: str) -> None:
     status, _, body = get(ConsoleFiles(site), path)

@@ -98,11 +98,18 @@ export async function renderCreateConnection(view, ctx) {
   ctx.protect(() => unsaved);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    let limits;
+    try {
+      limits = capacity.read();
+    } catch (inputProblem) {
+      errors.show(inputProblem);
+      return;
+    }
     const body = {
       name: name.input.value.trim(),
       provider: provider.value,
       config: config.read(),
-      capacity: capacity.read(),
+      capacity: limits,
       allowedModels: parseModels(models.input.value),
     };
     if (description.input.value.trim()) body.description = description.input.value.trim();
@@ -125,6 +132,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
   replaceChildren(view, spinner("Loading the connection…"));
   const [providers, loaded] = await Promise.all([ctx.providers(), ctx.connections.get(connectionId)]);
   const { data: connection, etag } = loaded;
+  if (!etag) throw new Error("The API sent no ETag for this connection, so an edit could overwrite another's.");
   const provider = providers.find((item) => item.id === connection.provider);
   const summary = errorSummary();
   const errors = new FieldErrors(summary);
@@ -190,7 +198,13 @@ export async function renderEditConnection(view, ctx, connectionId) {
     if (newDescription !== (connection.description ?? null)) patch.description = newDescription;
     const configPatch = config.patch(connection.config ?? {});
     if (Object.keys(configPatch).length > 0) patch.config = configPatch;
-    const newCapacity = capacity.read();
+    let newCapacity;
+    try {
+      newCapacity = capacity.read();
+    } catch (inputProblem) {
+      errors.show(inputProblem);
+      return;
+    }
     if (JSON.stringify(normalizedCapacity(newCapacity)) !== JSON.stringify(normalizedCapacity(connection.capacity))) {
       patch.capacity = newCapacity;
     }
@@ -216,11 +230,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
               {},
               "Someone else changed this connection after you opened it. Reload to edit the current version; your changes here will be discarded.",
             ),
-            h(
-              "button",
-              { type: "button", class: "secondary", onClick: () => renderEditConnection(view, ctx, connectionId) },
-              "Reload",
-            ),
+            h("button", { type: "button", class: "secondary", onClick: () => ctx.reload() }, "Reload"),
           ],
         );
       }

@@ -58,7 +58,7 @@ function configCard(connection, provider) {
 }
 
 function limitsTable(limits, { withScope }) {
-  return h(
+  const table = h(
     "table",
     { class: "compact" },
     h(
@@ -88,6 +88,7 @@ function limitsTable(limits, { withScope }) {
       ),
     ),
   );
+  return h("div", { class: "table-scroll" }, table);
 }
 
 /** Configured limits the provider's own would cut short: its 429s come before ours. */

@@ -3,6 +3,7 @@
 
 import { capacitySummary } from "../capacity.js";
 import { h, replaceChildren, spinner } from "../dom.js";
+import { numberValue } from "../field-errors.js";
 import { keyOnly } from "../schema-form.js";
 
 // A guard against runaway spend until someone sets real limits; editable before creating.
@@ -10,7 +11,7 @@ const DEFAULT_CAPACITY = { minuteRequests: 100, minuteTokens: 100000, dayRequest
 
 function numberField(label, value) {
   const input = h("input", { type: "number", min: "0", step: "1", value: String(value) });
-  return { input, field: h("label", { class: "inline-field" }, h("span", {}, label), input) };
+  return { input, label, field: h("label", { class: "inline-field" }, h("span", {}, label), input) };
 }
 
 export async function renderQuickAdd(view, ctx) {
@@ -56,7 +57,7 @@ export async function renderQuickAdd(view, ctx) {
 
   const capacity = () => {
     const limits = [];
-    const count = (field) => (field.input.value.trim() === "" ? undefined : Number(field.input.value));
+    const count = (field) => numberValue(field.input, field.label);
     if (count(minuteRequests) !== undefined || count(minuteTokens) !== undefined) {
       limits.push({ period: "minute", requests: count(minuteRequests), tokens: count(minuteTokens) });
     }
@@ -109,9 +110,16 @@ export async function renderQuickAdd(view, ctx) {
     problem.hidden = chosen.length > 0;
     problem.textContent = "Paste at least one API key.";
     if (chosen.length === 0) return;
+    let limits;
+    try {
+      limits = capacity();
+    } catch (inputProblem) {
+      problem.textContent = inputProblem.message;
+      problem.hidden = false;
+      return;
+    }
     submit.disabled = true;
     progress.hidden = false;
-    const limits = capacity();
     const results = [];
     for (const [index, row] of chosen.entries()) {
       progress.textContent = `Creating ${row.name.value.trim() || row.provider.id} (${index + 1} of ${chosen.length})…`;
@@ -131,7 +139,7 @@ export async function renderQuickAdd(view, ctx) {
     }
     progress.hidden = true;
     submit.disabled = false;
-    showResults(ctx, results, capacitySummary(limits));
+    if (ctx.isCurrent()) showResults(ctx, results, capacitySummary(limits));
   });
 
   replaceChildren(
