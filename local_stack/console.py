@@ -42,12 +42,16 @@ class ConsoleFiles:
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
             return error_response(
-                405, "method_not_allowed", f"{request.method} is not served here", ("Allow", "GET, HEAD")
+                405,
+                "method_not_allowed",
+                f"{request.method} is not served here",
+                ("Allow", "GET, HEAD"),
+                *self._headers,
             )
         relative = posixpath.normpath(unquote(request.path)).lstrip("/") or "index.html"
         if relative == CONSOLE_CONFIG_FILE:
             return self._file(".json", self._config)
-        not_found = error_response(404, "not_found", f"no such file: {request.path}")
+        not_found = error_response(404, "not_found", f"no such file: {request.path}", *self._headers)
         if "\x00" in relative:  # no file has one, and the file system would refuse it with an error
             return not_found
         path = (self._root / relative).resolve()

@@ -88,3 +88,11 @@ export function humanize(name) {
 export function spinner(text) {
   return h("p", { class: "loading", role: "status" }, text);
 }
+
+/** Starts a load into `holder`; the check it returns turns false once a later load into it starts, so that
+ * a slow answer never overwrites a newer one. */
+export function startLoad(holder) {
+  const load = String(Number(holder.dataset.load ?? 0) + 1);
+  holder.dataset.load = load;
+  return () => holder.dataset.load === load;
+}

@@ -82,7 +82,9 @@ export function schemaForm(schema, { secretFields = [], values = null, path = "c
       input = h(
         "select",
         { id, name },
-        !required.has(name) && h("option", { value: "" }, property.default ? `Default (${property.default})` : "—"),
+        required.has(name)
+          ? current === null && h("option", { value: "", disabled: true }, "Choose…")
+          : h("option", { value: "" }, property.default ? `Default (${property.default})` : "—"),
         property.enum.map((option) => h("option", { value: option }, option)),
       );
       input.value = current ?? "";

@@ -442,3 +442,21 @@ def test_stored_keys_can_be_given_up_for_a_role(page: Page, tenant: Tenant) -> N
         "iamRoleArn": role,
         "externalId": "vmx-7d1c",
     }
+
+
+def test_a_required_choice_in_a_nested_setting_starts_unchosen(page: Page, tenant: Tenant) -> None:
+    sign_in(page, tenant)
+    page.goto(f"{tenant.base_url}/#/connections/new")
+    page.get_by_label("Name", exact=True).fill(unique("nested"))
+    page.get_by_label("Provider").select_option("aws-bedrock")
+    page.get_by_label("Region", exact=True).fill("us-east-1")
+    page.get_by_label("IAM role ARN (optional)").fill("arn:aws:iam::123456789012:role/bedrock")
+    page.get_by_label("Performance config").check()
+    expect(page.get_by_label("Latency")).to_have_value("")
+    page.get_by_role("button", name="Create connection").click()
+
+    latency = page.locator('[data-field="config.performanceConfig.latency"]')
+    expect(latency.locator(".field-error")).to_have_text("Field required")
+    page.get_by_label("Latency").select_option("optimized")
+    page.get_by_role("button", name="Create connection").click()
+    expect(page.get_by_role("button", name="Delete")).to_be_visible()

@@ -63,10 +63,11 @@ def test_config_tells_the_console_the_api_is_on_the_same_origin(site: Path) -> N
     ["/../secret.json", "/%2e%2e/secret.json", "/js/../../secret.json", "/notes.txt", "/missing.js", "/js", "/%00"],
 )
 def test_nothing_outside_the_console_or_of_another_kind_is_served(site: Path, path: str) -> None:
-    status, _, body = get(ConsoleFiles(site), path)
+    status, headers, body = get(ConsoleFiles(site), path)
 
     assert status == 404
     assert b"outside the folder" not in body
+    assert headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_only_reads_are_served(site: Path) -> None:

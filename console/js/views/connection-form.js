@@ -148,6 +148,9 @@ export async function renderEditConnection(view, ctx, connectionId) {
     values: connection.config ?? {},
     errors,
   });
+  // Errors about the configuration as a whole ("give either iamRoleArn or ...") show beside it.
+  const configHolder = h("div", {}, config.element);
+  errors.register("config", configHolder);
   const capacity = capacityEditor(connection.capacity, errors);
   const models = textField(errors, {
     path: "allowedModels",
@@ -181,7 +184,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
         { class: "help" },
         "Secrets are never shown. Leave a secret empty to keep the stored one; type a new value to replace it.",
       ),
-      config.element,
+      configHolder,
     ),
     section("Limits", capacity.element, models.field),
     h("div", { class: "form-actions" }, h("a", { href: detailsHref, class: "button secondary" }, "Cancel"), submit),
@@ -195,7 +198,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
     const newName = name.input.value.trim();
     if (newName !== connection.name) patch.name = newName;
     const newDescription = description.input.value.trim() || null;
-    if (newDescription !== (connection.description ?? null)) patch.description = newDescription;
+    if (newDescription !== (connection.description?.trim() || null)) patch.description = newDescription;
     const configPatch = config.patch(connection.config ?? {});
     if (Object.keys(configPatch).length > 0) patch.config = configPatch;
     let newCapacity;

@@ -10,6 +10,7 @@ import {
   humanize,
   replaceChildren,
   spinner,
+  startLoad,
   timeElement,
   toast,
   whileBusy,
@@ -187,8 +188,10 @@ function meter(used, limit, unit) {
 
 async function loadUtilization(holder, ctx, connectionId) {
   replaceChildren(holder, spinner("Reading counters…"));
+  const isLatest = startLoad(holder);
   try {
     const report = await ctx.connections.capacity(connectionId);
+    if (!isLatest()) return;
     if (report.windows.length === 0) {
       replaceChildren(holder, h("p", {}, "No enabled limits, so nothing is counted."));
       return;
@@ -215,7 +218,7 @@ async function loadUtilization(holder, ctx, connectionId) {
       ),
     );
   } catch (error) {
-    replaceChildren(holder, h("p", { class: "error-message", role: "alert" }, error.message));
+    if (isLatest()) replaceChildren(holder, h("p", { class: "error-message", role: "alert" }, error.message));
   }
 }
 
@@ -231,8 +234,10 @@ async function loadUsage(holder, ctx, connectionId, rangeKey) {
   const to = Math.floor(Date.now() / step) * step + step;
   const from = to - Math.ceil(range.span / step) * step;
   replaceChildren(holder, spinner("Loading usage…"));
+  const isLatest = startLoad(holder);
   try {
     const usage = await ctx.connections.usage(connectionId, new Date(from), new Date(to), range.granularity);
+    if (!isLatest()) return;
     const byStart = new Map(usage.buckets.map((bucket) => [new Date(bucket.start).getTime(), bucket]));
     const label = (time) =>
       new Date(time).toLocaleString(
@@ -299,7 +304,7 @@ async function loadUsage(holder, ctx, connectionId, rangeKey) {
       tokenChart,
     );
   } catch (error) {
-    replaceChildren(holder, h("p", { class: "error-message", role: "alert" }, error.message));
+    if (isLatest()) replaceChildren(holder, h("p", { class: "error-message", role: "alert" }, error.message));
   }
 }
 

@@ -2,7 +2,7 @@
 // provider through the API.
 
 import { capacitySummary } from "../capacity.js";
-import { h, replaceChildren, spinner, timeElement } from "../dom.js";
+import { h, replaceChildren, spinner, startLoad, timeElement } from "../dom.js";
 
 export async function renderConnectionList(view, ctx) {
   const providers = await ctx.providers();
@@ -106,12 +106,16 @@ export async function renderConnectionList(view, ctx) {
   const load = async () => {
     const progress = spinner("Loading connections…");
     replaceChildren(results, progress);
+    const isLatest = startLoad(results);
     try {
-      connections = await ctx.connections.list(providerFilter.value || undefined, (count) => {
+      const loaded = await ctx.connections.list(providerFilter.value || undefined, (count) => {
         progress.textContent = `Loading connections… ${count} so far`;
       });
+      if (!isLatest()) return;
+      connections = loaded;
       show();
     } catch (error) {
+      if (!isLatest()) return;
       replaceChildren(
         results,
         h("div", { class: "form-errors", role: "alert" }, h("p", { class: "error-message" }, error.message)),
