@@ -1,7 +1,7 @@
 """The web console: its static files in a private bucket, served over HTTPS by CloudFront."""
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from aws_cdk import Acknowledgment, CfnElement, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudfront as cloudfront
@@ -19,6 +19,12 @@ from infra.system import CONSOLE_CONFIG_FILE, console_content_security_policy
 # CloudFront and S3 access logs: long enough to investigate an incident, then gone.
 ACCESS_LOG_EXPIRY = Duration.days(90)
 HSTS_MAX_AGE = Duration.days(730)
+# Both buckets: never public, encrypted at rest, reachable only over TLS.
+PRIVATE_BUCKET: dict[str, Any] = {
+    "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+    "encryption": s3.BucketEncryption.S3_MANAGED,
+    "enforce_ssl": True,
+}
 
 
 class ConsoleHosting(Construct):
@@ -31,9 +37,7 @@ class ConsoleHosting(Construct):
         self.logs = s3.Bucket(
             self,
             "Logs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
+            **PRIVATE_BUCKET,
             # CloudFront standard logging writes with ACLs, as the log delivery account.
             object_ownership=s3.ObjectOwnership.OBJECT_WRITER,
             lifecycle_rules=[s3.LifecycleRule(expiration=ACCESS_LOG_EXPIRY)],
@@ -43,9 +47,7 @@ class ConsoleHosting(Construct):
         self.bucket = s3.Bucket(
             self,
             "Files",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
+            **PRIVATE_BUCKET,
             server_access_logs_bucket=self.logs,
             server_access_logs_prefix="s3/",
             # Only copies of files in the repository: nothing is lost with the stack.

@@ -2,17 +2,44 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.event_fakes import InMemoryEventPublisher
 from tests.fakes import FakeCipher, FakeClock, InMemoryConnectionRepository, InMemoryTenancyRepository
 from vmx.access.policy import Principal
-from vmx.connections.models import ConnectionCreate, ConnectionPatch
+from vmx.connections.models import Connection, ConnectionCreate, ConnectionPatch
 from vmx.connections.service import ConnectionScope, ConnectionService
+from vmx.providers.catalog import ProviderId
 from vmx.tenancy.models import EnvironmentCreate, Role, WorkspaceCreate
 from vmx.tenancy.service import TenancyService
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/VmxBedrockAccess"
+
+
+def connection_record(at: datetime | None = None, **fields: Any) -> Connection:
+    """A connection as a repository holds it, created and last changed `at` (now by default); keyword
+    arguments override its plain defaults."""
+    at = at or datetime.now(UTC)
+    defaults: dict[str, Any] = {
+        "connection_id": str(uuid.uuid4()),
+        "workspace_id": "ws",
+        "environment_id": "env",
+        "name": "openai-prod",
+        "description": None,
+        "provider": ProviderId.OPENAI,
+        "settings": {},
+        "secrets": {},
+        "capacity": [],
+        "allowed_models": None,
+        "version": 1,
+        "created_at": at,
+        "updated_at": at,
+        "created_by": "test",
+        "updated_by": "test",
+        "credentials_updated_at": at,
+    }
+    return Connection(**(defaults | fields))
 
 
 def principal(

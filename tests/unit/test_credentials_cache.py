@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from pydantic import SecretStr
 
 from tests.fakes import FakeCipher
+from tests.unit.builders import connection_record
 from vmx.connections.models import Connection
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
 from vmx.gateway.credentials_cache import CredentialCache
-from vmx.providers.catalog import ProviderId
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -25,23 +25,12 @@ class CountingCipher(FakeCipher):
 
 def connection(cipher: FakeCipher, secret: str, version: int) -> Connection:
     context = EncryptionContext("ws", "env", "conn")
-    return Connection(
+    return connection_record(
+        at=NOW,
         connection_id="conn",
-        workspace_id="ws",
-        environment_id="env",
         name="c",
-        description=None,
-        provider=ProviderId.OPENAI,
-        settings={},
         secrets=cipher.seal({"apiKey": SecretStr(secret)}, context),
-        capacity=[],
-        allowed_models=None,
         version=version,
-        created_at=NOW,
-        updated_at=NOW,
-        created_by="k",
-        updated_by="k",
-        credentials_updated_at=NOW,
     )
 
 

@@ -31,6 +31,16 @@ function parseModels(text) {
   return models.length > 0 ? models : null;
 }
 
+/** The capacity rows, or undefined with the problem shown when the browser could not read a number. */
+function readLimits(capacity, errors) {
+  try {
+    return capacity.read();
+  } catch (inputProblem) {
+    errors.show(inputProblem);
+    return undefined;
+  }
+}
+
 function section(title, ...children) {
   return h("section", { class: "form-section" }, h("h2", {}, title), children);
 }
@@ -98,13 +108,8 @@ export async function renderCreateConnection(view, ctx) {
   ctx.protect(() => unsaved);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    let limits;
-    try {
-      limits = capacity.read();
-    } catch (inputProblem) {
-      errors.show(inputProblem);
-      return;
-    }
+    const limits = readLimits(capacity, errors);
+    if (!limits) return;
     const body = {
       name: name.input.value.trim(),
       provider: provider.value,
@@ -201,13 +206,8 @@ export async function renderEditConnection(view, ctx, connectionId) {
     if (newDescription !== (connection.description?.trim() || null)) patch.description = newDescription;
     const configPatch = config.patch(connection.config ?? {});
     if (Object.keys(configPatch).length > 0) patch.config = configPatch;
-    let newCapacity;
-    try {
-      newCapacity = capacity.read();
-    } catch (inputProblem) {
-      errors.show(inputProblem);
-      return;
-    }
+    const newCapacity = readLimits(capacity, errors);
+    if (!newCapacity) return;
     if (JSON.stringify(normalizedCapacity(newCapacity)) !== JSON.stringify(normalizedCapacity(connection.capacity))) {
       patch.capacity = newCapacity;
     }

@@ -2,18 +2,16 @@
 DynamoDB operations each adapter sends."""
 
 import os
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from pynamodb.connection.base import Connection as PynamoConnection
 
+from tests.unit.builders import connection_record
 from tests.unit.consumers.discovered_contract import ConnectionAddress
 from vmx.connections.models import Connection
-from vmx.providers.catalog import ProviderId
 from vmx.settings import TenancySettings
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.storage.discovered_store import DynamoDiscoveredCapacity
@@ -49,24 +47,8 @@ def new_connection(tenancy: TenancyService, repository: DynamoConnectionReposito
     environment = tenancy.add_environment(workspace.workspace_id, EnvironmentCreate(name="production"), "test")
 
     def build(name: str = "openai-prod") -> Connection:
-        now = datetime.now(UTC)
-        connection = Connection(
-            connection_id=str(uuid.uuid4()),
-            workspace_id=workspace.workspace_id,
-            environment_id=environment.environment_id,
-            name=name,
-            description=None,
-            provider=ProviderId.OPENAI,
-            settings={},
-            secrets={},
-            capacity=[],
-            allowed_models=None,
-            version=1,
-            created_at=now,
-            updated_at=now,
-            created_by="test",
-            updated_by="test",
-            credentials_updated_at=now,
+        connection = connection_record(
+            workspace_id=workspace.workspace_id, environment_id=environment.environment_id, name=name
         )
         repository.add(connection)
         return connection

@@ -6,7 +6,6 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -14,6 +13,7 @@ import pytest
 from botocore.stub import Stubber
 from pydantic import SecretStr
 
+from tests.unit.builders import connection_record
 from vmx.completions.calls import AwsCredentials
 from vmx.connections.models import Connection
 from vmx.credentials.kms import KmsCipher
@@ -137,24 +137,13 @@ def store_connection(
         allowed_models: list[str] | None = None,
         provider: ProviderId = ProviderId.AWS_BEDROCK,
     ) -> Connection:
-        now = datetime.now(UTC)
-        connection = Connection(
-            connection_id=str(uuid.uuid4()),
+        connection = connection_record(
             workspace_id=workspace.workspace_id,
             environment_id=environment.environment_id,
             name=f"connection-{len(stored)}",
-            description=None,
             provider=provider,
             settings=settings,
-            secrets={},
-            capacity=[],
             allowed_models=allowed_models,
-            version=1,
-            created_at=now,
-            updated_at=now,
-            created_by="test",
-            updated_by="test",
-            credentials_updated_at=now,
         )
         sealed = kms_cipher.seal(
             {name: SecretStr(value) for name, value in (secrets or {}).items()}, connection.encryption_context

@@ -14,9 +14,9 @@ from vmx.consumers.usage import COMPLETION_RECORDED
 NOW = datetime(2025, 3, 14, 12, 30, 15, tzinfo=UTC)
 
 
-def rate_limits_detail(connection_id: str = "conn-1", **fields: Any) -> dict[str, Any]:
-    """A RateLimitsObserved detail in wire form; keyword arguments (camelCase) override its fields."""
-    detail: dict[str, Any] = {
+def _about(connection_id: str) -> dict[str, Any]:
+    """What every detail carries: its identity and time, and the connection and model it is about."""
+    return {
         "version": "1",
         "eventId": str(uuid.uuid4()),
         "occurredAt": NOW.isoformat(),
@@ -26,6 +26,13 @@ def rate_limits_detail(connection_id: str = "conn-1", **fields: Any) -> dict[str
         "connectionName": "openai-prod",
         "provider": "openai",
         "model": "gpt-4o",
+    }
+
+
+def rate_limits_detail(connection_id: str = "conn-1", **fields: Any) -> dict[str, Any]:
+    """A RateLimitsObserved detail in wire form; keyword arguments (camelCase) override its fields."""
+    detail: dict[str, Any] = {
+        **_about(connection_id),
         "capacity": [{"period": "minute", "requests": 500, "tokens": 30000}],
         "source": "response-headers",
     }
@@ -35,15 +42,7 @@ def rate_limits_detail(connection_id: str = "conn-1", **fields: Any) -> dict[str
 def completion_detail(connection_id: str = "conn-1", **fields: Any) -> dict[str, Any]:
     """A CompletionRecorded detail in wire form; keyword arguments (camelCase) override its fields."""
     detail: dict[str, Any] = {
-        "version": "1",
-        "eventId": str(uuid.uuid4()),
-        "occurredAt": NOW.isoformat(),
-        "workspaceId": "ws-1",
-        "environmentId": "env-1",
-        "connectionId": connection_id,
-        "connectionName": "openai-prod",
-        "provider": "openai",
-        "model": "gpt-4o",
+        **_about(connection_id),
         "status": 200,
         "promptTokens": 120,
         "completionTokens": 30,

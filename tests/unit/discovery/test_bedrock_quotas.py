@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from tests.event_fakes import InMemoryEventPublisher
 from tests.fakes import FakeClock
-from tests.unit.builders import World
+from tests.unit.builders import World, connection_record
 from vmx.completions.calls import BedrockAccess
 from vmx.completions.providers import DEFAULT_MODELS
 from vmx.connections.capacity import MAX_LIMIT, CapacityPeriod
@@ -239,24 +239,15 @@ class Run:
         """Stores a connection with its secrets sealed by the fake cipher (for another connection: unreadable)."""
         scope = scope or self.world.scope
         connection_id = str(uuid.uuid4())
-        now = datetime(2026, 11, 22, tzinfo=UTC)
-        connection = Connection(
+        connection = connection_record(
+            at=datetime(2026, 11, 22, tzinfo=UTC),
             connection_id=connection_id,
             workspace_id=scope.workspace_id,
             environment_id=scope.environment_id,
             name=f"bedrock-{connection_id[:8]}",
-            description=None,
             provider=provider,
             settings=settings,
-            secrets={},
-            capacity=[],
             allowed_models=allowed_models,
-            version=1,
-            created_at=now,
-            updated_at=now,
-            created_by="test",
-            updated_by="test",
-            credentials_updated_at=now,
         )
         context = connection.encryption_context
         if sealed_for_another:

@@ -38,6 +38,7 @@ from vmx.capacity.ledger import (
 )
 from vmx.capacity.windows import current_window
 from vmx.connections.capacity import CapacityPeriod
+from vmx.storage import low_level
 from vmx.storage.errors import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class DynamoCapacityCounters:
         try:
             item = self._client.get_item(TableName=self._table_name, Key=_key(scope), ConsistentRead=True)
         except (BotoCoreError, ClientError) as exc:
-            raise _unavailable(exc) from exc
+            raise low_level.unavailable(exc) from exc
         stored = _window_counts(item.get("Item", {}))
         return [usage_of(limit, window_state(limit.period, stored.get(limit.period), now)) for limit in ordered]
 
@@ -102,11 +103,11 @@ class DynamoCapacityCounters:
         while pending and (requests or tokens):
             update = _Update()
             for period, window_id in pending.items():
-                update.conditions.append(f"{period}_w = {update.value(f'{period}_w', _string(window_id))}")
+                update.conditions.append(f"{period}_w = {update.value(f'{period}_w', low_level.string(window_id))}")
                 if requests:
-                    update.adds.append(f"{period}_r {update.value('requests', _number(requests))}")
+                    update.adds.append(f"{period}_r {update.value('requests', low_level.number(requests))}")
                 if tokens:
-                    update.adds.append(f"{period}_t {update.value('tokens', _number(tokens))}")
+                    update.adds.append(f"{period}_t {update.value('tokens', low_level.number(tokens))}")
             written, item = self._write(scope, update)
             if written:
                 return
@@ -135,9 +136,9 @@ class DynamoCapacityCounters:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 # botocore's stubs do not declare the item that DynamoDB returns with this error
                 return False, cast(Mapping[str, _Item], exc.response).get("Item", {})
-            raise _unavailable(exc) from exc
+            raise low_level.unavailable(exc) from exc
         except BotoCoreError as exc:
-            raise _unavailable(exc) from exc
+            raise low_level.unavailable(exc) from exc
         return True, response.get("Attributes", {})
 
 
@@ -167,26 +168,26 @@ def _reservation(
     """Counts one request and `tokens` in each window: added to a window that carries on (which must have
     room), or written over one that rolled over (which must still be the one we saw)."""
     update = _Update()
-    requests = update.value("requests", _number(Reservation.requests))
-    reserved = update.value("tokens", _number(tokens))
+    requests = update.value("requests", low_level.number(Reservation.requests))
+    reserved = update.value("tokens", low_level.number(tokens))
     for limit, state in zip(limits, states, strict=True):
         period = limit.period
-        window_id = update.value(f"{period}_w", _string(state.window.id))
+        window_id = update.value(f"{period}_w", low_level.string(state.window.id))
         if state.continues_stored:
             update.adds += [f"{period}_r {requests}", f"{period}_t {reserved}"]
             update.conditions.append(f"{period}_w = {window_id}")
             if limit.requests is not None:
-                most = update.value(f"{period}_most_r", _number(limit.requests - Reservation.requests))
+                most = update.value(f"{period}_most_r", low_level.number(limit.requests - Reservation.requests))
                 update.conditions.append(f"{period}_r <= {most}")
             if limit.tokens is not None:
-                most = update.value(f"{period}_most_t", _number(limit.tokens - tokens))
+                most = update.value(f"{period}_most_t", low_level.number(limit.tokens - tokens))
                 update.conditions.append(f"{period}_t <= {most}")
         else:
             update.sets += [f"{period}_w = {window_id}", f"{period}_r = {requests}", f"{period}_t = {reserved}"]
             if state.stored_window_id is None:
                 update.conditions.append(f"attribute_not_exists({period}_w)")
             else:
-                stale = update.value(f"{period}_stale", _string(state.stored_window_id))
+                stale = update.value(f"{period}_stale", low_level.string(state.stored_window_id))
                 update.conditions.append(f"{period}_w = {stale}")
     if scope.source_ip is not None:
         ends = [state.window.end for state in states]
@@ -194,7 +195,9 @@ def _reservation(
             update.removes.append(_EXPIRES_AT)
         else:
             last_end = max(end for end in ends if end is not None)
-            update.sets.append(f"{_EXPIRES_AT} = {update.value('expires', _number(int(last_end.timestamp())))}")
+            update.sets.append(
+                f"{_EXPIRES_AT} = {update.value('expires', low_level.number(int(last_end.timestamp())))}"
+            )
     return update
 
 
@@ -213,18 +216,4 @@ def _window_counts(item: _Item) -> dict[CapacityPeriod, WindowCount]:
 
 def _key(scope: CounterScope) -> dict[str, "AttributeValueTypeDef"]:
     sort_key = "GLOBAL" if scope.source_ip is None else f"IP#{scope.source_ip}"
-    return {"pk": _string(f"CAP#{scope.connection_id}"), "sk": _string(sort_key)}
-
-
-def _string(value: str) -> "AttributeValueTypeDef":
-    return {"S": value}
-
-
-def _number(value: int) -> "AttributeValueTypeDef":
-    return {"N": str(value)}
-
-
-def _unavailable(exc: BotoCoreError | ClientError) -> StorageUnavailable:
-    """The one translation of this adapter's SDK failures: not the caller's fault, a 5xx."""
-    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-    return StorageUnavailable(f"DynamoDB request failed ({code or type(exc).__name__})")
+    return {"pk": low_level.string(f"CAP#{scope.connection_id}"), "sk": low_level.string(sort_key)}

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from vmx.consumers.inputs import RecordedCompletion
 from vmx.consumers.usage_stats import LATENCY_BOUNDS_MS, Granularity, UsageBucket, UsageCounts, bucket_start
-from vmx.storage.errors import StorageUnavailable
+from vmx.storage import low_level
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -57,7 +57,7 @@ class DynamoUsageStatistics:
             {
                 "Put": {
                     "TableName": self._table_name,
-                    "Item": {**_marker_key(completion.event_id), _EXPIRES_AT: _number(expires)},
+                    "Item": {**_marker_key(completion.event_id), _EXPIRES_AT: low_level.number(expires)},
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
@@ -80,9 +80,9 @@ class DynamoUsageStatistics:
                 if "TransactionConflict" in reasons and attempt < _CONFLICT_ATTEMPTS:
                     time.sleep(random.uniform(0, _CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311 - jitter, not crypto
                     continue
-                raise _unavailable(exc) from exc
+                raise low_level.unavailable(exc) from exc
             except BotoCoreError as exc:
-                raise _unavailable(exc) from exc
+                raise low_level.unavailable(exc) from exc
             return True
 
     def series(self, connection_id: str, granularity: Granularity, start: datetime, end: datetime) -> list[UsageBucket]:
@@ -93,9 +93,9 @@ class DynamoUsageStatistics:
             # inclusive at both ends; a bucket starting exactly at `end` is dropped below
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
             "ExpressionAttributeValues": {
-                ":pk": _string(_usage_pk(connection_id)),
-                ":first": _string(_bucket_sk(granularity, first)),
-                ":last": _string(_bucket_sk(granularity, end)),
+                ":pk": low_level.string(_usage_pk(connection_id)),
+                ":first": low_level.string(_bucket_sk(granularity, first)),
+                ":last": low_level.string(_bucket_sk(granularity, end)),
             },
         }
         try:
@@ -106,7 +106,7 @@ class DynamoUsageStatistics:
                     break
                 query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except (BotoCoreError, ClientError) as exc:
-            raise _unavailable(exc) from exc
+            raise low_level.unavailable(exc) from exc
         return [bucket for bucket in buckets if bucket.start < end]
 
     def _add(
@@ -114,14 +114,17 @@ class DynamoUsageStatistics:
     ) -> "TransactWriteItemTypeDef":
         placeholders = {name: f":v{index}" for index, name in enumerate(counts)}
         expression = "ADD " + ", ".join(f"{name} {placeholders[name]}" for name in counts)
-        values = {placeholders[name]: _number(value) for name, value in counts.items()}
+        values = {placeholders[name]: low_level.number(value) for name, value in counts.items()}
         if granularity is Granularity.HOUR:
             expression += f" SET {_EXPIRES_AT} = :expires"
-            values[":expires"] = _number(int((start + HOUR_BUCKET_RETENTION).timestamp()))
+            values[":expires"] = low_level.number(int((start + HOUR_BUCKET_RETENTION).timestamp()))
         return {
             "Update": {
                 "TableName": self._table_name,
-                "Key": {"pk": _string(_usage_pk(connection_id)), "sk": _string(_bucket_sk(granularity, start))},
+                "Key": {
+                    "pk": low_level.string(_usage_pk(connection_id)),
+                    "sk": low_level.string(_bucket_sk(granularity, start)),
+                },
                 "UpdateExpression": expression,
                 "ExpressionAttributeValues": values,
             }
@@ -164,18 +167,4 @@ def _bucket_sk(granularity: Granularity, start: datetime) -> str:
 
 
 def _marker_key(event_id: str) -> dict[str, "AttributeValueTypeDef"]:
-    return {"pk": _string(f"EVENT#{event_id}"), "sk": _string("EVENT")}
-
-
-def _string(value: str) -> "AttributeValueTypeDef":
-    return {"S": value}
-
-
-def _number(value: int) -> "AttributeValueTypeDef":
-    return {"N": str(value)}
-
-
-def _unavailable(exc: BotoCoreError | ClientError) -> StorageUnavailable:
-    """The one translation of this adapter's SDK failures: not the caller's fault, a 5xx."""
-    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-    return StorageUnavailable(f"DynamoDB request failed ({code or type(exc).__name__})")
+    return {"pk": low_level.string(f"EVENT#{event_id}"), "sk": low_level.string("EVENT")}
