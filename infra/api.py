@@ -2,7 +2,7 @@
 and CORS for one browser origin."""
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import cast
 
@@ -20,6 +20,8 @@ AUTHORIZATION_HEADER = "Authorization"
 # Whole-API steady rate and burst, in requests per second, before API Gateway answers 429.
 THROTTLE_RATE_LIMIT = 100
 THROTTLE_BURST_LIMIT = 200
+# API Gateway's limit for a streamed response: a streaming integration may run this long.
+STREAMING_INTEGRATION_TIMEOUT_SECONDS = 15 * 60
 # Requests one client IP may send in five minutes before the firewall answers 429.
 REQUESTS_PER_IP_PER_5_MINUTES = 2000
 # API Gateway substitutes its own message here as a JSON string, quotes included.
@@ -71,6 +73,7 @@ class Api(Construct):
         routes: Sequence[Route],
         functions: Mapping[str, lambda_.IFunction],
         authorizer_function: lambda_.IFunction,
+        streaming_functions: Set[str] = frozenset(),
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION)
@@ -115,7 +118,7 @@ class Api(Construct):
         )
         # Test invocations from the console would double each function's resource policy.
         integrations = {
-            name: apigw.LambdaIntegration(functions[name], allow_test_invoke=False)
+            name: self._integration(functions[name], streams=name in streaming_functions)
             for name in dict.fromkeys(route.function for route in routes)
         }
         self._methods_by_path: dict[str, list[str]] = {}
@@ -158,6 +161,19 @@ class Api(Construct):
                 reason="API Gateway's account-wide logging role: the AWS-managed policy is the documented "
                 "one, it allows writing only to CloudWatch Logs, and API Gateway names the log groups.",
             )
+        )
+
+    @staticmethod
+    def _integration(function: lambda_.IFunction, streams: bool) -> apigw.LambdaIntegration:
+        """A streaming function is invoked with InvokeWithResponseStream (the STREAM transfer mode): API Gateway
+        sends its prelude as the status and headers and each piece as it comes, for up to 15 minutes."""
+        if not streams:
+            return apigw.LambdaIntegration(function, allow_test_invoke=False)
+        return apigw.LambdaIntegration(
+            function,
+            allow_test_invoke=False,
+            response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+            timeout=Duration.seconds(STREAMING_INTEGRATION_TIMEOUT_SECONDS),
         )
 
     @property

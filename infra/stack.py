@@ -102,6 +102,7 @@ class VmxAiConnectionsStack(Stack):
             routes=system.ROUTES,
             functions={name: function.function for name, function in self.functions.items()},
             authorizer_function=self.functions[system.AUTHORIZER.name].function,
+            streaming_functions=system.STREAMING_FUNCTIONS,
         )
         # The console's CSP names the API, and the API's CORS names the console: the API comes first,
         # and learns the console's origin once the distribution exists.

@@ -20,6 +20,10 @@ METRICS_NAMESPACE = "VmxAiConnections"
 LOG_LEVEL = "INFO"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc"]
+# A function that streams its responses starts vmx.runtime instead of the managed runtime's loop, through this
+# wrapper script of the shared layer (layers/shared/bin, at /opt/bin in the function).
+EXEC_WRAPPER_ENV_VAR = "AWS_LAMBDA_EXEC_WRAPPER"
+STREAMING_RUNTIME = "/opt/bin/vmx-streaming-runtime"
 
 
 class StandardFunction(Construct):
@@ -65,6 +69,7 @@ class StandardFunction(Construct):
             # The standard settings come last, so no caller can override them.
             environment={
                 **environment,
+                **({EXEC_WRAPPER_ENV_VAR: STREAMING_RUNTIME} if spec.streams_responses else {}),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "LOG_LEVEL": LOG_LEVEL,

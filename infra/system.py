@@ -41,6 +41,9 @@ class Function:
     assumes_provider_roles: bool = False
     # events:PutEvents on the stack's bus (EVENT_BUS_NAME)
     publishes_events: bool = False
+    # streams its responses (vmx.runtime, API Gateway's STREAM transfer mode): its handler returns a
+    # vmx.http.streaming.StreamingResponse, written to the client as it is produced
+    streams_responses: bool = False
     memory_mb: int = 512
     timeout_seconds: int = 15
 
@@ -175,9 +178,10 @@ COMPLETIONS = Function(
     kms_actions=("kms:Decrypt",),
     assumes_provider_roles=True,
     publishes_events=True,
+    streams_responses=True,
     memory_mb=1024,
-    # API Gateway gives up at 29 s; the provider timeout (25 s) leaves room to answer with a 504 first
-    timeout_seconds=29,
+    # API Gateway streams a response for up to 15 minutes; an answer may take all of it, streamed or not
+    timeout_seconds=900,
 )
 
 DISCOVERY = Function(
@@ -207,6 +211,7 @@ BEDROCK_QUOTAS = Function(
 )
 
 FUNCTIONS: tuple[Function, ...] = (AUTHORIZER, TENANCY, CONNECTIONS, COMPLETIONS, DISCOVERY, USAGE, BEDROCK_QUOTAS)
+STREAMING_FUNCTIONS = frozenset(function.name for function in FUNCTIONS if function.streams_responses)
 
 # Where the events the functions publish come from, and their kinds (vmx.events defines their details).
 EVENT_SOURCE = "vmx.ai-connections"

@@ -5,19 +5,22 @@ of their inputs; `ApiGateway.handle` strings them together, and `local_stack.ser
 """
 
 import base64
+import dataclasses
 import binascii
 import json
 import logging
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from infra.system import CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS, Route
-from local_stack.lambda_runtime import ACCOUNT_ID, REGION, Invoke
+from infra.system import AUTHORIZER_CACHE_SECONDS, CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS, STREAMING_FUNCTIONS, Route
+from local_stack.lambda_runtime import ACCOUNT_ID, REGION, Invoke, StreamedInvocation
+from vmx.http.streaming import PRELUDE_DELIMITER
 
 STAGE = "local"
 API_ID = "local"
@@ -54,6 +57,9 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    # A streamed body: written piece by piece after `body`, then `finish()` once all is sent or the client left.
+    stream: Iterator[bytes] | None = None
+    finish: Callable[[], None] | None = None
 
 
 def error_response(status: int, code: str, message: str, *headers: tuple[str, str]) -> HttpResponse:
@@ -310,10 +316,7 @@ def _wildcard_match(pattern: str, value: str, flags: int = 0) -> bool:
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
-def proxy_response(result: Any) -> HttpResponse:
-    """Maps a Lambda proxy result to HTTP; raises ValueError when API Gateway would answer 502."""
-    if not isinstance(result, dict):
-        raise ValueError("the handler did not return a map")
+def _status_and_headers(result: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
     status = result.get("statusCode")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise ValueError(f"statusCode {status!r} is not an HTTP status")
@@ -325,6 +328,48 @@ def proxy_response(result: Any) -> HttpResponse:
     headers = [(name, value) for name, value in headers if name.lower() not in _FRAMING_HEADERS]
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", "application/json"))
+    return status, headers
+
+
+# API Gateway reads at most this much of a streamed response looking for the end of its prelude.
+_MAX_PRELUDE_BYTES = 64 * 1024
+
+
+def streamed_response(result: Any) -> HttpResponse:
+    """Maps a streaming Lambda's output (JSON prelude, eight NUL bytes, body) to HTTP as API Gateway's STREAM
+    transfer mode does: the status and headers once the prelude is complete, then the body as it comes.
+    Raises ValueError when API Gateway would answer 502 (no or an invalid prelude)."""
+    if not isinstance(result, StreamedInvocation):
+        raise ValueError("the streaming function did not stream a response")
+    received = b""
+    pieces = iter(result.pieces)
+    try:
+        while PRELUDE_DELIMITER not in received:
+            received += next(pieces)
+            if len(received) > _MAX_PRELUDE_BYTES:
+                raise ValueError("the response's prelude has no end")
+        prelude, _, first = received.partition(PRELUDE_DELIMITER)
+        metadata = json.loads(prelude)
+        if not isinstance(metadata, dict):
+            raise ValueError("the response's prelude is not a JSON object")
+        status, headers = _status_and_headers(metadata)
+    except (StopIteration, ValueError) as exc:
+        result.finish()
+        raise ValueError(f"invalid streamed response: {exc or 'it ended before its prelude'}") from None
+
+    def body() -> Iterator[bytes]:
+        if first:
+            yield first
+        yield from pieces
+
+    return HttpResponse(status, headers, stream=body(), finish=result.finish)
+
+
+def proxy_response(result: Any) -> HttpResponse:
+    """Maps a Lambda proxy result to HTTP; raises ValueError when API Gateway would answer 502."""
+    if not isinstance(result, dict):
+        raise ValueError("the handler did not return a map")
+    status, headers = _status_and_headers(result)
     body = result.get("body") or ""
     if not isinstance(body, str):
         raise ValueError("body is not a string")
@@ -341,18 +386,32 @@ def proxy_response(result: Any) -> HttpResponse:
 class ApiGateway:
     """Routes a request, runs the authorizer for authorized routes, and invokes the route's function.
 
-    There is no authorizer cache: every request runs the authorizer, so a revoked key stops working
-    at once here, whereas in AWS it may pass for AUTHORIZER_CACHE_SECONDS.
+    The authorizer's result is cached per Authorization header for `authorizer_cache_seconds`, as the stack
+    configures API Gateway to: a revoked key may pass for that long, here as in AWS. The routes of
+    `streaming_functions` use the STREAM transfer mode: their responses are written as they are produced.
     """
 
     def __init__(
-        self, routes: Iterable[Route], invoke: Invoke, authorizer_function: str, allowed_origin: str | None = None
+        self,
+        routes: Iterable[Route],
+        invoke: Invoke,
+        authorizer_function: str,
+        allowed_origin: str | None = None,
+        *,
+        streaming_functions: Iterable[str] = STREAMING_FUNCTIONS,
+        authorizer_cache_seconds: float = AUTHORIZER_CACHE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._router = Router(routes)
         self._invoke = invoke
         self._authorizer_function = authorizer_function
         # As the stack's CORS set-up: preflights answered here, and this origin on the gateway's own errors.
         self._allowed_origin = allowed_origin
+        self._streaming_functions = frozenset(streaming_functions)
+        self._authorizer_cache_seconds = authorizer_cache_seconds
+        self._monotonic = monotonic
+        self._authorizer_results: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._cache_lock = threading.Lock()
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if self._allowed_origin and request.method == "OPTIONS" and (methods := self._router.methods(request.path)):
@@ -372,8 +431,10 @@ class ApiGateway:
         event = build_proxy_event(
             request, resolved, request_id=request_id, time_epoch_ms=time_epoch_ms, authorizer=authorizer
         )
+        function = resolved.route.function
+        to_http = streamed_response if function in self._streaming_functions else proxy_response
         try:
-            response = proxy_response(self._invoke(resolved.route.function, event))
+            response = to_http(self._invoke(function, event))
         except Exception:
             # API Gateway answers 502 when the function fails or returns something it cannot map.
             logger.exception("function %s failed", resolved.route.function)
@@ -397,7 +458,7 @@ class ApiGateway:
         if not self._allowed_origin:
             return response
         cors = [("Access-Control-Allow-Origin", self._allowed_origin), ("Vary", "Origin")]
-        return HttpResponse(response.status, [*response.headers, *cors], response.body)
+        return dataclasses.replace(response, headers=[*response.headers, *cors])
 
     def _authorize(
         self, request: HttpRequest, match: RouteMatch, request_id: str, time_epoch_ms: int
@@ -406,8 +467,12 @@ class ApiGateway:
         if not (request.header("Authorization") or "").strip():
             return unauthorized()
         event = build_authorizer_event(request, match, request_id=request_id, time_epoch_ms=time_epoch_ms)
+        identity = request.header("Authorization") or ""
+        result = self._cached_result(identity)
+        fresh = result is None
         try:
-            result = self._invoke(self._authorizer_function, event)
+            if result is None:
+                result = self._invoke(self._authorizer_function, event)
             context = authorizer_context(result)
         except Exception as exc:
             # Lambda authorizers have one way to say 401: an error whose message is exactly "Unauthorized".
@@ -415,10 +480,24 @@ class ApiGateway:
                 return unauthorized()
             logger.exception("authorizer failed")
             return internal_error(500)
+        if fresh:
+            self._keep_result(identity, result)
+        # A cached policy is evaluated against each request's own method ARN, as API Gateway does.
         if not is_allowed(result["policyDocument"], event["methodArn"]):
             return forbidden()
         return context
 
+    def _cached_result(self, identity: str) -> dict[str, Any] | None:
+        with self._cache_lock:
+            cached = self._authorizer_results.get(identity)
+        return cached[1] if cached is not None and self._monotonic() < cached[0] else None
+
+    def _keep_result(self, identity: str, result: dict[str, Any]) -> None:
+        if self._authorizer_cache_seconds <= 0:
+            return
+        with self._cache_lock:
+            self._authorizer_results[identity] = (self._monotonic() + self._authorizer_cache_seconds, result)
+
 
 def _with_request_id(response: HttpResponse, request_id: str) -> HttpResponse:
-    return HttpResponse(response.status, [*response.headers, ("x-amzn-RequestId", request_id)], response.body)
+    return dataclasses.replace(response, headers=[*response.headers, ("x-amzn-RequestId", request_id)])

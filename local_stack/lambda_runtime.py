@@ -5,16 +5,37 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infra.system import Function
+from vmx.http.streaming import StreamingResponse
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
-# `LambdaRuntime.invoke(function_name, event)`: what the handler returned, or what it raised.
+# `LambdaRuntime.invoke(function_name, event)`: what the handler returned (a streamed response as a
+# StreamedInvocation), or what it raised.
 Invoke = Callable[[str, dict[str, Any]], Any]
+
+
+@dataclass
+class StreamedInvocation:
+    """A response-streaming function's answer as the Lambda Runtime API carries it: the prelude and the body's
+    bytes as the handler produces them. `finish()` is called once they have all been sent, or the client left:
+    it stops the body and runs the function's work after the response, as vmx.runtime does in AWS."""
+
+    pieces: Iterator[bytes]
+    finish: Callable[[], None]
+
+    @classmethod
+    def of(cls, response: StreamingResponse) -> "StreamedInvocation":
+        def finish() -> None:
+            response.close()
+            response.after()
+
+        return cls(response.encoded(), finish)
+
 
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"
@@ -97,4 +118,5 @@ class LambdaRuntime:
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         context = new_context(self._functions[name])
         with self._lock:
-            return self._handlers[name](event, context)
+            result = self._handlers[name](event, context)
+        return StreamedInvocation.of(result) if isinstance(result, StreamingResponse) else result

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from typing import Any
@@ -37,8 +38,10 @@ class GatewayServer(ThreadingHTTPServer):
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
+    protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length or is chunked
     timeout = 60  # idle keep-alive connections are closed after this many seconds
+    # A streamed piece must leave at once, not wait ~40 ms for the previous one's ACK (Nagle's algorithm).
+    disable_nagle_algorithm = True
     server: GatewayServer
 
     def _dispatch(self) -> None:
@@ -76,10 +79,33 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        if response.stream is None:
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        try:
+            self._write_chunks(response.stream)
+        finally:
+            # after the last byte, or once the client has gone: the function's work after its response
+            if response.finish is not None:
+                response.finish()
+
+    def _write_chunks(self, pieces: Iterator[bytes]) -> None:
+        """Each piece goes out as one chunk the moment it is produced."""
+        try:
+            for piece in pieces:
+                if piece:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            logger.info("%s %s: the client went away during the response", self.command, self.path.partition("?")[0])
+            self.close_connection = True
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """The stdlib's line includes the query string; `_dispatch` logs its own."""

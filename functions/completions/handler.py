@@ -13,14 +13,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx import wiring
 from vmx.clock import utc_now
-from vmx.completions.openai_models import ChatCompletionRequest, sse_events
+from vmx.completions.openai_models import ChatCompletionRequest
 from vmx.connections.service import ConnectionScope
+from vmx.deadline import Deadline
 from vmx.events.publisher import EventPublisher
-from vmx.gateway.service import CompletionService
+from vmx.gateway.service import CompletionService, StreamOutcome
 from vmx.gateway.views import ModelList
 from vmx.http.app import current_principal, new_app, resolve
-from vmx.http.openai_errors import domain_refusal, rate_limit_headers, register_openai_error_handlers
-from vmx.settings import CompletionsSettings
+from vmx.http.openai_errors import domain_refusal, event_stream, rate_limit_headers, register_openai_error_handlers
+from vmx.http.streaming import Exchange, StreamingResponse
+from vmx.settings import BOOKKEEPING_SECONDS, CompletionsSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -51,15 +53,17 @@ def service() -> CompletionService:
 def create_chat_completion(
     workspaceId: UUID, environmentId: UUID, request: Annotated[ChatCompletionRequest, Body()]
 ) -> Response[Any]:
+    exchange: Exchange = app.context["exchange"]
     source_ip = app.current_event.request_context.identity.source_ip
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
     outcome = service().complete(
-        current_principal(app), ConnectionScope(str(workspaceId), str(environmentId)), request, source_ip
+        current_principal(app), scope, request, source_ip, exchange.deadline, exchange.afterwards
     )
     metrics.add_metric(name="CompletionsServed", unit=MetricUnit.Count, value=1)
     headers = rate_limit_headers(outcome.rate_limits, utc_now())
-    if request.stream:
-        # Buffered: API Gateway REST returns the whole body at once, as one valid event stream.
-        return Response(200, "text/event-stream", sse_events(outcome.completion, request), headers=headers)
+    if isinstance(outcome, StreamOutcome):
+        exchange.stream(event_stream(outcome.chunks, request.include_stream_usage, logger))
+        return Response(200, "text/event-stream", "", headers={**headers, "Cache-Control": "no-cache"})
     return Response(200, content_types.APPLICATION_JSON, outcome.completion.model_dump_json(), headers=headers)
 
 
@@ -69,9 +73,23 @@ def list_models(workspaceId: UUID, environmentId: UUID) -> ModelList:
     return ModelList.of(models)
 
 
-# Completions carry prompts and answers: the tracer must not record them.
+def _after_response(exchange: Exchange) -> None:
+    """The reconcile and the events, once the client has the whole answer; their metrics are flushed here, as
+    the handler's were flushed when it returned."""
+    failed = exchange.afterwards.run(logger)
+    if failed:
+        metrics.add_metric(name="BookkeepingFailed", unit=MetricUnit.Count, value=failed)
+    metrics.flush_metrics()
+
+
+# Completions carry prompts and answers: the tracer must not record them. The response is streamed by the
+# runtime (vmx.runtime) after this returns: its body runs the provider's stream, then `after` the bookkeeping.
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context, refuse=domain_refusal, allowed_origin=settings().console_origin)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> StreamingResponse:
+    time_left = context.get_remaining_time_in_millis() / 1000
+    exchange = Exchange(Deadline.after(time_left).sooner(BOOKKEEPING_SECONDS))
+    app.context["exchange"] = exchange
+    result = resolve(app, event, context, refuse=domain_refusal, allowed_origin=settings().console_origin)
+    return exchange.response(result, after=lambda: _after_response(exchange))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.system import AUTHORIZER, FUNCTIONS, ROUTES
-from local_stack.gateway import ApiGateway, HttpRequest
+from local_stack.gateway import ApiGateway, HttpRequest, HttpResponse
 from local_stack.lambda_runtime import LambdaRuntime, load_handler
 
 SOURCE_IP = "198.51.100.7"
@@ -54,14 +54,20 @@ class Api:
         if self.token is not None:
             all_headers.setdefault("Authorization", f"Bearer {self.token}")
         payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
-        response = self.gateway.handle(
-            HttpRequest(method, path, list(all_headers.items()), payload, source_ip=self.source_ip)
-        )
-        result = ApiResponse(
-            response.status, {key.lower(): value for key, value in response.headers}, response.body.decode()
-        )
+        response = self.open(method, path, payload, all_headers)
+        body = response.body
+        if response.stream is not None:
+            # read whole, as a client would, and only then let the function do its work after the response
+            body += b"".join(response.stream)
+            assert response.finish is not None
+            response.finish()
+        result = ApiResponse(response.status, {key.lower(): value for key, value in response.headers}, body.decode())
         self.captured.append(result)
         return result
+
+    def open(self, method: str, path: str, payload: bytes, headers: dict[str, str]) -> HttpResponse:
+        """The gateway's response as it comes: a streamed body is left for the caller to read and finish."""
+        return self.gateway.handle(HttpRequest(method, path, list(headers.items()), payload, source_ip=self.source_ip))
 
     def get(self, path: str, **kwargs: Any) -> ApiResponse:
         return self.request("GET", path, **kwargs)

@@ -26,6 +26,8 @@ def aws() -> Iterator[None]:
         dynamodb = boto3.client("dynamodb")
         os.environ.update({table.env_var: create_table(dynamodb, table) for table in TABLES})
         os.environ["CREDENTIALS_KMS_KEY_ID"] = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+        # edits apply at once here; the cache itself is tested on its own (tests/unit/test_recent_connections.py)
+        os.environ["CONNECTION_CACHE_SECONDS"] = "0"
         os.environ["EVENT_BUS_NAME"] = (
             boto3.client("events").create_event_bus(Name="vmx-test-events")["EventBusArn"].split("/")[-1]
         )

@@ -9,6 +9,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, mode
 BROWSER_ORIGIN_PATTERN = r"^https?://([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$"
 
 
+# What a completion keeps of its invocation's time for the work after its answer (the reconcile and the events,
+# each bounded by its client's timeouts and retries), so the function never times out after the provider answered.
+BOOKKEEPING_SECONDS = 15.0
+
+
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -58,8 +63,14 @@ class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings):
     event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
-    # Under API Gateway's 29 s integration limit, so a slow provider becomes our 504 rather than its.
-    provider_timeout_seconds: float = Field(default=25.0, validation_alias="PROVIDER_TIMEOUT_SECONDS", gt=0, le=28)
+    # The longest silence between two pieces of a streamed answer before the gateway gives up on the provider
+    # (a whole answer that is not streamed may take all the time the invocation has). Under API Gateway's
+    # 5-minute idle limit for a streamed response, so the client hears our 504 rather than a dropped line.
+    provider_idle_timeout_seconds: float = Field(
+        default=120.0, validation_alias="PROVIDER_IDLE_TIMEOUT_SECONDS", gt=0, le=290
+    )
+    # How long a warm instance answers from a connection it has read: edits and deletes apply within this time.
+    connection_cache_seconds: float = Field(default=5.0, validation_alias="CONNECTION_CACHE_SECONDS", ge=0, le=60)
     # Only the local stack and end-to-end tests point Bedrock elsewhere (a loopback fake).
     bedrock_endpoint_url: str | None = Field(default=None, validation_alias="BEDROCK_ENDPOINT_URL")
 

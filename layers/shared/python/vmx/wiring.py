@@ -8,7 +8,7 @@ from botocore.config import Config
 
 from vmx.clock import utc_now
 from vmx.completions.aws_access import AssumedRoles
-from vmx.completions.providers import Transports, bedrock_client_factory, call_provider
+from vmx.completions.providers import Transports, bedrock_client_factory, call_provider, open_stream
 from vmx.connections.service import ConnectionService
 from vmx.credentials.kms import KmsCipher
 from vmx.credentials.ports import CredentialCipher
@@ -16,6 +16,7 @@ from vmx.discovery.bedrock_quotas import AwsBedrockAccounts, BedrockQuotaPorts, 
 from vmx.events.publisher import EventBridgePublisher, EventPublisher, FailureLog
 from vmx.gateway.capacity_report import CapacityReporter
 from vmx.gateway.credentials_cache import CredentialCache
+from vmx.gateway.recent_connections import RecentConnections
 from vmx.gateway.service import CompletionService
 from vmx.gateway.usage_report import UsageReporter
 from vmx.settings import (
@@ -76,8 +77,17 @@ def event_publisher(
 
 
 def completion_service(settings: CompletionsSettings, events: EventPublisher) -> CompletionService:
-    connections = DynamoConnectionRepository(settings.connections_table_name, settings.aws_region)
-    counters = DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region)
+    connections = RecentConnections(
+        DynamoConnectionRepository(settings.connections_table_name, settings.aws_region),
+        settings.connection_cache_seconds,
+    )
+    # Bounded, so the bookkeeping after an answer fits in the time the invocation keeps for it.
+    capacity_client = boto3.client(
+        "dynamodb",
+        region_name=settings.aws_region,
+        config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3}),
+    )
+    counters = DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region, client=capacity_client)
     transports = Transports(
         http=urllib3.PoolManager(maxsize=10),
         bedrock_client=bedrock_client_factory(
@@ -89,8 +99,9 @@ def completion_service(settings: CompletionsSettings, events: EventPublisher) ->
         counters,
         CredentialCache(credential_cipher(settings, settings.aws_region)),
         lambda call: call_provider(call, transports),
+        lambda call: open_stream(call, transports),
         utc_now,
-        settings.provider_timeout_seconds,
+        settings.provider_idle_timeout_seconds,
         events,
     )
 

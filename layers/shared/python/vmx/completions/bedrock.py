@@ -1,14 +1,17 @@
 """AWS Bedrock: any model through Converse, and Claude through InvokeModel with Anthropic's Messages body."""
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from botocore import exceptions as botocore_errors
+from botocore.eventstream import ParserError
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
+from urllib3 import exceptions as urllib3_errors
 
-from vmx.completions.anthropic import completion_from_message, messages_body
+from vmx.completions.anthropic import chunks_from_events, completion_from_message, messages_body
 from vmx.completions.calls import (
     AwsCredentials,
     BedrockAccess,
@@ -29,7 +32,15 @@ from vmx.completions.conversation import (
     usage,
 )
 from vmx.completions.failures import Redactor, failure_for_status, invalid_response, timed_out, unreachable
-from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest, FinishReason, ToolCall
+from vmx.completions.openai_models import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    FinishReason,
+    ToolCall,
+    Usage,
+)
+from vmx.completions.streams import ChunkFrame, ProviderStream
 from vmx.providers.catalog import PROVIDERS
 from vmx.providers.config import BedrockConfig
 
@@ -50,6 +61,15 @@ _CREDENTIALS_REFUSED = frozenset(
     {"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "InvalidClientTokenId"}
 )
 _THROTTLED = frozenset({"ThrottlingException", "ModelNotReadyException", "ServiceQuotaExceededException"})
+# The HTTP status of each exception a response stream can end with, as bedrock-runtime's service model gives it.
+_STREAM_EXCEPTION_STATUSES = {
+    "ValidationException": 400,
+    "ThrottlingException": 429,
+    "ModelTimeoutException": 408,
+    "ModelStreamErrorException": 424,
+    "InternalServerException": 500,
+    "ServiceUnavailableException": 503,
+}
 
 
 def converse(call: ProviderCall, transports: Transports) -> ProviderResult:
@@ -263,15 +283,16 @@ def _failure(exc: ClientError | BotoCoreError, provider: str, call: ProviderCall
         return ProviderError(502, "provider_error", f"{provider} could not be called ({type(exc).__name__})")
     error = exc.response.get("Error", {})
     metadata = exc.response.get("ResponseMetadata", {})
-    code = str(error.get("Code", ""))
-    status = int(metadata.get("HTTPStatusCode", 500))
+    # An exception event in a stream spells its code in lowerCamel (throttlingException) and has no HTTP status.
+    code = _capitalized(str(error.get("Code", "")))
+    status = int(metadata.get("HTTPStatusCode") or _STREAM_EXCEPTION_STATUSES.get(code, 500))
     if code in _CREDENTIALS_REFUSED:
         status = 401
     elif code in _THROTTLED:
         status = 429
     elif code == "ModelTimeoutException":
         status = 408
-    elif code == "ModelErrorException":
+    elif code in ("ModelErrorException", "ModelStreamErrorException"):
         # HTTP 424, but the model failed, not the request.
         status = 502
     message = error.get("Message")
@@ -281,3 +302,181 @@ def _failure(exc: ClientError | BotoCoreError, provider: str, call: ProviderCall
     return failure_for_status(
         provider, status, detail, retry_after, {"retry-after": retry_after} if retry_after else {}
     )
+
+
+def _capitalized(code: str) -> str:
+    return code[:1].upper() + code[1:]
+
+
+def converse_stream(call: ProviderCall, transports: Transports) -> ProviderStream:
+    config = connection_config(call, BedrockConfig)
+    provider = PROVIDERS[call.provider].name
+    params = converse_params(call.model, call.request, config, provider)
+    if call.wait_seconds() <= 0:
+        raise ProviderError(504, "provider_timeout", f"no time was left to call {provider}")
+    client = transports.bedrock_client(access_of(config), call.timeout_seconds)
+    try:
+        response = client.converse_stream(**params)
+    except (ClientError, BotoCoreError) as exc:
+        raise _failure(exc, provider, call) from exc
+    events = response["stream"]
+    frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
+    chunks = _converse_chunks(_converse_events(events, provider, call), frame, provider)
+    return ProviderStream(chunks, _limits(response), events.close)
+
+
+def _converse_events(events: Iterable[Any], provider: str, call: ProviderCall) -> Iterator[Any]:
+    """The EventStream's events, with its failures as ProviderErrors and the call's deadline held between them."""
+    iterator = iter(events)
+    while True:
+        try:
+            event = next(iterator)
+        except StopIteration:
+            return
+        except (ClientError, BotoCoreError) as exc:
+            # An error event (throttlingException, modelStreamErrorException, ...) arrives as an EventStreamError.
+            raise _failure(exc, provider, call) from exc
+        except urllib3_errors.ReadTimeoutError as exc:
+            message = f"{provider} sent nothing for {call.timeout_seconds:g} s"
+            raise ProviderError(504, "provider_timeout", message) from exc
+        except urllib3_errors.HTTPError as exc:
+            message = f"{provider} closed the stream before its end"
+            raise ProviderError(502, "provider_stream_interrupted", message) from exc
+        except ParserError as exc:
+            raise invalid_response(provider, "a stream event it could not decode") from exc
+        if call.deadline is not None and call.deadline.passed:
+            message = f"{provider} had not finished when the gateway's time for this request ran out"
+            raise ProviderError(504, "provider_timeout", message)
+        yield event
+
+
+class _ConverseToolStart(_ConverseShape):
+    tool_use_id: str
+    name: str
+
+
+class _ConverseBlockStart(_ConverseShape):
+    tool_use: _ConverseToolStart | None = None
+
+
+class _ConverseBlockStartEvent(_ConverseShape):
+    start: _ConverseBlockStart
+    content_block_index: int
+
+
+class _ConverseToolDelta(_ConverseShape):
+    # A piece of the tool's input as JSON text.
+    input: str = ""
+
+
+class _ConverseDelta(_ConverseShape):
+    text: str | None = None
+    tool_use: _ConverseToolDelta | None = None
+
+
+class _ConverseBlockDeltaEvent(_ConverseShape):
+    delta: _ConverseDelta
+    content_block_index: int
+
+
+class _ConverseBlockStopEvent(_ConverseShape):
+    content_block_index: int
+
+
+class _ConverseMessageStopEvent(_ConverseShape):
+    stop_reason: str | None = None
+
+
+class _ConverseMetadataEvent(_ConverseShape):
+    usage: _TokenUsage | None = None
+
+
+class _ConverseEvent(_ConverseShape):
+    """One ConverseStream event; messageStart, reasoning and citation deltas say nothing a chat completion holds."""
+
+    content_block_start: _ConverseBlockStartEvent | None = None
+    content_block_delta: _ConverseBlockDeltaEvent | None = None
+    content_block_stop: _ConverseBlockStopEvent | None = None
+    message_stop: _ConverseMessageStopEvent | None = None
+    metadata: _ConverseMetadataEvent | None = None
+
+
+def _converse_chunks(events: Iterable[Any], frame: ChunkFrame, provider: str) -> Iterator[ChatCompletionChunk]:
+    """The chunks of a ConverseStream answer. Its usage comes in the metadata event after messageStop, so the
+    usage chunk waits for the end of the stream; a stream that ends before messageStop was interrupted."""
+    yield frame.role()
+    # By content block index: the tool call's index among this answer's tool calls.
+    tool_calls: dict[int, int] = {}
+    without_input: set[int] = set()
+    stopped = False
+    reported: _TokenUsage | None = None
+    for raw in events:
+        try:
+            event = _ConverseEvent.model_validate(raw)
+        except ValidationError:
+            raise invalid_response(provider, "a ConverseStream event in an unexpected shape") from None
+        if event.content_block_start is not None and event.content_block_start.start.tool_use is not None:
+            block, tool = event.content_block_start.content_block_index, event.content_block_start.start.tool_use
+            tool_calls[block] = len(tool_calls)
+            without_input.add(block)
+            yield frame.tool_call_start(tool_calls[block], tool.tool_use_id, tool.name)
+        elif event.content_block_delta is not None:
+            block, delta = event.content_block_delta.content_block_index, event.content_block_delta.delta
+            if delta.text:
+                yield frame.text(delta.text)
+            elif delta.tool_use is not None and delta.tool_use.input:
+                if block not in tool_calls:
+                    raise invalid_response(provider, "tool input for a tool use it had not started")
+                without_input.discard(block)
+                yield frame.tool_call_arguments(tool_calls[block], delta.tool_use.input)
+        elif event.content_block_stop is not None and event.content_block_stop.content_block_index in without_input:
+            # A tool without parameters may get no input at all: its arguments are an empty object, as in Converse.
+            block = event.content_block_stop.content_block_index
+            without_input.discard(block)
+            yield frame.tool_call_arguments(tool_calls[block], "{}")
+        elif event.message_stop is not None and not stopped:
+            stopped = True
+            yield frame.finish(FINISH_REASONS.get(event.message_stop.stop_reason or "", "stop"))
+        elif event.metadata is not None:
+            reported = event.metadata.usage or reported
+    if not stopped:
+        raise ProviderError(502, "provider_stream_interrupted", f"{provider} closed the stream before its end")
+    if reported is not None:
+        yield frame.usage(_converse_usage(reported))
+
+
+def _converse_usage(tokens: _TokenUsage) -> Usage:
+    # Counted as completion_from_converse counts it: cache reads and writes are prompt tokens too.
+    cache_read = tokens.cache_read_input_tokens or 0
+    prompt_tokens = tokens.input_tokens + cache_read + (tokens.cache_write_input_tokens or 0)
+    return usage(prompt_tokens, tokens.output_tokens, cached_tokens=cache_read or None)
+
+
+def invoke_stream(call: ProviderCall, transports: Transports) -> ProviderStream:
+    """InvokeModelWithResponseStream: Anthropic's stream events, each one the bytes of an event-stream `chunk`."""
+    config = connection_config(call, BedrockConfig)
+    provider = PROVIDERS[call.provider].name
+    params = invoke_params(call.model, call.request, config, provider)
+    if call.wait_seconds() <= 0:
+        raise ProviderError(504, "provider_timeout", f"no time was left to call {provider}")
+    client = transports.bedrock_client(access_of(config), call.timeout_seconds)
+    try:
+        response = client.invoke_model_with_response_stream(**params)
+    except (ClientError, BotoCoreError) as exc:
+        raise _failure(exc, provider, call) from exc
+    body = response["body"]
+    frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
+    events = _anthropic_events(_converse_events(body, provider, call), provider)
+    chunks = chunks_from_events(events, frame, provider, Redactor(call.secrets.values()), call.deadline)
+    return ProviderStream(chunks, _limits(response), body.close)
+
+
+def _anthropic_events(events: Iterable[Any], provider: str) -> Iterator[Any]:
+    for event in events:
+        # `chunk` is the stream's one kind of event; its exceptions arrive as EventStreamErrors.
+        if "chunk" not in event:
+            continue
+        try:
+            yield json.loads(event["chunk"]["bytes"])
+        except (KeyError, TypeError, ValueError):
+            raise invalid_response(provider, "a stream chunk that is not JSON") from None

@@ -9,6 +9,7 @@ from pydantic import SecretStr, ValidationError
 
 from vmx.clock import Clock, utc_now
 from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
+from vmx.deadline import Deadline
 from vmx.providers.catalog import PROVIDERS, ProviderId
 from vmx.providers.config import ConfigModel
 
@@ -25,7 +26,15 @@ class ProviderCall:
     # The connection's opened secrets, with wire names (apiKey, accessKeyId, ...).
     secrets: Mapping[str, SecretStr] = field(repr=False)
     request: ChatCompletionRequest
+    # The longest wait for the provider: for a stream, the longest silence between two of its pieces.
     timeout_seconds: float
+    # When the provider must have finished, whatever it still sends: the invocation's time left, less what
+    # the bookkeeping after the answer needs. None: no limit beyond timeout_seconds.
+    deadline: Deadline | None = None
+
+    def wait_seconds(self) -> float:
+        """How long the next wait on the provider may last."""
+        return self.timeout_seconds if self.deadline is None else min(self.timeout_seconds, self.deadline.left())
 
 
 @dataclass(frozen=True)

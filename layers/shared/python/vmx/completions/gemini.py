@@ -1,8 +1,9 @@
-"""Google's Gemini API: `models/{model}:generateContent`."""
+"""Google's Gemini API: `models/{model}:generateContent`, and `:streamGenerateContent` over server-sent events."""
 
 import json
 import math
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -23,8 +24,10 @@ from vmx.completions.conversation import (
 )
 from vmx.completions.failures import Redactor, failure_for_status, invalid_response, provider_message
 from vmx.completions.http_json import HttpReply, post_json
+from vmx.completions.http_sse import open_sse
 from vmx.completions.openai_models import (
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionRequest,
     FinishReason,
     ResponseMessage,
@@ -33,6 +36,8 @@ from vmx.completions.openai_models import (
     estimate_completion_tokens,
     estimate_prompt_tokens,
 )
+from vmx.completions.streams import ChunkFrame, ProviderStream
+from vmx.deadline import Deadline
 from vmx.providers.catalog import PROVIDERS
 from vmx.providers.config import ApiKeyConfig
 
@@ -45,17 +50,43 @@ _RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
 def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
     config = connection_config(call, ApiKeyConfig)
     provider = PROVIDERS[call.provider].name
-    # Model ids may be given as Google lists them ("models/gemini-2.5-flash"); quoting keeps the id one segment.
-    model = quote(call.model.removeprefix("models/"), safe="")
-    url = f"{config.base_url or DEFAULT_BASE_URL}/v1beta/models/{model}:generateContent"
-    headers = {"x-goog-api-key": config.api_key.get_secret_value()}
     body = generate_content_body(call.request, provider)
-    reply = post_json(transports.http, provider, url, body, headers, call.timeout_seconds)
+    url = _url(config, call.model, "generateContent")
+    reply = post_json(transports.http, provider, url, body, _headers(config), call.wait_seconds())
     if not reply.ok:
         raise _failure(reply, provider, Redactor(call.secrets.values()))
     created = int(transports.clock().timestamp())
     answer = completion_from_response(reply.body, call.model, created, provider, call.request)
     return ProviderResult(answer, reply.rate_limit_headers)
+
+
+def stream(call: ProviderCall, transports: Transports) -> ProviderStream:
+    config = connection_config(call, ApiKeyConfig)
+    provider = PROVIDERS[call.provider].name
+    redactor = Redactor(call.secrets.values())
+    sse = open_sse(
+        transports.http,
+        provider,
+        _url(config, call.model, "streamGenerateContent?alt=sse"),
+        generate_content_body(call.request, provider),
+        _headers(config),
+        call,
+        refusal=lambda reply: _failure(reply, provider, redactor),
+    )
+    frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
+    responses = (event.json(provider) for event in sse.events())
+    chunks = chunks_from_responses(responses, frame, provider, redactor, call.deadline)
+    return ProviderStream(chunks, sse.rate_limit_headers, sse.close)
+
+
+def _url(config: ApiKeyConfig, model: str, method: str) -> str:
+    # Model ids may be given as Google lists them ("models/gemini-2.5-flash"); quoting keeps the id one segment.
+    quoted = quote(model.removeprefix("models/"), safe="")
+    return f"{config.base_url or DEFAULT_BASE_URL}/v1beta/models/{quoted}:{method}"
+
+
+def _headers(config: ApiKeyConfig) -> dict[str, str]:
+    return {"x-goog-api-key": config.api_key.get_secret_value()}
 
 
 def generate_content_body(request: ChatCompletionRequest, provider: str) -> dict[str, Any]:
@@ -189,8 +220,13 @@ class _UsageMetadata(_GeminiShape):
     cached_content_token_count: int | None = None
 
 
+class _PromptFeedback(_GeminiShape):
+    block_reason: str | None = None
+
+
 class _Response(_GeminiShape):
     candidates: list[_Candidate] = []
+    prompt_feedback: _PromptFeedback | None = None
     usage_metadata: _UsageMetadata | None = None
     model_version: str | None = None
     response_id: str | None = None
@@ -240,9 +276,67 @@ def _usage(
     if metadata is None:
         message = ResponseMessage(content="".join(texts), tool_calls=tool_calls or None)
         return usage(estimate_prompt_tokens(request), estimate_completion_tokens(message))
+    return _reported_usage(metadata)
+
+
+def _reported_usage(metadata: _UsageMetadata) -> Usage:
     return usage(
         metadata.prompt_token_count + (metadata.tool_use_prompt_token_count or 0),
         metadata.candidates_token_count + (metadata.thoughts_token_count or 0),
         cached_tokens=metadata.cached_content_token_count,
         reasoning_tokens=metadata.thoughts_token_count,
     )
+
+
+def chunks_from_responses(
+    responses: Iterable[Any], frame: ChunkFrame, provider: str, redactor: Redactor, deadline: Deadline | None = None
+) -> Iterator[ChatCompletionChunk]:
+    """The chunks of a streamed answer, one GenerateContentResponse after another.
+
+    Gemini sends text in pieces and each function call whole; the last response carries the finish reason (or,
+    for a blocked prompt, promptFeedback and no candidate at all), and every response repeats the usage so far.
+    Raises ProviderError when the provider sends an error, or the stream ends before that last response.
+    """
+    started = False
+    tool_calls = 0
+    finish_reason: FinishReason | None = None
+    reported: _UsageMetadata | None = None
+    for body in responses:
+        if deadline is not None and deadline.passed:
+            late = f"{provider} had not finished when the gateway's time for this request ran out"
+            raise ProviderError(504, "provider_timeout", late)
+        if isinstance(body, dict) and body.get("error") is not None:
+            message = provider_message(body)
+            said = f": {redactor.clean(message)}" if message else ""
+            raise ProviderError(502, "provider_error", f"{provider} failed during the answer{said}")
+        try:
+            response = _Response.model_validate(body)
+        except ValidationError:
+            raise invalid_response(provider, "a stream chunk in an unexpected shape") from None
+        if not started:
+            # Every response of one stream repeats its id and model version.
+            frame.completion_id = response.response_id or frame.completion_id
+            frame.model = response.model_version or frame.model
+            started = True
+            yield frame.role()
+        reported = response.usage_metadata or reported
+        candidate = response.candidates[0] if response.candidates else None
+        if candidate is None:
+            if response.prompt_feedback is not None and response.prompt_feedback.block_reason is not None:
+                finish_reason = _finish_reason(None, False)
+            continue
+        for part in candidate.content.parts if candidate.content is not None else []:
+            if part.function_call is not None:
+                call = part.function_call
+                arguments = json.dumps(call.args or {})
+                yield frame.tool_call_start(tool_calls, call.id or new_tool_call_id(), call.name, arguments)
+                tool_calls += 1
+            elif part.text and not part.thought:
+                yield frame.text(part.text)
+        if candidate.finish_reason is not None:
+            finish_reason = _finish_reason(candidate, tool_calls > 0)
+    if finish_reason is None:
+        raise ProviderError(502, "provider_stream_interrupted", f"{provider} closed the stream before its end")
+    yield frame.finish(finish_reason)
+    if reported is not None:
+        yield frame.usage(_reported_usage(reported))

@@ -1,26 +1,32 @@
 """OpenAI, Groq and Perplexity: `POST {baseUrl}/chat/completions` with a Bearer key, the request passed through.
 
 The client's request goes as it came (unknown fields included, so provider-specific parameters work), with the
-provider's model id and without streaming: the gateway answers a stream from the whole completion.
+provider's model id. A stream always asks for usage, so that capacity counts the tokens really used; whether the
+client sees it is the gateway's business (OpenAI's rule: only when it asked).
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vmx.completions.calls import ProviderCall, ProviderResult, Transports, connection_config
+from vmx.completions.calls import ProviderCall, ProviderError, ProviderResult, Transports, connection_config
 from vmx.completions.conversation import new_completion_id, usage
-from vmx.completions.failures import Redactor, invalid_response
+from vmx.completions.failures import Redactor, invalid_response, provider_message
 from vmx.completions.http_json import post_json
+from vmx.completions.http_sse import SseStream, open_sse
 from vmx.completions.openai_models import (
     ChatCompletion,
+    ChatCompletionChunk,
     Choice,
+    ChunkChoice,
     FinishReason,
     ResponseMessage,
     Usage,
     estimate_completion_tokens,
     estimate_prompt_tokens,
 )
+from vmx.completions.streams import ChunkFrame, ProviderStream
 from vmx.providers.catalog import PROVIDERS, ProviderId
 from vmx.providers.config import ApiKeyConfig
 
@@ -45,12 +51,95 @@ def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
     provider = PROVIDERS[call.provider].name
     payload = call.request.model_dump(mode="json", exclude_none=True, exclude={"stream", "stream_options"})
     payload["model"] = call.model
-    url = f"{config.base_url or DEFAULT_BASE_URLS[call.provider]}/chat/completions"
-    headers = {"authorization": f"Bearer {config.api_key.get_secret_value()}"}
-    reply = post_json(transports.http, provider, url, payload, headers, call.timeout_seconds)
+    reply = post_json(transports.http, provider, _url(call, config), payload, _headers(config), call.wait_seconds())
     if not reply.ok:
         raise reply.failure(Redactor(call.secrets.values()))
     return ProviderResult(_completion(reply.body, call, int(transports.clock().timestamp())), reply.rate_limit_headers)
+
+
+def stream(call: ProviderCall, transports: Transports) -> ProviderStream:
+    config = connection_config(call, ApiKeyConfig)
+    provider = PROVIDERS[call.provider].name
+    payload = call.request.model_dump(mode="json", exclude_none=True)
+    payload["model"] = call.model
+    payload["stream"] = True
+    # Perplexity reports usage in its chunks unasked (and documents no stream_options).
+    if call.provider is not ProviderId.PERPLEXITY:
+        payload["stream_options"] = {**payload.get("stream_options", {}), "include_usage": True}
+    sse = open_sse(transports.http, provider, _url(call, config), payload, _headers(config), call)
+    frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
+    redactor = Redactor(call.secrets.values())
+    return ProviderStream(_chunks(sse, frame, provider, redactor), sse.rate_limit_headers, sse.close)
+
+
+def _url(call: ProviderCall, config: ApiKeyConfig) -> str:
+    return f"{config.base_url or DEFAULT_BASE_URLS[call.provider]}/chat/completions"
+
+
+def _headers(config: ApiKeyConfig) -> dict[str, str]:
+    return {"authorization": f"Bearer {config.api_key.get_secret_value()}"}
+
+
+class _StreamedChunk(BaseModel):
+    """A compatible provider's chunk: usage may ride on any chunk (Perplexity: every one, cumulative; Groq: in
+    `x_groq`), finish reasons may be their own, and extras (citations) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    created: int | None = None
+    model: str | None = None
+    choices: list[dict[str, Any]] = []
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+def _chunks(sse: SseStream, frame: ChunkFrame, provider: str, redactor: Redactor) -> Iterator[ChatCompletionChunk]:
+    """The provider's chunks without their usage, then one usage chunk with the last usage reported."""
+    reported: Usage | None = None
+    for event in sse.events():
+        if event.data.strip() == "[DONE]":
+            break
+        body = event.json(provider)
+        if isinstance(body, dict) and body.get("error") is not None:
+            message = provider_message(body)
+            said = f": {redactor.clean(message)}" if message else ""
+            raise ProviderError(502, "provider_error", f"{provider} failed during the answer{said}")
+        try:
+            parsed = _StreamedChunk.model_validate(body)
+            extras = dict(parsed.model_extra or {})
+            groq = extras.pop("x_groq", None)
+            usage = parsed.usage or (
+                Usage.model_validate(groq["usage"]) if isinstance(groq, dict) and groq.get("usage") else None
+            )
+            choices = [_chunk_choice(choice) for choice in parsed.choices]
+        except (ValidationError, TypeError):
+            raise invalid_response(provider, "a stream chunk in an unexpected shape") from None
+        reported = usage or reported
+        frame.completion_id = parsed.id or frame.completion_id
+        frame.created = parsed.created or frame.created
+        frame.model = parsed.model or frame.model
+        frame.system_fingerprint = parsed.system_fingerprint or frame.system_fingerprint
+        if not choices and not extras:
+            continue
+        extras.pop("object", None)
+        yield ChatCompletionChunk(
+            id=frame.completion_id,
+            created=frame.created,
+            model=frame.model,
+            system_fingerprint=frame.system_fingerprint,
+            choices=choices,
+            **extras,
+        )
+    if reported is not None:
+        yield frame.usage(reported)
+
+
+def _chunk_choice(choice: dict[str, Any]) -> ChunkChoice:
+    reason = choice.get("finish_reason")
+    return ChunkChoice.model_validate(
+        {**choice, "finish_reason": None if reason is None else _FINISH_REASONS.get(reason, "stop")}
+    )
 
 
 class _Choice(BaseModel):

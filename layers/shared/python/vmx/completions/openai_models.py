@@ -187,47 +187,64 @@ class ChatCompletion(_OpenAiShape):
     system_fingerprint: str | None = None
 
 
-def sse_events(completion: ChatCompletion, request: ChatCompletionRequest) -> str:
-    """The completion as a `text/event-stream` body of `chat.completion.chunk` events, ending with `[DONE]`.
-
-    Chunks come in OpenAI's order: the role, the content, each tool call whole, the finish reason, and a
-    last chunk with the usage and no choices when the request's `stream_options.include_usage` asks for it
-    (every other chunk then carries `"usage": null`, as OpenAI's do).
-    """
-    frame: dict[str, Any] = {
-        "id": completion.id,
-        "object": "chat.completion.chunk",
-        "created": completion.created,
-        "model": completion.model,
-        "system_fingerprint": completion.system_fingerprint,
-    }
-    if request.include_stream_usage:
-        frame["usage"] = None
-    events = []
-    for choice in completion.choices:
-        for delta, finish_reason in _deltas(choice):
-            piece = {"index": choice.index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            events.append({**frame, "choices": [piece]})
-    if request.include_stream_usage:
-        events.append({**frame, "choices": [], "usage": completion.usage.model_dump(exclude_none=True)})
-    lines = [f"data: {json.dumps(event, separators=(',', ':'))}\n\n" for event in events]
-    return "".join([*lines, "data: [DONE]\n\n"])
+class FunctionCallDelta(_OpenAiShape):
+    name: str | None = None
+    # A piece of the arguments' JSON text: the pieces of one call, joined, are the whole arguments.
+    arguments: str | None = None
 
 
-def _deltas(choice: Choice) -> list[tuple[dict[str, Any], FinishReason | None]]:
-    message = choice.message
-    deltas: list[tuple[dict[str, Any], FinishReason | None]] = [
-        ({"role": "assistant", "content": None if message.content is None else ""}, None)
-    ]
-    if message.content:
-        deltas.append(({"content": message.content}, None))
-    if message.refusal:
-        deltas.append(({"refusal": message.refusal}, None))
-    for index, call in enumerate(message.tool_calls or []):
-        tool_call = {"index": index, **call.model_dump()}
-        deltas.append(({"tool_calls": [tool_call]}, None))
-    deltas.append(({}, choice.finish_reason))
-    return deltas
+class ToolCallDelta(_OpenAiShape):
+    # Which tool call of the answer this piece belongs to: its first piece carries the id, type and name.
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta | None = None
+
+
+class ChunkDelta(_OpenAiShape):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChunkChoice(_OpenAiShape):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: FinishReason | None = None
+    logprobs: Any = None
+
+
+class ChatCompletionChunk(_OpenAiShape):
+    """One piece of a streamed answer; the usage comes in a chunk of its own, with no choices."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def sse_event(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+def sse_chunk(chunk: ChatCompletionChunk, include_usage: bool) -> bytes:
+    """One `text/event-stream` event, as OpenAI writes it: every choice says its finish_reason and logprobs
+    (null until they apply), and when the client asked for usage every chunk but the last carries "usage": null."""
+    payload = chunk.model_dump(mode="json", exclude_none=True)
+    payload["system_fingerprint"] = chunk.system_fingerprint
+    for choice in payload["choices"]:
+        choice.setdefault("logprobs", None)
+        choice.setdefault("finish_reason", None)
+    if include_usage:
+        payload.setdefault("usage", None)
+    return sse_event(payload)
 
 
 # estimate_prompt_tokens: about four characters of English per token, plus OpenAI's documented overheads
@@ -264,6 +281,11 @@ def estimate_completion_tokens(message: ResponseMessage) -> int:
     characters = len(message.content or "")
     for call in message.tool_calls or []:
         characters += len(call.function.name) + len(call.function.arguments)
+    return estimate_tokens_of(characters)
+
+
+def estimate_tokens_of(characters: int) -> int:
+    """Tokens for this many characters of generated text, at the same four per token."""
     return math.ceil(characters / _CHARS_PER_TOKEN)
 
 

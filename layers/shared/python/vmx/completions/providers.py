@@ -13,6 +13,7 @@ from vmx.completions.calls import (
     ProviderResult,
     Transports,
 )
+from vmx.completions.streams import ProviderStream
 from vmx.providers.catalog import ProviderId
 
 __all__ = [
@@ -23,9 +24,11 @@ __all__ = [
     "ProviderCall",
     "ProviderError",
     "ProviderResult",
+    "ProviderStream",
     "Transports",
     "bedrock_client_factory",
     "call_provider",
+    "open_stream",
 ]
 
 _ADAPTERS: dict[ProviderId, Callable[[ProviderCall, Transports], ProviderResult]] = {
@@ -36,6 +39,16 @@ _ADAPTERS: dict[ProviderId, Callable[[ProviderCall, Transports], ProviderResult]
     ProviderId.GEMINI: gemini.complete,
     ProviderId.AWS_BEDROCK: bedrock.converse,
     ProviderId.AWS_BEDROCK_INVOKE: bedrock.invoke,
+}
+
+_STREAM_ADAPTERS: dict[ProviderId, Callable[[ProviderCall, Transports], ProviderStream]] = {
+    ProviderId.OPENAI: openai_compatible.stream,
+    ProviderId.GROQ: openai_compatible.stream,
+    ProviderId.PERPLEXITY: openai_compatible.stream,
+    ProviderId.ANTHROPIC: anthropic.stream,
+    ProviderId.GEMINI: gemini.stream,
+    ProviderId.AWS_BEDROCK: bedrock.converse_stream,
+    ProviderId.AWS_BEDROCK_INVOKE: bedrock.invoke_stream,
 }
 
 # What GET /models lists for a connection without allowedModels: widely available text models, by each
@@ -61,3 +74,11 @@ def call_provider(call: ProviderCall, transports: Transports) -> ProviderResult:
     request cannot be said in the provider's terms (a non-text part for a translated provider, say).
     """
     return _ADAPTERS[call.provider](call, transports)
+
+
+def open_stream(call: ProviderCall, transports: Transports) -> ProviderStream:
+    """Opens the provider's own streaming API; see `vmx.completions.streams` for what the stream yields.
+
+    Raises ProviderError as `call_provider` does when the provider refuses before answering.
+    """
+    return _STREAM_ADAPTERS[call.provider](call, transports)

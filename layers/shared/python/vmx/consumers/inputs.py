@@ -67,3 +67,5 @@ class RecordedCompletion(_Detail):
     completion_tokens: Count
     latency_ms: Count
     refused_by_capacity: StrictBool
+    # a stream that failed after its 200 went out carries its error here
+    error_code: str | None = None

@@ -76,7 +76,9 @@ class UsageCounts:
             requests=1,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
-            errors=int(completion.status >= 400 and not completion.refused_by_capacity),
+            errors=int(
+                (completion.status >= 400 or completion.error_code is not None) and not completion.refused_by_capacity
+            ),
             refused_for_capacity=int(completion.refused_by_capacity),
             latency=latency,
         )

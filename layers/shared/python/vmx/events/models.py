@@ -48,6 +48,9 @@ class DetailType(StrEnum):
 
 
 LimitSource = Literal["response-headers", "service-quotas"]
+# How a streamed answer ended: the provider finished it, the client went away first, or the provider failed
+# after the first piece had gone out.
+StreamEnd = Literal["completed", "client-disconnected", "provider-failed"]
 Count = Annotated[StrictInt, Field(ge=0)]
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -170,6 +173,16 @@ class CompletionRecorded(EventDetail):
     refused_limit: RefusedLimit | None
     error_code: Id | None = Field(description="The error's `code` in the answer; null on success.")
     stream: StrictBool
+    stream_end: StreamEnd | None = Field(
+        default=None,
+        description="How a streamed answer ended once admitted and accepted by the provider: completed, "
+        "client-disconnected (tokens are those produced until then) or provider-failed (an error event ended "
+        "it; the status stays the 200 already sent); null otherwise.",
+    )
+    usage_estimated: StrictBool = Field(
+        default=False,
+        description="The tokens are the gateway's estimate, because the provider reported no usage (a stream cut short).",
+    )
 
     @model_validator(mode="after")
     def _refusal_names_its_limit(self) -> Self:

@@ -1,12 +1,15 @@
 """Completions through a connection: the model address, allowed models, capacity, credentials, the provider."""
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from http import HTTPStatus
+from typing import Protocol
 
 from vmx.access.policy import Action, Principal, authorize
+from vmx.afterwards import Afterwards
 from vmx.capacity.ledger import (
     CapacityCounters,
     CapacityExceeded,
@@ -18,23 +21,37 @@ from vmx.capacity.ledger import (
     tightest,
 )
 from vmx.clock import Clock
-from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest, estimate_prompt_tokens
-from vmx.completions.providers import DEFAULT_MODELS, ProviderCall, ProviderError, ProviderResult
+from vmx.completions.openai_models import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Usage,
+    estimate_prompt_tokens,
+    estimate_tokens_of,
+)
+from vmx.completions.providers import (
+    DEFAULT_MODELS,
+    ProviderCall,
+    ProviderError,
+    ProviderResult,
+    ProviderStream,
+)
 from vmx.connections.capacity import CapacityDimension, CapacityPeriod
 from vmx.connections.models import Connection
-from vmx.connections.ports import ConnectionRepository
 from vmx.connections.service import ConnectionScope
+from vmx.deadline import Deadline
 from vmx.discovery.observations import rate_limits_observed
 from vmx.errors import ErrorDetail, Forbidden, NotFound, TooManyRequests
-from vmx.events.models import CompletionRecorded, EventDetail, RefusedLimit
+from vmx.events.models import CompletionRecorded, EventDetail, RefusedLimit, StreamEnd
 from vmx.events.publisher import EventPublisher
 from vmx.gateway.credentials_cache import CredentialCache
-from vmx.gateway.model_address import ModelAddress, parse_model
+from vmx.gateway.model_address import parse_model
 
 # Tokens reserved for the answer when a request sets no max_tokens; reconciled with the real usage after.
 DEFAULT_COMPLETION_TOKENS = 4096
 
 ProviderCaller = Callable[[ProviderCall], ProviderResult]
+StreamOpener = Callable[[ProviderCall], ProviderStream]
 
 
 @dataclass(frozen=True)
@@ -90,15 +107,34 @@ class ProviderFailure(Exception):
         self.rate_limits = rate_limits
 
 
+class ConnectionLookup(Protocol):
+    def get_by_name(self, workspace_id: str, environment_id: str, name: str) -> Connection | None: ...
+
+    def list_all(self, workspace_id: str, environment_id: str) -> list[Connection]: ...
+
+
+@dataclass(frozen=True)
+class StreamOutcome:
+    """An admitted stream: the chunks for the client as the provider sends them (model renamed, the usage chunk
+    only when the client asked for it), and the windows as the reservation left them."""
+
+    chunks: Iterator[ChatCompletionChunk]
+    rate_limits: RateLimits
+
+
 class CompletionService:
+    """Before the answer: the model address, allowed models, credentials and one capacity reservation. After it
+    (through `afterwards`, which runs once the last byte has gone out): the reconcile and the events."""
+
     def __init__(
         self,
-        connections: ConnectionRepository,
+        connections: ConnectionLookup,
         counters: CapacityCounters,
         credentials: CredentialCache,
         call_provider: ProviderCaller,
+        open_stream: StreamOpener,
         clock: Clock,
-        provider_timeout_seconds: float,
+        idle_timeout_seconds: float,
         events: EventPublisher,
     ):
         self._events = events
@@ -106,12 +142,23 @@ class CompletionService:
         self._counters = counters
         self._credentials = credentials
         self._call_provider = call_provider
+        self._open_stream = open_stream
         self._clock = clock
-        self._provider_timeout_seconds = provider_timeout_seconds
+        self._idle_timeout_seconds = idle_timeout_seconds
 
     def complete(
-        self, principal: Principal, scope: ConnectionScope, request: ChatCompletionRequest, source_ip: str
-    ) -> CompletionOutcome:
+        self,
+        principal: Principal,
+        scope: ConnectionScope,
+        request: ChatCompletionRequest,
+        source_ip: str,
+        deadline: Deadline,
+        afterwards: Afterwards,
+    ) -> CompletionOutcome | StreamOutcome:
+        """Raises OverCapacity, ProviderFailure (the provider refused before answering), NotFound or Forbidden.
+
+        `deadline` is when the provider must have finished; a stream's pieces may each take the idle timeout.
+        """
         authorize(principal, Action.USE_CONNECTIONS, scope.workspace_id, scope.environment_id)
         address = parse_model(request.model)
         connection = self._connections.get_by_name(scope.workspace_id, scope.environment_id, address.connection_name)
@@ -120,54 +167,67 @@ class CompletionService:
             raise NotFound(message, [ErrorDetail(field="model", message=message)], code="model_not_found")
         attempt = _Attempt(connection, address.model_id, request.stream, started=self._clock())
         try:
-            outcome, headers = self._complete(connection, address, request, source_ip)
-        except OverCapacity as refused:
-            self._publish(attempt.refused(refused, self._clock()))
-            raise
-        except ProviderFailure as failure:
-            error = failure.error
-            self._publish(attempt.failed(error.status, error.code, self._clock()), error.rate_limit_headers, attempt)
-            raise
+            _check_allowed(connection, address.model_id)
         except Forbidden as refusal:
-            self._publish(attempt.failed(HTTPStatus.FORBIDDEN, refusal.code, self._clock()))
-            raise
-        self._publish(attempt.succeeded(outcome.completion, self._clock()), headers, attempt)
-        return outcome
-
-    def _complete(
-        self, connection: Connection, address: ModelAddress, request: ChatCompletionRequest, source_ip: str
-    ) -> tuple[CompletionOutcome, dict[str, str]]:
-        _check_allowed(connection, address.model_id)
-        now = self._clock()
-        reserved_tokens = estimate_prompt_tokens(request) + _answer_tokens(request)
-        reservations = self._reserve(connection, source_ip, reserved_tokens, now)
-        try:
-            result = self._call_provider(
-                ProviderCall(
-                    provider=connection.provider,
-                    model=address.model_id,
-                    settings=connection.settings,
-                    secrets=self._credentials.secrets_of(connection),
-                    request=request,
-                    timeout_seconds=self._provider_timeout_seconds,
-                )
+            afterwards.add(
+                "publish", partial(self._publish, attempt, attempt.failed(HTTPStatus.FORBIDDEN, refusal.code))
             )
+            raise
+        # Before the reservation: credentials that cannot be opened must not spend capacity.
+        secrets = self._credentials.secrets_of(connection)
+        prompt_tokens = estimate_prompt_tokens(request)
+        reserved_tokens = prompt_tokens + _answer_tokens(request)
+        try:
+            reservations = self._reserve(connection, source_ip, reserved_tokens, self._clock())
+        except OverCapacity as refused:
+            afterwards.add("publish", partial(self._publish, attempt, attempt.refused(refused)))
+            raise
+        call = ProviderCall(
+            provider=connection.provider,
+            model=address.model_id,
+            settings=connection.settings,
+            secrets=secrets,
+            request=request,
+            # a whole answer has no pieces: it may take all the time there is
+            timeout_seconds=self._idle_timeout_seconds if request.stream else deadline.left(),
+            deadline=deadline,
+        )
+        try:
+            if request.stream:
+                upstream = self._open_stream(call)
+            else:
+                result = self._call_provider(call)
         except ProviderError as error:
-            self._reconcile(reservations, 0)
-            raise ProviderFailure(error, self._rate_limits(connection, source_ip)) from error
-        usage = result.completion.usage
-        actual_tokens = usage.total_tokens if usage else reserved_tokens
-        self._reconcile(reservations, actual_tokens)
-        completion = result.completion.model_copy(update={"model": str(address)})
-        return CompletionOutcome(completion, _after(reservations, actual_tokens)), result.rate_limit_headers
+            afterwards.add("reconcile", partial(self._reconcile, reservations, 0))
+            outcome = attempt.failed(error.status, error.code)
+            afterwards.add("publish", partial(self._publish, attempt, outcome, error.rate_limit_headers))
+            raise ProviderFailure(error, _after(reservations, 0)) from error
+        if not request.stream:
+            usage = result.completion.usage
+            afterwards.add("reconcile", partial(self._reconcile, reservations, usage.total_tokens))
+            afterwards.add(
+                "publish", partial(self._publish, attempt, attempt.succeeded(usage), result.rate_limit_headers)
+            )
+            completion = result.completion.model_copy(update={"model": str(address)})
+            return CompletionOutcome(completion, _after(reservations, usage.total_tokens))
+        tally = _StreamTally(prompt_tokens)
 
-    def _publish(
-        self, recorded: CompletionRecorded, headers: Mapping[str, str] | None = None, attempt: "_Attempt | None" = None
-    ) -> None:
+        def settle() -> None:
+            upstream.close()
+            self._reconcile(reservations, tally.total_tokens)
+            self._publish(attempt, attempt.streamed(tally), upstream.rate_limit_headers)
+
+        afterwards.add("settle stream", settle)
+        chunks = _relay(upstream, tally, str(address), request.include_stream_usage)
+        return StreamOutcome(chunks, _after(reservations, reserved_tokens))
+
+    def _publish(self, attempt: "_Attempt", outcome: "_Outcome", headers: Mapping[str, str] | None = None) -> None:
         """One CompletionRecorded per attempt, plus RateLimitsObserved when the provider reported limits that
-        the connection does not show yet. Publishing never fails the request (the publisher says so)."""
+        the connection does not show yet. Runs after the answer went out, so its time is the answer's end.
+        Publishing never fails the request (the publisher says so)."""
+        recorded = attempt.recorded(outcome, self._clock())
         events: list[EventDetail] = [recorded]
-        if headers and attempt is not None:
+        if headers:
             observed = rate_limits_observed(attempt.connection, attempt.model, headers, recorded.occurred_at)
             if observed is not None:
                 events.append(observed)
@@ -231,6 +291,72 @@ class CompletionService:
 
 
 @dataclass(frozen=True)
+class _Outcome:
+    status: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    refused_limit: RefusedLimit | None = None
+    error_code: str | None = None
+    stream_end: StreamEnd | None = None
+    usage_estimated: bool = False
+
+
+class _StreamTally:
+    """What a stream produced so far, and how it ended: for the reconcile and CompletionRecorded."""
+
+    def __init__(self, prompt_tokens_estimate: int):
+        self._prompt_tokens_estimate = prompt_tokens_estimate
+        self.characters = 0
+        self.usage: Usage | None = None
+        self.end: StreamEnd | None = None
+        self.error: ProviderError | None = None
+
+    def count(self, chunk: ChatCompletionChunk) -> None:
+        for choice in chunk.choices:
+            delta = choice.delta
+            self.characters += len(delta.content or "") + len(delta.refusal or "")
+            for call in delta.tool_calls or []:
+                if call.function is not None:
+                    self.characters += len(call.function.name or "") + len(call.function.arguments or "")
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.usage.prompt_tokens if self.usage else self._prompt_tokens_estimate
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.usage.completion_tokens if self.usage else estimate_tokens_of(self.characters)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.usage.total_tokens if self.usage else self.prompt_tokens + self.completion_tokens
+
+
+def _relay(
+    upstream: ProviderStream, tally: _StreamTally, model: str, include_usage: bool
+) -> Iterator[ChatCompletionChunk]:
+    """The provider's chunks for the client, counted as they pass. A client that goes away closes this
+    generator (GeneratorExit at its yield): the stream then ends as client-disconnected."""
+    try:
+        for chunk in upstream:
+            if not chunk.choices and chunk.usage is not None:
+                tally.usage = chunk.usage
+                if include_usage:
+                    yield chunk.model_copy(update={"model": model})
+                continue
+            tally.count(chunk)
+            yield chunk.model_copy(update={"model": model, "usage": None})
+        tally.end = "completed"
+    except ProviderError as error:
+        tally.end, tally.error = "provider-failed", error
+        raise
+    finally:
+        if tally.end is None:
+            tally.end = "client-disconnected"
+        upstream.close()
+
+
+@dataclass(frozen=True)
 class _Attempt:
     """What CompletionRecorded says about one request, whatever its outcome."""
 
@@ -239,16 +365,24 @@ class _Attempt:
     stream: bool
     started: datetime
 
-    def succeeded(self, completion: ChatCompletion, now: datetime) -> CompletionRecorded:
-        usage = completion.usage
-        return self._recorded(
-            now,
-            status=200,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+    @staticmethod
+    def succeeded(usage: Usage) -> _Outcome:
+        return _Outcome(200, usage.prompt_tokens, usage.completion_tokens)
+
+    @staticmethod
+    def streamed(tally: _StreamTally) -> _Outcome:
+        # the 200 went out with the first piece; a failure after it is told by the error code and the end
+        return _Outcome(
+            200,
+            tally.prompt_tokens,
+            tally.completion_tokens,
+            error_code=tally.error.code if tally.error else None,
+            stream_end=tally.end,
+            usage_estimated=tally.usage is None,
         )
 
-    def refused(self, refusal: OverCapacity, now: datetime) -> CompletionRecorded:
+    @staticmethod
+    def refused(refusal: OverCapacity) -> _Outcome:
         exceeded = refusal.exceeded
         limit = RefusedLimit(
             period=exceeded.period,
@@ -256,20 +390,13 @@ class _Attempt:
             limit=exceeded.limit,
             dimension=refusal.dimension,
         )
-        return self._recorded(now, status=429, refused_limit=limit, error_code=refusal.code)
+        return _Outcome(429, refused_limit=limit, error_code=refusal.code)
 
-    def failed(self, status: int, error_code: str, now: datetime) -> CompletionRecorded:
-        return self._recorded(now, status=status, error_code=error_code)
+    @staticmethod
+    def failed(status: int, error_code: str) -> _Outcome:
+        return _Outcome(status, error_code=error_code)
 
-    def _recorded(
-        self,
-        now: datetime,
-        status: int,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        refused_limit: RefusedLimit | None = None,
-        error_code: str | None = None,
-    ) -> CompletionRecorded:
+    def recorded(self, outcome: _Outcome, now: datetime) -> CompletionRecorded:
         return CompletionRecorded(
             occurred_at=now,
             workspace_id=self.connection.workspace_id,
@@ -278,14 +405,16 @@ class _Attempt:
             connection_name=self.connection.name,
             provider=self.connection.provider,
             model=self.model,
-            status=status,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
+            status=outcome.status,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
             latency_ms=max(round((now - self.started).total_seconds() * 1000), 0),
-            refused_by_capacity=refused_limit is not None,
-            refused_limit=refused_limit,
-            error_code=error_code,
+            refused_by_capacity=outcome.refused_limit is not None,
+            refused_limit=outcome.refused_limit,
+            error_code=outcome.error_code,
             stream=self.stream,
+            stream_end=outcome.stream_end,
+            usage_estimated=outcome.usage_estimated,
         )
 
 

@@ -2,6 +2,7 @@
 `{"error": {"message", "type", "param", "code"}}`."""
 
 import math
+from collections.abc import Iterator
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -12,6 +13,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from vmx.clock import utc_now
+from vmx.completions.calls import ProviderError
+from vmx.completions.openai_models import SSE_DONE, ChatCompletionChunk, sse_chunk, sse_event
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.errors import DomainError
 from vmx.gateway.service import OverCapacity, ProviderFailure, RateLimits
@@ -27,16 +30,37 @@ _TYPES = {
 }
 
 
+def openai_error_body(status: int, message: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    error_type = _TYPES.get(HTTPStatus(status), "invalid_request_error" if status < 500 else "api_error")
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
 def openai_error(
     status: int, message: str, code: str | None, param: str | None = None, headers: dict[str, str] | None = None
 ) -> Response[Any]:
-    error_type = _TYPES.get(HTTPStatus(status), "invalid_request_error" if status < 500 else "api_error")
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body={"error": {"message": message, "type": error_type, "param": param, "code": code}},
+        body=openai_error_body(status, message, code, param),
         headers=headers,
     )
+
+
+def event_stream(chunks: Iterator[ChatCompletionChunk], include_usage: bool, log: Logger) -> Iterator[bytes]:
+    """A stream's chunks as `text/event-stream` events, ending with `[DONE]`. A failure after the first byte
+    can no longer change the status: it ends the stream with an error event in OpenAI's shape instead."""
+    try:
+        for chunk in chunks:
+            yield sse_chunk(chunk, include_usage)
+    except ProviderError as error:
+        log.info("provider failed during the stream", extra={"status": error.status, "error_code": error.code})
+        yield sse_event(openai_error_body(error.status, error.message, error.code))
+        return
+    except Exception:  # the status has gone out: whatever failed, the client must hear of it, not hang
+        log.exception("the stream failed")
+        yield sse_event(openai_error_body(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "internal_error"))
+        return
+    yield SSE_DONE
 
 
 def domain_refusal(error: DomainError) -> Response[Any]:

@@ -1,0 +1,1 @@
+"""A Lambda runtime client for Python that streams: see `vmx.runtime.client`."""
