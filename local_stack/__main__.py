@@ -18,7 +18,7 @@ from local_stack.console import ConsoleFiles
 from local_stack.emulator import moto_client, point_environment_at, provision, start_moto
 from local_stack.event_delivery import LOCAL_VISIBILITY_TIMEOUT_SECONDS, EventDelivery, LocalQueue
 from local_stack.gateway import ApiGateway
-from local_stack.lambda_runtime import LambdaRuntime, load_handler
+from local_stack.lambda_service import DEFAULT_MAX_INSTANCES, LambdaService
 from local_stack.server import GatewayServer
 from local_stack.state import (
     BOOTSTRAP_FILE,
@@ -52,12 +52,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--state-dir", type=Path, default=Path(".local"))
     parser.add_argument(
+        "--max-instances",
+        type=int,
+        default=DEFAULT_MAX_INSTANCES,
+        help="how many instances of each function may run at once, as Lambda's concurrency limit",
+    )
+    parser.add_argument(
         "--console-origin",
         default=os.environ.get(system.CONSOLE_ORIGIN_ENV_VAR),
         help="a browser origin (such as http://127.0.0.1:8080) allowed to call the API cross-origin, as "
         "the console's CloudFront origin is in AWS; the console served here needs none",
     )
     args = parser.parse_args(argv)
+    if args.max_instances < 1:
+        parser.error("--max-instances must be at least 1")
     if args.console_origin and not re.fullmatch(BROWSER_ORIGIN_PATTERN, args.console_origin):
         parser.error(
             f"--console-origin {args.console_origin!r} is not an origin as browsers send it, such as http://127.0.0.1:8080"
@@ -67,6 +75,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # Until serve_until_signal takes over, SIGTERM stops a starting stack as Ctrl+C does: cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s local_stack %(levelname)s %(message)s"))
     logger.addHandler(handler)
@@ -82,23 +92,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.update(cipher_environment(credentials_key(state_dir)))
         if args.console_origin:
             os.environ[system.CONSOLE_ORIGIN_ENV_VAR] = args.console_origin
-        runtime = LambdaRuntime(system.FUNCTIONS, {f.name: load_handler(f) for f in system.FUNCTIONS})
-        gateway = ApiGateway(system.ROUTES, runtime.invoke, system.AUTHORIZER.name, args.console_origin)
+        # Each function in instances of its own (python -m vmx.runtime), which inherit this environment.
+        lambdas = LambdaService(system.FUNCTIONS, max_instances=args.max_instances)
+        gateway = ApiGateway(system.ROUTES, lambdas.invoke, system.AUTHORIZER.name, args.console_origin)
         try:
             console = ConsoleFiles(PROJECT_ROOT / system.CONSOLE_DIR)
             server = GatewayServer((args.host, args.port), gateway, system.MAX_BODY_BYTES, console)
         except OSError as exc:
             logger.error("cannot listen on %s:%d (%s); pass --port or set PORT", args.host, args.port, exc)
             return 1
-        delivery = EventDelivery(provisioned.queues, moto_client("sqs", endpoint_url), runtime.invoke)
-        # Leaving the block stops the pollers first, then the server, and moto last of all.
-        with server, delivery:
+        delivery = EventDelivery(provisioned.queues, moto_client("sqs", endpoint_url), lambdas.invoke)
+        # Leaving the block stops the pollers first, then the server, then the functions' instances; moto
+        # stops last of all.
+        with lambdas, server, delivery:
             # A bootstrap file from an earlier run names data that no longer exists.
             (state_dir / BOOTSTRAP_FILE).unlink(missing_ok=True)
             # Imported once the environment is set, as Lambda sets it before importing a handler.
             from vmx.admin import bootstrap
 
             first: Bootstrap = bootstrap(os.environ)
+            not_ready = lambdas.wait_until_initialised()
+            if not_ready:
+                logger.warning("not initialised (see their errors above): %s", ", ".join(not_ready))
             base_url = f"http://{args.host}:{server.port}"
             bootstrap_path = write_bootstrap(
                 state_dir,
@@ -109,9 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "environmentId": first.environment_id,
                 },
             )
-            print_banner(base_url, first, bootstrap_path, state_dir, provisioned.queues)
+            print_banner(base_url, first, bootstrap_path, state_dir, provisioned.queues, args.max_instances)
             serve_until_signal(server)
             bootstrap_path.unlink(missing_ok=True)
+    except KeyboardInterrupt:
+        # Ctrl+C (or SIGTERM) while starting: what had started has been stopped on the way out
+        logger.info("stopped while starting")
+        return 130
     finally:
         moto.stop()
     logger.info("stopped")
@@ -119,7 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def print_banner(
-    base_url: str, first: Bootstrap, bootstrap_path: Path, state_dir: Path, queues: Sequence[LocalQueue]
+    base_url: str,
+    first: Bootstrap,
+    bootstrap_path: Path,
+    state_dir: Path,
+    queues: Sequence[LocalQueue],
+    max_instances: int,
 ) -> None:
     deliveries = "\n".join(
         f"  {', '.join(queue.spec.detail_types):<20} -> {queue.spec.consumer} "
@@ -143,6 +167,9 @@ Data lives in memory and does NOT survive a restart: a restart starts empty, wit
 environment and API key. Only the credentials encryption key ({state_dir / CREDENTIALS_KEY_FILE}) is kept.
 Revoking an API key takes effect at once here; in AWS the authorizer cache may accept it for up to
 {system.AUTHORIZER_CACHE_SECONDS} seconds more.
+
+Each function runs as in Lambda: in processes of its own (python -m vmx.runtime), each serving one
+invocation at a time, up to {max_instances} of them at once (--max-instances).
 
 Events go through the same rules and queues as in AWS, to the same consumers, within a second or two:
 {deliveries}

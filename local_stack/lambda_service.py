@@ -47,6 +47,11 @@ HANDLER = "handler.lambda_handler"
 DEFAULT_MAX_INSTANCES = 8
 # Lambda gives an environment 10 s to initialise; a laptop starting every function at once needs longer.
 INIT_TIMEOUT_SECONDS = 30.0
+# How long an invocation waits for an instance that has answered and is about to be free before a new one is
+# started. In AWS the client's round trip to its next request takes longer than a runtime's turn to its next
+# invocation; here the next request can come first, and without this, back-to-back invocations would start
+# instance after instance.
+REUSE_GRACE_SECONDS = 0.25
 # How long stopped instances get to exit before they are killed.
 STOP_GRACE_SECONDS = 5.0
 
@@ -104,15 +109,21 @@ class _FunctionInstances:
             self._start()
 
     def dispatch(self, invocation: Invocation) -> _Instance:
-        """Assigns the invocation to a free instance, starting one if all are busy; at the cap, waits for one
-        to be free for up to the function's timeout."""
-        give_up_at = time.monotonic() + self.function.timeout_seconds
+        """Assigns the invocation to a free instance, starting one if all are busy (after REUSE_GRACE_SECONDS
+        for one that is finishing); at the cap, waits for one to be free for up to the function's timeout."""
+        now = time.monotonic()
+        give_up_at = now + self.function.timeout_seconds
+        reuse_until = now + REUSE_GRACE_SECONDS
         with self._changed:
             while not self._closing:
                 # an instance that has initialised takes it at once; one still starting only once it has
-                for instance in sorted(self._instances, key=lambda instance: not instance.endpoint.initialised):
+                for instance in sorted(self._instances, key=lambda candidate: not candidate.endpoint.initialised):
                     if instance.endpoint.try_assign(invocation):
                         return instance
+                reuse_in = reuse_until - time.monotonic()
+                if reuse_in > 0 and any(instance.endpoint.finishing for instance in self._instances):
+                    self._changed.wait(reuse_in)
+                    continue
                 if len(self._instances) < self._max_instances:
                     instance = self._start()
                     if instance.endpoint.try_assign(invocation):
@@ -169,9 +180,10 @@ class _FunctionInstances:
     def _start(self) -> _Instance:
         """Starts an instance (the lock is held)."""
         self._started += 1
+        self._watchers = [watcher for watcher in self._watchers if watcher.is_alive()]
         endpoint = RuntimeEndpoint(self._arn, self._init_timeout_seconds, self._notify)
         try:
-            process = subprocess.Popen(  # noqa: S603 - our own runtime module, with arguments we chose
+            process = subprocess.Popen(
                 [sys.executable, "-m", "vmx.runtime"],
                 env=self._environment(endpoint, self._started),
                 cwd=self._task_root,

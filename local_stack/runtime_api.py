@@ -209,10 +209,16 @@ class Invocation:
                     self._phase = _Phase.DONE
                     self._changed.notify_all()
                     return timed_out
-                self._changed.wait(remaining)
+                self._changed.wait(None if math.isinf(remaining) else remaining)
             answer = self._answers.popleft()
             self._changed.notify_all()
             return answer
+
+    @property
+    def over(self) -> bool:
+        """Answered, failed, cancelled or timed out: nothing more is wanted of the environment."""
+        with self._changed:
+            return self._phase is _Phase.DONE
 
     def cancel(self) -> None:
         """The invoker wants nothing more: a stream still being sent is cut off."""
@@ -235,20 +241,20 @@ class RuntimeEndpoint:
 
     It holds at most one invocation: assigned by `try_assign` while the environment is free, handed over when
     the environment asks for its next invocation, and the environment is free again only when it asks once
-    more, after whatever its runtime does once the response is sent. `on_idle` is called (with no lock held)
-    whenever the environment asks for an invocation and has none, so that the caller can give it one.
+    more, after whatever its runtime does once the response is sent. `on_next` is called (with no lock held)
+    each time the environment asks for an invocation: it may have just initialised, or be free for another.
     """
 
     def __init__(
         self,
         function_arn: str,
         init_timeout_seconds: float,
-        on_idle: Callable[[], None],
+        on_next: Callable[[], None],
         host: str = "127.0.0.1",
     ) -> None:
         self.function_arn = function_arn
         self.init_failure: FunctionFailure | None = None
-        self._on_idle = on_idle
+        self._on_next = on_next
         self._init_deadline = time.monotonic() + init_timeout_seconds
         self._changed = threading.Condition()
         self._assigned: Invocation | None = None
@@ -270,6 +276,13 @@ class RuntimeEndpoint:
         """The environment has asked for an invocation at least once: its handler is loaded."""
         with self._changed:
             return self._initialised
+
+    @property
+    def finishing(self) -> bool:
+        """Its invocation is over, and the environment has yet to ask for the next: its runtime is doing
+        what it does after a response, which may take no time at all."""
+        with self._changed:
+            return self._assigned is not None and self._handed_over and self._assigned.over
 
     def try_assign(self, invocation: Invocation) -> bool:
         """Gives the environment `invocation` if it is free."""
@@ -304,12 +317,10 @@ class RuntimeEndpoint:
             previous = self._assigned if self._handed_over else None
             if previous is not None:
                 self._assigned = None
-            idle = self._assigned is None
         if previous is not None:
             # asked for the next one without answering this one: it can get no answer now
             previous.fail(FunctionFailure("Runtime.NoResponse", "the runtime moved on without answering"))
-        if idle:
-            self._on_idle()
+        self._on_next()
         with self._changed:
             while True:
                 if self._closed:

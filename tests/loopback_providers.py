@@ -393,11 +393,7 @@ def openai_completion(
                 "finish_reason": finish_reason,
             }
         ],
-        "usage": {
-            "prompt_tokens": PROMPT_TOKENS,
-            "completion_tokens": COMPLETION_TOKENS,
-            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
-        },
+        "usage": _usage(),
         "system_fingerprint": "fp_loopback",
     }
 
@@ -530,7 +526,7 @@ def _check_openai(body: Any, headers: dict[str, str]) -> None:
         raise _Refused(
             _error("openai", 400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.")
         )
-    if not isinstance(body.get("stream_options", {}), dict):
+    if not isinstance(body.get("stream_options") or {}, dict):
         raise _Refused(_error("openai", 400, "'stream_options' must be an object"))
 
 
@@ -650,15 +646,18 @@ class _OpenAiStream:
     def headers(self) -> dict[str, str]:
         return {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        chunk: dict[str, Any] = {
+    def _frame(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
             "id": "chatcmpl-loopback",
             "object": "chat.completion.chunk",
             "created": 1_700_000_000,
             "model": self._model,
             "system_fingerprint": "fp_loopback",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            "choices": choices,
         }
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        chunk = self._frame([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
         if self._include_usage:
             chunk["usage"] = None
         if self._kind == "perplexity" and self.plan.usage:
@@ -689,16 +688,7 @@ class _OpenAiStream:
         finish_reason = self.plan.finish_reason or ("tool_calls" if self.plan.tool_calls else "stop")
         ending = self._chunk({}, finish_reason)
         if self._include_usage:
-            usage = {
-                "id": "chatcmpl-loopback",
-                "object": "chat.completion.chunk",
-                "created": 1_700_000_000,
-                "model": self._model,
-                "system_fingerprint": "fp_loopback",
-                "choices": [],
-                "usage": _usage(),
-            }
-            ending += _sse(usage)
+            ending += _sse({**self._frame([]), "usage": _usage()})
         return ending + b"data: [DONE]\n\n"
 
     def error(self, status: int, message: str) -> bytes:
@@ -913,7 +903,7 @@ _BEDROCK_STREAM_EXCEPTIONS = {
     500: "internalServerException",
     503: "serviceUnavailableException",
 }
-# Bedrock pads its stream events' JSON with a "p" field of varying length, which clients ignore.
+# Bedrock pads its stream events' JSON with a "p" field (of varying length), which clients ignore.
 _BEDROCK_PADDING = "abcdefghijklmnopqrstuvwxyzABCDEF"
 
 

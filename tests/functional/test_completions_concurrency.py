@@ -21,13 +21,17 @@ from tests.functional.conftest import Tenant
 from tests.loopback_providers import LoopbackProvider, loopback_provider
 from vmx import wiring
 from vmx.access.policy import Principal
+from vmx.afterwards import Afterwards
 from vmx.capacity.ledger import CounterScope, limits_for
 from vmx.clock import utc_now
 from vmx.completions.openai_models import ChatCompletionRequest
 from vmx.connections.service import ConnectionScope
+from vmx.deadline import Deadline
+from vmx.events.models import CompletionRecorded
 from vmx.gateway.service import CompletionOutcome, CompletionService, OverCapacity
 from vmx.settings import CompletionsSettings
 from vmx.storage.capacity_store import DynamoCapacityCounters
+from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.tenancy.models import Role
 
 if TYPE_CHECKING:
@@ -44,9 +48,17 @@ def provider() -> Iterator[LoopbackProvider]:
         yield server
 
 
-def lambda_instance(turn: threading.Lock, now: datetime) -> CompletionService:
+class FailureLog:
+    def __init__(self) -> None:
+        self.failed: list[dict[str, object] | None] = []
+
+    def exception(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None:
+        self.failed.append(extra)
+
+
+def lambda_instance(turn: threading.Lock, now: datetime, events: InMemoryEventPublisher) -> CompletionService:
     settings = CompletionsSettings.from_environ(os.environ)
-    service = wiring.completion_service(settings, InMemoryEventPublisher())
+    service = wiring.completion_service(settings, events)
     # one instant for the whole race, so it can never straddle a minute boundary
     service._clock = lambda: now
     client = OneCallAtATime(boto3.client("dynamodb", region_name=settings.aws_region), turn)
@@ -71,8 +83,8 @@ def test_concurrent_instances_admit_exactly_the_limit(tenant: Tenant, provider: 
     request = ChatCompletionRequest.model_validate(
         {"model": "busy/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
     )
-    turn, now = threading.Lock(), utc_now()
-    instances = [lambda_instance(turn, now) for _ in range(INSTANCES)]
+    turn, now, events, log = threading.Lock(), utc_now(), InMemoryEventPublisher(), FailureLog()
+    instances = [lambda_instance(turn, now, events) for _ in range(INSTANCES)]
     outcomes: list[object] = []
     outcomes_lock = threading.Lock()
     start = threading.Barrier(INSTANCES)
@@ -80,10 +92,14 @@ def test_concurrent_instances_admit_exactly_the_limit(tenant: Tenant, provider: 
     def serve(instance: CompletionService) -> None:
         start.wait(timeout=10)
         for _ in range(REQUESTS_PER_INSTANCE):
+            afterwards = Afterwards()
             try:
-                outcome: object = instance.complete(principal, scope, request, "198.51.100.9")
+                outcome: object = instance.complete(
+                    principal, scope, request, "198.51.100.9", Deadline.after(30), afterwards
+                )
             except OverCapacity as refused:
                 outcome = refused
+            afterwards.run(log)
             with outcomes_lock:
                 outcomes.append(outcome)
 
@@ -100,9 +116,12 @@ def test_concurrent_instances_admit_exactly_the_limit(tenant: Tenant, provider: 
     assert len(refused) == len(outcomes) - MINUTE_LIMIT
     assert all(refusal.retry_after_seconds is not None and refusal.retry_after_seconds >= 1 for refusal in refused)
     assert len(provider.requests) == MINUTE_LIMIT
+    assert log.failed == []
+    statuses = [event.status for event in events.of_type(CompletionRecorded)]
+    assert sorted(statuses) == [200] * MINUTE_LIMIT + [429] * (len(outcomes) - MINUTE_LIMIT)
     settings = CompletionsSettings.from_environ(os.environ)
     counters = DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region)
-    connection = wiring.completion_service(settings, InMemoryEventPublisher())._connections.get(
+    connection = DynamoConnectionRepository(settings.connections_table_name, settings.aws_region).get(
         tenant.workspace_id, tenant.environment_id, created["connectionId"]
     )
     assert connection is not None

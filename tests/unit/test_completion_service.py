@@ -1,22 +1,37 @@
 """The completion use case over fakes: what happens before, around and after the provider call."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.capacity_fakes import InMemoryCapacityCounters
 from tests.unit.builders import World, create_request, principal
+from vmx.afterwards import Afterwards
 from vmx.capacity.ledger import CounterScope, limits_for
 from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
-from vmx.completions.providers import ProviderCall, ProviderError, ProviderResult
+from vmx.completions.providers import ProviderCall, ProviderError, ProviderResult, ProviderStream
 from vmx.connections.capacity import CapacityDimension
+from vmx.credentials.errors import CredentialsUnavailable
+from vmx.credentials.sealed import EncryptionContext, SealedSecret
+from vmx.deadline import Deadline
 from vmx.errors import Forbidden
+from vmx.events.models import CompletionRecorded
 from vmx.gateway.credentials_cache import CredentialCache
-from vmx.gateway.service import CompletionService, OverCapacity, ProviderFailure
+from vmx.gateway.service import (
+    CompletionOutcome,
+    CompletionService,
+    OverCapacity,
+    ProviderFailure,
+    StreamOpener,
+    StreamOutcome,
+)
 from vmx.tenancy.models import Role
 
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+IDLE_TIMEOUT_SECONDS = 5.0
 
 
 class ScriptedProvider:
@@ -42,6 +57,56 @@ class ScriptedProvider:
         return ProviderResult(completion=completion, rate_limit_headers={})
 
 
+class UnavailableCipher:
+    """A key service that cannot be reached: nothing can be opened."""
+
+    def seal(self, secrets: Mapping[str, SecretStr], context: EncryptionContext) -> dict[str, SealedSecret]:
+        raise CredentialsUnavailable("the key service is unreachable")
+
+    def open(self, sealed: Mapping[str, SealedSecret], context: EncryptionContext) -> dict[str, SecretStr]:
+        raise CredentialsUnavailable("the key service is unreachable")
+
+
+class RecordingLog:
+    """The log `Afterwards.run` reports failed work to."""
+
+    def __init__(self) -> None:
+        self.failed: list[dict[str, object] | None] = []
+
+    def exception(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None:
+        self.failed.append(extra)
+
+
+def run_afterwards(afterwards: Afterwards) -> None:
+    """What the handler does once the last byte has gone out; every step must succeed."""
+    log = RecordingLog()
+    afterwards.run(log)
+    assert log.failed == []
+
+
+def no_streams(call: ProviderCall) -> ProviderStream:
+    raise AssertionError("these tests ask for whole answers only")
+
+
+def completion_service(
+    world: World,
+    counters: InMemoryCapacityCounters,
+    provider: ScriptedProvider,
+    open_stream: StreamOpener = no_streams,
+    credentials: CredentialCache | None = None,
+) -> CompletionService:
+    return CompletionService(
+        world.connections,
+        counters,
+        credentials or CredentialCache(world.cipher),
+        provider,
+        open_stream,
+        lambda: NOW,
+        IDLE_TIMEOUT_SECONDS,
+        world.events,
+    )
+
+
 @pytest.fixture
 def counters() -> InMemoryCapacityCounters:
     return InMemoryCapacityCounters()
@@ -54,9 +119,12 @@ def provider() -> ScriptedProvider:
 
 @pytest.fixture
 def gateway(world: World, counters: InMemoryCapacityCounters, provider: ScriptedProvider) -> CompletionService:
-    return CompletionService(
-        world.connections, counters, CredentialCache(world.cipher), provider, lambda: NOW, 5.0, world.events
-    )
+    return completion_service(world, counters, provider)
+
+
+@pytest.fixture
+def afterwards() -> Afterwards:
+    return Afterwards()
 
 
 def connection(world: World, **fields: Any) -> str:
@@ -66,13 +134,35 @@ def connection(world: World, **fields: Any) -> str:
     return created.connection_id
 
 
-def ask(
-    gateway: CompletionService, world: World, model: str = "prod/gpt-4o", ip: str = "192.0.2.1", **fields: Any
-) -> Any:
-    request = ChatCompletionRequest.model_validate(
+def chat(model: str = "prod/gpt-4o", **fields: Any) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate(
         {"model": model, "messages": [{"role": "user", "content": "hello"}], **fields}
     )
-    return gateway.complete(principal(world.scope.workspace_id, Role.GATEWAY), world.scope, request, ip)
+
+
+def ask(
+    gateway: CompletionService,
+    world: World,
+    afterwards: Afterwards,
+    model: str = "prod/gpt-4o",
+    ip: str = "192.0.2.1",
+    deadline: Deadline | None = None,
+    **fields: Any,
+) -> CompletionOutcome | StreamOutcome:
+    return gateway.complete(
+        principal(world.scope.workspace_id, Role.GATEWAY),
+        world.scope,
+        chat(model, **fields),
+        ip,
+        deadline or Deadline.after(60),
+        afterwards,
+    )
+
+
+def ask_whole(gateway: CompletionService, world: World, afterwards: Afterwards, **fields: Any) -> CompletionOutcome:
+    outcome = ask(gateway, world, afterwards, **fields)
+    assert isinstance(outcome, CompletionOutcome)
+    return outcome
 
 
 def used(
@@ -85,44 +175,111 @@ def used(
     return [(usage.requests_used, usage.tokens_used) for usage in usages]
 
 
+def recorded(world: World) -> list[CompletionRecorded]:
+    return world.events.of_type(CompletionRecorded)
+
+
 def test_the_provider_gets_its_own_model_id_and_the_opened_secret(
-    gateway: CompletionService, world: World, provider: ScriptedProvider
+    gateway: CompletionService, world: World, provider: ScriptedProvider, afterwards: Afterwards
 ) -> None:
     connection(world)
 
-    outcome = ask(gateway, world)
+    outcome = ask_whole(gateway, world, afterwards)
 
     assert provider.calls[0].model == "gpt-4o"
     assert provider.calls[0].secrets["apiKey"].get_secret_value() == "sk-1"
     assert outcome.completion.model == "prod/gpt-4o"
 
 
+def test_a_whole_answer_may_take_the_time_left_before_the_deadline(
+    gateway: CompletionService, world: World, provider: ScriptedProvider, afterwards: Afterwards
+) -> None:
+    connection(world)
+    deadline = Deadline.after(60)
+
+    ask_whole(gateway, world, afterwards, deadline=deadline)
+
+    [call] = provider.calls
+    assert call.deadline == deadline
+    assert 59 < call.timeout_seconds <= 60
+
+
 def test_tokens_are_reserved_then_reconciled_to_the_reported_usage(
-    gateway: CompletionService, world: World, counters: InMemoryCapacityCounters
+    gateway: CompletionService, world: World, counters: InMemoryCapacityCounters, afterwards: Afterwards
 ) -> None:
     connection_id = connection(world, capacity=[{"period": "minute", "requests": 5, "tokens": 10_000}])
 
-    outcome = ask(gateway, world, max_tokens=100)
+    outcome = ask_whole(gateway, world, afterwards, max_tokens=100)
+    run_afterwards(afterwards)
 
     assert used(counters, world, connection_id) == [(1, 19)]
     assert outcome.rate_limits.tokens is not None
     assert outcome.rate_limits.tokens.tokens_remaining == 10_000 - 19
 
 
+def test_nothing_is_reconciled_or_published_until_the_answer_has_gone_out(
+    gateway: CompletionService, world: World, counters: InMemoryCapacityCounters, afterwards: Afterwards
+) -> None:
+    connection_id = connection(world, capacity=[{"period": "minute", "requests": 5, "tokens": 10_000}])
+    # 3 to prime the reply, 4 for the message, 2 for "hello"; plus max_tokens
+    reserved = 9 + 100
+
+    ask_whole(gateway, world, afterwards, max_tokens=100)
+
+    assert used(counters, world, connection_id) == [(1, reserved)]
+    assert recorded(world) == []
+
+    run_afterwards(afterwards)
+
+    assert used(counters, world, connection_id) == [(1, 19)]
+    [event] = recorded(world)
+    assert (event.status, event.prompt_tokens, event.completion_tokens) == (200, 12, 7)
+    assert (event.stream, event.stream_end, event.usage_estimated) == (False, None, False)
+
+
 def test_a_disallowed_model_moves_no_counter_and_calls_no_provider(
-    gateway: CompletionService, world: World, counters: InMemoryCapacityCounters, provider: ScriptedProvider
+    gateway: CompletionService,
+    world: World,
+    counters: InMemoryCapacityCounters,
+    provider: ScriptedProvider,
+    afterwards: Afterwards,
 ) -> None:
     connection_id = connection(world, allowedModels=["gpt-4o"], capacity=[{"period": "minute", "requests": 5}])
 
     with pytest.raises(Forbidden, match="allowed models: gpt-4o"):
-        ask(gateway, world, model="prod/gpt-4o-mini")
+        ask(gateway, world, afterwards, model="prod/gpt-4o-mini")
+    run_afterwards(afterwards)
 
     assert provider.calls == []
     assert used(counters, world, connection_id) == [(0, 0)]
+    assert [(event.status, event.error_code) for event in recorded(world)] == [(403, "model_not_allowed")]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_credentials_that_cannot_be_opened_reserve_nothing(
+    world: World, counters: InMemoryCapacityCounters, provider: ScriptedProvider, stream: bool
+) -> None:
+    connection_id = connection(
+        world,
+        capacity=[
+            {"period": "minute", "requests": 5, "tokens": 10_000},
+            {"period": "day", "requests": 5, "dimension": "source-ip"},
+        ],
+    )
+    gateway = completion_service(world, counters, provider, credentials=CredentialCache(UnavailableCipher()))
+    afterwards = Afterwards()
+
+    with pytest.raises(CredentialsUnavailable):
+        ask(gateway, world, afterwards, stream=stream)
+    run_afterwards(afterwards)
+
+    assert provider.calls == []
+    assert used(counters, world, connection_id) == [(0, 0)]
+    assert used(counters, world, connection_id, "192.0.2.1") == [(0, 0)]
 
 
 def test_a_refusal_by_the_per_ip_window_undoes_the_connection_reservation(
-    gateway: CompletionService, world: World, counters: InMemoryCapacityCounters
+    gateway: CompletionService, world: World, counters: InMemoryCapacityCounters, afterwards: Afterwards
 ) -> None:
     connection_id = connection(
         world,
@@ -131,36 +288,45 @@ def test_a_refusal_by_the_per_ip_window_undoes_the_connection_reservation(
             {"period": "day", "requests": 1, "dimension": "source-ip"},
         ],
     )
-    ask(gateway, world)
+    ask(gateway, world, afterwards)
+    run_afterwards(afterwards)
 
     with pytest.raises(OverCapacity) as refused:
-        ask(gateway, world)
+        ask(gateway, world, afterwards)
+    run_afterwards(afterwards)
 
     assert refused.value.message == "AI connection 'prod' reached its per-day limit of 1 requests"
     assert used(counters, world, connection_id) == [(1, 19)]
     assert used(counters, world, connection_id, "192.0.2.1") == [(1, 0)]
+    assert [(event.status, event.refused_by_capacity) for event in recorded(world)] == [(200, False), (429, True)]
 
 
 def test_a_failed_provider_call_counts_the_request_but_no_tokens(
-    gateway: CompletionService, world: World, counters: InMemoryCapacityCounters, provider: ScriptedProvider
+    gateway: CompletionService,
+    world: World,
+    counters: InMemoryCapacityCounters,
+    provider: ScriptedProvider,
+    afterwards: Afterwards,
 ) -> None:
     connection_id = connection(world, capacity=[{"period": "hour", "requests": 5, "tokens": 10_000}])
     provider.failure = ProviderError(429, "provider_rate_limited", "slow down", retry_after="3")
 
     with pytest.raises(ProviderFailure) as failed:
-        ask(gateway, world, max_tokens=100)
+        ask(gateway, world, afterwards, max_tokens=100)
+    run_afterwards(afterwards)
 
     assert failed.value.error.retry_after == "3"
     assert used(counters, world, connection_id) == [(1, 0)]
+    assert [(event.status, event.error_code) for event in recorded(world)] == [(429, "provider_rate_limited")]
 
 
 def test_a_request_larger_than_the_limit_is_told_so_without_retry_after(
-    gateway: CompletionService, world: World
+    gateway: CompletionService, world: World, afterwards: Afterwards
 ) -> None:
     connection(world, capacity=[{"period": "minute", "tokens": 500}])
 
     with pytest.raises(OverCapacity) as refused:
-        ask(gateway, world)
+        ask(gateway, world, afterwards)
 
     assert refused.value.retry_after_seconds is None
     assert "lower max_tokens" in refused.value.message

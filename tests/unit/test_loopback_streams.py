@@ -42,7 +42,9 @@ SAFETY_TIMEOUT_SECONDS = 10
 
 
 def kind_of(api: Api) -> Kind:
-    return "bedrock" if api in ("converse", "invoke") else api
+    if api == "converse" or api == "invoke":
+        return "bedrock"
+    return api
 
 
 def serving(api: Api) -> AbstractContextManager[LoopbackProvider]:
@@ -126,14 +128,14 @@ def events(api: Api, raw: bytes) -> list[tuple[str | None, Any]]:
     buffer.add_data(raw)
     messages = []
     for message in buffer:
-        payload = json.loads(message.payload)
-        if message.headers[":message-type"] == "exception":
-            messages.append((message.headers[":exception-type"], payload))
-        elif message.headers[":event-type"] == "chunk":
+        headers, payload = message.to_response_dict()["headers"], json.loads(message.payload)
+        if headers[":message-type"] == "exception":
+            messages.append((headers[":exception-type"], payload))
+        elif headers[":event-type"] == "chunk":
             carried = json.loads(base64.b64decode(payload["bytes"]))
             messages.append((carried["type"], carried))
         else:
-            messages.append((message.headers[":event-type"], payload))
+            messages.append((headers[":event-type"], payload))
     return messages
 
 

@@ -1,29 +1,26 @@
 import json
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from tests.unit.completions.samples import TOOL_ROUND_TRIP, WEATHER_TOOL, chat_request
+from vmx.completions.calls import ProviderError
 from vmx.completions.openai_models import (
     AssistantMessage,
-    ChatCompletion,
+    ChatCompletionChunk,
     ToolMessage,
+    Usage,
     estimate_prompt_tokens,
-    sse_events,
+    sse_chunk,
 )
+from vmx.completions.streams import ChunkFrame
+from vmx.http.openai_errors import event_stream
 
-
-def completion(message: dict[str, Any], finish_reason: str = "stop") -> ChatCompletion:
-    return ChatCompletion.model_validate(
-        {
-            "id": "chatcmpl-1",
-            "created": 1_700_000_000,
-            "model": "conn/model",
-            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish_reason}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }
-    )
+FRAME = ChunkFrame("chatcmpl-1", 1_700_000_000, "conn/model")
+LOG = Logger(service="tests")
 
 
 def parse_sse(body: str) -> list[str]:
@@ -94,56 +91,123 @@ def test_stop_and_token_limits_read_the_same_whichever_way_they_are_given() -> N
     assert chat_request().output_token_limit is None
 
 
-def test_sse_events_stream_the_content_and_end_with_done() -> None:
-    events = parse_sse(sse_events(completion({"content": "Hello there"}), chat_request(stream=True)))
+def test_sse_chunk_writes_one_event_in_openais_shape() -> None:
+    event = sse_chunk(FRAME.text("Hi"), include_usage=False)
+
+    [data] = parse_sse(event.decode())
+    assert json.loads(data) == {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "conn/model",
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None, "logprobs": None}],
+    }
+
+
+def test_sse_chunk_says_usage_null_until_the_usage_chunk_when_the_client_asked_for_usage() -> None:
+    usage = Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15)
+
+    text = json.loads(parse_sse(sse_chunk(FRAME.text("Hi"), include_usage=True).decode())[0])
+    last = json.loads(parse_sse(sse_chunk(FRAME.usage(usage), include_usage=True).decode())[0])
+
+    assert text["usage"] is None
+    assert last["choices"] == []
+    assert last["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+
+
+def test_sse_chunk_keeps_newlines_inside_the_json_of_one_event() -> None:
+    [data] = parse_sse(sse_chunk(FRAME.text("line one\n\nline two"), include_usage=False).decode())
+
+    assert json.loads(data)["choices"][0]["delta"]["content"] == "line one\n\nline two"
+
+
+def test_event_stream_sends_every_chunk_then_done() -> None:
+    answer = [
+        FRAME.role(),
+        FRAME.text("Let me "),
+        FRAME.text("check."),
+        FRAME.tool_call_start(0, "call_1", "get_weather", '{"ci'),
+        FRAME.tool_call_arguments(0, 'ty":"Paris"}'),
+        FRAME.tool_call_start(1, "call_2", "get_time"),
+        FRAME.finish("tool_calls"),
+    ]
+
+    events = parse_sse(b"".join(event_stream(iter(answer), False, LOG)).decode())
 
     assert events[-1] == "[DONE]"
     chunks = [json.loads(event) for event in events[:-1]]
-    assert {(c["id"], c["object"], c["created"], c["model"]) for c in chunks} == {
-        ("chatcmpl-1", "chat.completion.chunk", 1_700_000_000, "conn/model")
-    }
+    assert len(chunks) == len(answer)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None] * (len(chunks) - 1) + ["stop"]
-    assert reassemble(chunks) == {"content": "Hello there", "tool_calls": [], "finish_reason": "stop"}
-    assert all("usage" not in chunk for chunk in chunks)
-
-
-def test_sse_events_stream_tool_calls_whole_with_their_index() -> None:
-    calls = [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-        {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
-    ]
-    answer = completion({"content": None, "tool_calls": calls}, finish_reason="tool_calls")
-
-    chunks = [json.loads(event) for event in parse_sse(sse_events(answer, chat_request(stream=True)))[:-1]]
-
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
     assert reassemble(chunks) == {
-        "content": None,
+        "content": "Let me check.",
         "tool_calls": [
             {"id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
-            {"id": "call_2", "name": "get_time", "arguments": "{}"},
+            {"id": "call_2", "name": "get_time", "arguments": ""},
         ],
         "finish_reason": "tool_calls",
     }
 
 
-def test_sse_events_end_with_a_usage_chunk_when_the_request_asks_for_it() -> None:
-    request = chat_request(stream=True, stream_options={"include_usage": True})
-
-    chunks = [json.loads(event) for event in parse_sse(sse_events(completion({"content": "Hi"}), request))[:-1]]
-
-    assert chunks[-1]["choices"] == []
-    assert chunks[-1]["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-    assert all(chunk["usage"] is None for chunk in chunks[:-1])
+def failing_after(chunks: list[ChatCompletionChunk], failure: Exception) -> Iterator[ChatCompletionChunk]:
+    yield from chunks
+    raise failure
 
 
-def test_sse_events_keep_newlines_inside_the_json_of_one_event() -> None:
-    body = sse_events(completion({"content": "line one\n\nline two"}), chat_request(stream=True))
+def test_a_provider_failure_mid_stream_ends_it_with_one_openai_error_event() -> None:
+    failure = ProviderError(502, "provider_stream_failed", "the provider's stream broke off")
 
-    chunks = [json.loads(event) for event in parse_sse(body)[:-1]]
+    events = parse_sse(b"".join(event_stream(failing_after([FRAME.text("Hel")], failure), False, LOG)).decode())
 
-    assert reassemble(chunks)["content"] == "line one\n\nline two"
+    assert len(events) == 2
+    assert json.loads(events[0])["choices"][0]["delta"]["content"] == "Hel"
+    assert json.loads(events[1]) == {
+        "error": {
+            "message": "the provider's stream broke off",
+            "type": "api_error",
+            "param": None,
+            "code": "provider_stream_failed",
+        }
+    }
+
+
+def test_any_other_failure_mid_stream_ends_it_with_an_internal_error_that_tells_nothing_more() -> None:
+    failure = RuntimeError("secret detail of the failure")
+
+    events = parse_sse(b"".join(event_stream(failing_after([FRAME.text("Hel")], failure), False, LOG)).decode())
+
+    assert len(events) == 2
+    assert json.loads(events[1]) == {
+        "error": {"message": "internal error", "type": "api_error", "param": None, "code": "internal_error"}
+    }
+
+
+def test_a_refusal_by_the_provider_during_the_stream_keeps_its_error_type() -> None:
+    failure = ProviderError(429, "provider_rate_limited", "slow down")
+
+    [event] = parse_sse(b"".join(event_stream(failing_after([], failure), True, LOG)).decode())
+
+    assert json.loads(event)["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.xfail(strict=True, reason="defect: closing the event stream leaves its chunks to the garbage collector")
+def test_closing_the_event_stream_closes_its_chunks() -> None:
+    closed: list[bool] = []
+
+    def chunks() -> Iterator[ChatCompletionChunk]:
+        try:
+            yield FRAME.text("Hel")
+            yield FRAME.text("lo")
+        finally:
+            closed.append(True)
+
+    source = chunks()
+    body = event_stream(source, False, LOG)
+    assert isinstance(body, Generator)
+    next(body)
+    body.close()
+
+    assert closed == [True]
 
 
 def test_estimate_prompt_tokens_counts_characters_overheads_images_and_tools() -> None:

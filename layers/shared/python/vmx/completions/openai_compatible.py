@@ -120,9 +120,9 @@ def _chunks(sse: SseStream, frame: ChunkFrame, provider: str, redactor: Redactor
         frame.created = parsed.created or frame.created
         frame.model = parsed.model or frame.model
         frame.system_fingerprint = parsed.system_fingerprint or frame.system_fingerprint
+        extras.pop("object", None)
         if not choices and not extras:
             continue
-        extras.pop("object", None)
         yield ChatCompletionChunk(
             id=frame.completion_id,
             created=frame.created,
