@@ -5,8 +5,8 @@ of their inputs; `ApiGateway.handle` strings them together, and `local_stack.ser
 """
 
 import base64
-import dataclasses
 import binascii
+import dataclasses
 import json
 import logging
 import re

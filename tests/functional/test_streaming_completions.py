@@ -187,7 +187,9 @@ def test_tool_calls_stream_as_openai_tool_call_deltas(connected: Connected) -> N
     reader.finish()
 
     chunks = [json.loads(event) for event in events[:-1]]
-    deltas = [call for chunk in chunks for choice in chunk["choices"] for call in choice["delta"].get("tool_calls") or []]
+    deltas = [
+        call for chunk in chunks for choice in chunk["choices"] for call in choice["delta"].get("tool_calls") or []
+    ]
     assert deltas[0]["function"]["name"] == "get_weather"
     assert json.loads("".join(delta["function"].get("arguments") or "" for delta in deltas)) == {"city": "Oslo"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"

@@ -71,7 +71,9 @@ def test_each_function_gets_only_its_tables_its_key_its_bus_and_the_powertools_s
         if spec.name in {route.function for route in system.ROUTES}
         else {}
     )
-    streaming_variables = {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/bin/vmx-streaming-runtime"} if spec.streams_responses else {}
+    streaming_variables = (
+        {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/bin/vmx-streaming-runtime"} if spec.streams_responses else {}
+    )
     assert variables == {
         **POWERTOOLS_SETTINGS,
         **table_variables,

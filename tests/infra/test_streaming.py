@@ -38,7 +38,9 @@ def test_a_streamed_route_invokes_with_response_stream_for_up_to_15_minutes(
 
 
 @pytest.mark.parametrize(
-    "route", [route for route in ROUTES if route not in STREAMED_ROUTES], ids=lambda route: f"{route.method} {route.path}"
+    "route",
+    [route for route in ROUTES if route not in STREAMED_ROUTES],
+    ids=lambda route: f"{route.method} {route.path}",
 )
 def test_every_other_route_stays_buffered(synthesized: Synthesized, route: Route) -> None:
     integration = synthesized.routes[route.method, route.path]["Integration"]
@@ -59,7 +61,9 @@ def test_api_gateway_may_invoke_the_streaming_function_on_its_routes_only(synthe
     function_id = synthesized.function_id(COMPLETIONS.name)
     permissions = [
         properties
-        for properties in (resource["Properties"] for resource in synthesized.of_type("AWS::Lambda::Permission").values())
+        for properties in (
+            resource["Properties"] for resource in synthesized.of_type("AWS::Lambda::Permission").values()
+        )
         if properties["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
     ]
 

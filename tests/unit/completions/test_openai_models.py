@@ -190,7 +190,6 @@ def test_a_refusal_by_the_provider_during_the_stream_keeps_its_error_type() -> N
     assert json.loads(event)["error"]["type"] == "rate_limit_error"
 
 
-@pytest.mark.xfail(strict=True, reason="defect: closing the event stream leaves its chunks to the garbage collector")
 def test_closing_the_event_stream_closes_its_chunks() -> None:
     closed: list[bool] = []
 

@@ -50,6 +50,8 @@ def test_details_are_camel_case_and_carry_the_common_fields() -> None:
         "refusedLimit": None,
         "errorCode": None,
         "stream": False,
+        "streamEnd": None,
+        "usageEstimated": False,
     }
     assert uuid.UUID(detail["eventId"]).version == 4
 

@@ -48,9 +48,9 @@ class DetailType(StrEnum):
 
 
 LimitSource = Literal["response-headers", "service-quotas"]
-# How a streamed answer ended: the provider finished it, the client went away first, or the provider failed
-# after the first piece had gone out.
-StreamEnd = Literal["completed", "client-disconnected", "provider-failed"]
+# How a streamed answer ended: the provider finished it, the client went away first, or it failed after the
+# first piece had gone out (the provider's error, or the gateway's own).
+StreamEnd = Literal["completed", "client-disconnected", "failed"]
 Count = Annotated[StrictInt, Field(ge=0)]
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -176,7 +176,7 @@ class CompletionRecorded(EventDetail):
     stream_end: StreamEnd | None = Field(
         default=None,
         description="How a streamed answer ended once admitted and accepted by the provider: completed, "
-        "client-disconnected (tokens are those produced until then) or provider-failed (an error event ended "
+        "client-disconnected (tokens are those produced until then) or failed (an error event ended "
         "it; the status stays the 200 already sent); null otherwise.",
     )
     usage_estimated: StrictBool = Field(

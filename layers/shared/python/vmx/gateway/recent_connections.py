@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from vmx.connections.fields import name_key
 from vmx.connections.models import Connection
 from vmx.gateway.service import ConnectionLookup
 
@@ -25,7 +26,7 @@ class RecentConnections:
         self._lock = threading.Lock()
 
     def get_by_name(self, workspace_id: str, environment_id: str, name: str) -> Connection | None:
-        key = (workspace_id, environment_id, name.casefold())
+        key = (workspace_id, environment_id, name_key(name))
         now = self._monotonic()
         with self._lock:
             kept = self._kept.get(key)

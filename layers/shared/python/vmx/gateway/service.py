@@ -39,6 +39,7 @@ from vmx.completions.providers import (
 from vmx.connections.capacity import CapacityDimension, CapacityPeriod
 from vmx.connections.models import Connection
 from vmx.connections.service import ConnectionScope
+from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.deadline import Deadline
 from vmx.discovery.observations import rate_limits_observed
 from vmx.errors import ErrorDetail, Forbidden, NotFound, TooManyRequests
@@ -46,6 +47,12 @@ from vmx.events.models import CompletionRecorded, EventDetail, RefusedLimit, Str
 from vmx.events.publisher import EventPublisher
 from vmx.gateway.credentials_cache import CredentialCache
 from vmx.gateway.model_address import parse_model
+
+# What the client is answered when a connection's credentials cannot be opened (vmx.http.openai_errors).
+CREDENTIALS_FAILURES: dict[type[Exception], tuple[int, str]] = {
+    CredentialsUnavailable: (HTTPStatus.SERVICE_UNAVAILABLE, "unavailable"),
+    CredentialsUnreadable: (HTTPStatus.BAD_GATEWAY, "credentials_unreadable"),
+}
 
 # Tokens reserved for the answer when a request sets no max_tokens; reconciled with the real usage after.
 DEFAULT_COMPLETION_TOKENS = 4096
@@ -174,7 +181,12 @@ class CompletionService:
             )
             raise
         # Before the reservation: credentials that cannot be opened must not spend capacity.
-        secrets = self._credentials.secrets_of(connection)
+        try:
+            secrets = self._credentials.secrets_of(connection)
+        except (CredentialsUnavailable, CredentialsUnreadable) as failure:
+            status, code = CREDENTIALS_FAILURES[type(failure)]
+            afterwards.add("publish", partial(self._publish, attempt, attempt.failed(status, code)))
+            raise
         prompt_tokens = estimate_prompt_tokens(request)
         reserved_tokens = prompt_tokens + _answer_tokens(request)
         try:
@@ -213,6 +225,8 @@ class CompletionService:
         tally = _StreamTally(prompt_tokens)
 
         def settle() -> None:
+            # a body closed before its first piece never ran the relay: its client went away all the same
+            tally.end = tally.end or "client-disconnected"
             upstream.close()
             self._reconcile(reservations, tally.total_tokens)
             self._publish(attempt, attempt.streamed(tally), upstream.rate_limit_headers)
@@ -309,7 +323,7 @@ class _StreamTally:
         self.characters = 0
         self.usage: Usage | None = None
         self.end: StreamEnd | None = None
-        self.error: ProviderError | None = None
+        self.error_code: str | None = None
 
     def count(self, chunk: ChatCompletionChunk) -> None:
         for choice in chunk.choices:
@@ -348,7 +362,11 @@ def _relay(
             yield chunk.model_copy(update={"model": model, "usage": None})
         tally.end = "completed"
     except ProviderError as error:
-        tally.end, tally.error = "provider-failed", error
+        tally.end, tally.error_code = "failed", error.code
+        raise
+    except Exception:
+        # the client hears of it as an internal error (vmx.http.openai_errors.event_stream)
+        tally.end, tally.error_code = "failed", "internal_error"
         raise
     finally:
         if tally.end is None:
@@ -376,7 +394,7 @@ class _Attempt:
             200,
             tally.prompt_tokens,
             tally.completion_tokens,
-            error_code=tally.error.code if tally.error else None,
+            error_code=tally.error_code,
             stream_end=tally.end,
             usage_estimated=tally.usage is None,
         )

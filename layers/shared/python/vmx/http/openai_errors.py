@@ -52,6 +52,13 @@ def event_stream(chunks: Iterator[ChatCompletionChunk], include_usage: bool, log
     try:
         for chunk in chunks:
             yield sse_chunk(chunk, include_usage)
+    except GeneratorExit:
+        # the client went away: the chunks' own cleanup (letting the provider go) must run now, not whenever
+        # the generator happens to be collected
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        raise
     except ProviderError as error:
         log.info("provider failed during the stream", extra={"status": error.status, "error_code": error.code})
         yield sse_event(openai_error_body(error.status, error.message, error.code))
