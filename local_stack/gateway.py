@@ -487,6 +487,11 @@ class ApiGateway:
             return forbidden()
         return context
 
+    def flush_authorizer_cache(self) -> None:
+        """As API Gateway's FlushStageAuthorizersCache: every key is checked again on its next request."""
+        with self._cache_lock:
+            self._authorizer_results.clear()
+
     def _cached_result(self, identity: str) -> dict[str, Any] | None:
         with self._cache_lock:
             cached = self._authorizer_results.get(identity)

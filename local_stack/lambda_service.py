@@ -233,10 +233,14 @@ class _FunctionInstances:
         with self._changed:
             self._instances.remove(instance)
             closing = self._closing
-            if initialised and not closing:
-                # one that never initialised is not: the next invocation starts one, retrying the init
-                self._start()
-            self._changed.notify_all()
+            try:
+                if initialised and not closing:
+                    # one that never initialised is not: the next invocation starts one, retrying the init
+                    self._start()
+            except OSError:
+                logger.exception("%s: cannot start an instance in place of instance %d", self.name, instance.number)
+            finally:
+                self._changed.notify_all()
         instance.endpoint.close(failure)
         if not closing:
             logger.warning("%s instance %d ended: %s", self.name, instance.number, failure.message)

@@ -316,7 +316,7 @@ class RuntimeEndpoint:
             self._initialised = True
             previous = self._assigned if self._handed_over else None
             if previous is not None:
-                self._assigned = None
+                self._assigned, self._handed_over = None, False
         if previous is not None:
             # asked for the next one without answering this one: it can get no answer now
             previous.fail(FunctionFailure("Runtime.NoResponse", "the runtime moved on without answering"))

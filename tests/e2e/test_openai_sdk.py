@@ -9,7 +9,7 @@ import openai
 import pytest
 import requests
 
-from tests.loopback_providers import LOOPBACK_ANSWER, LoopbackProvider, loopback_provider
+from tests.loopback_providers import LOOPBACK_ANSWER, LOOPBACK_PIECES, LoopbackProvider, loopback_provider
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +98,13 @@ def test_spent_capacity_raises_rate_limit_error(
     assert refused.value.response.headers["x-ratelimit-remaining-requests"] == "0"
 
 
-def test_the_readme_sdk_example_runs(local_stack: dict[str, str], provider: LoopbackProvider) -> None:
+def readme_example(marker: str) -> str:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split("<!-- e2e:sdk -->")[1].split("<!-- e2e:end -->")[0].split("```python")[1].split("```")[0]
-    # a fresh environment of its own, so the example's connection name is free
+    return readme.split(f"<!-- e2e:{marker} -->")[1].split("<!-- e2e:end -->")[0].split("```python")[1].split("```")[0]
+
+
+def readme_names(local_stack: dict[str, str], provider: LoopbackProvider) -> dict[str, Any]:
+    """What the README's examples name, with an `openai-prod` connection in a fresh environment of its own."""
     headers = {"Authorization": f"Bearer {local_stack['apiKey']}"}
     environment = requests.post(
         f"{local_stack['baseUrl']}/api/v1/workspaces/{local_stack['workspaceId']}/environments",
@@ -121,13 +124,41 @@ def test_the_readme_sdk_example_runs(local_stack: dict[str, str], provider: Loop
         timeout=10,
     )
     assert created.status_code == 201, created.text
-    names = {
+    return {
         "BASE_URL": local_stack["baseUrl"],
         "WS": local_stack["workspaceId"],
         "ENV": environment,
         "API_KEY": local_stack["apiKey"],
     }
 
-    exec(compile(example, "README.md", "exec"), names)  # noqa: S102 - the README's own example
+
+def test_the_readme_sdk_example_runs(local_stack: dict[str, str], provider: LoopbackProvider) -> None:
+    names = readme_names(local_stack, provider)
+
+    exec(compile(readme_example("sdk"), "README.md", "exec"), names)  # noqa: S102 - the README's own example
 
     assert "openai-prod/gpt-4o-mini" in names["models"]
+
+
+def test_the_readme_stream_example_prints_each_piece_as_the_provider_sends_it(
+    local_stack: dict[str, str], provider: LoopbackProvider
+) -> None:
+    names = readme_names(local_stack, provider)
+    exec(compile(readme_example("sdk"), "README.md", "exec"), names)  # noqa: S102 - defines `client`
+    provider.stream_with(list(LOOPBACK_PIECES))
+    gate = provider.hold_after(1)
+    printed: list[tuple[str, int]] = []
+
+    def recording_print(*values: Any, **_: Any) -> None:
+        """What the example prints, with how many pieces the provider had sent by then."""
+        text = "".join(str(value) for value in values)
+        printed.append((text, len(provider.sent_pieces)))
+        if text:
+            gate.set()  # the first piece is on the client's screen: let the provider go on
+
+    exec(compile(readme_example("stream"), "README.md", "exec"), {**names, "print": recording_print})  # noqa: S102
+
+    pieces = [(text, sent) for text, sent in printed if text]
+    assert pieces[0] == (LOOPBACK_PIECES[0], 1)
+    assert "".join(text for text, _ in pieces[:-1]) == LOOPBACK_ANSWER
+    assert pieces[-1][0].strip().endswith("tokens")

@@ -1,6 +1,7 @@
 """The OpenAI-compatible endpoint through the gateway emulation: a loopback provider behind a connection,
 capacity counted on moto, errors in OpenAI's shape."""
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,7 +61,11 @@ def test_a_stream_is_a_valid_event_stream(tenant: Tenant, provider: LoopbackProv
     assert response.headers["content-type"].startswith("text/event-stream")
     events = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
-    assert "Hello from the loopback provider." in response.text
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert "".join(choice["delta"].get("content") or "" for chunk in chunks for choice in chunk["choices"]) == (
+        "Hello from the loopback provider."
+    )
+    assert chunks[-1]["usage"]["total_tokens"] > 0
 
 
 def test_over_capacity_is_a_429_that_names_the_limit(tenant: Tenant, provider: LoopbackProvider) -> None:

@@ -85,7 +85,7 @@ def connected(request: pytest.FixtureRequest, tenant: Tenant, bedrock: LoopbackP
         yield Connected(tenant, bedrock, name, created.body["connectionId"])
         return
     with loopback_provider(name) as server:  # type: ignore[arg-type]
-        config = {"apiKey": server.api_key, "baseUrl": server.base_url}
+        config = {"apiKey": server.api_key or "", "baseUrl": server.base_url}
         created = tenant.api.post(
             tenant.connections_path, {"name": name, "provider": name, "config": config, "capacity": capacity}
         )

@@ -3,7 +3,6 @@ function whose runtime streams (vmx.runtime through the shared layer's wrapper),
 guards a route still in front of it."""
 
 import json
-import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -83,7 +82,7 @@ def test_the_streaming_function_runs_the_streaming_runtime_from_the_shared_layer
     assert properties["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bin/vmx-streaming-runtime"
     assert properties["Timeout"] == 900
     # the layer ships the file with its mode: Lambda can only start an executable wrapper
-    assert os.stat(wrapper).st_mode & stat.S_IXUSR
+    assert wrapper.stat().st_mode & stat.S_IXUSR
     assert "-m vmx.runtime" in wrapper.read_text()
 
 

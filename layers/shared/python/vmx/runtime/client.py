@@ -208,7 +208,8 @@ def serve_one(api: RuntimeApi, handler: Handler, environ: Mapping[str, str]) -> 
         if not isinstance(result, StreamingResponse):
             payload = json.dumps(result).encode()
     except Exception as exc:  # the handler's failure is the invocation's error, as in the managed runtime
-        logger.exception("the handler failed")
+        # its stack trace travels in the error report, which Lambda logs; an authorizer's "Unauthorized" is routine
+        logger.info("the handler failed: %s", type(exc).__name__)
         api.fail(invocation.request_id, error_report(exc))
         return
     if not isinstance(result, StreamingResponse):
@@ -224,7 +225,10 @@ def serve_one(api: RuntimeApi, handler: Handler, environ: Mapping[str, str]) -> 
 
 def run(environ: Mapping[str, str]) -> int:
     """Serves invocations until the Runtime API goes away (Lambda then ends the process)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # the handler's own logs go through Powertools; the SDKs' chatter stays out unless asked for
+    logging.basicConfig(
+        level=environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s %(message)s"
+    )
     api = RuntimeApi(environ["AWS_LAMBDA_RUNTIME_API"])
     try:
         handler = load_handler(environ)
