@@ -118,6 +118,7 @@ class _Reply:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,13 @@ class LoopbackProvider:
         self.stream_ended = threading.Event()
         self.client_left = False
 
-    def respond_with(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        """The next well-formed, authenticated request gets this answer (with the kind's rate-limit headers)."""
+    def respond_with(
+        self, body: Any, status: int = 200, headers: dict[str, str] | None = None, delay: float = 0.0
+    ) -> None:
+        """The next well-formed, authenticated request gets this answer (with the kind's rate-limit headers),
+        after `delay` seconds of silence, as a model that thinks long before a whole answer."""
         with self._lock:
-            self._plans.append(_Reply(status, body, {**_RATE_LIMIT_HEADERS[self.kind], **(headers or {})}))
+            self._plans.append(_Reply(status, body, {**_RATE_LIMIT_HEADERS[self.kind], **(headers or {})}, delay))
 
     def fail_with(self, status: int, message: str = "loopback failure", retry_after: str | None = None) -> None:
         """The next request gets the provider's own error shape for this status."""
@@ -252,6 +256,7 @@ class LoopbackProvider:
             self.closing.wait(timeout=30)
             handler.close_connection = True
         elif isinstance(plan, _Reply):
+            self.closing.wait(timeout=plan.delay)
             _send(handler, plan)
         elif streams:
             planned = plan if isinstance(plan, _StreamPlan) else _StreamPlan(LOOPBACK_PIECES)

@@ -1,6 +1,8 @@
 """The OpenAI-compatible endpoint: chat completions and the model list, through AI connections."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import cache
 from typing import Annotated, Any
 from uuid import UUID
@@ -17,10 +19,17 @@ from vmx.completions.openai_models import ChatCompletionRequest
 from vmx.connections.service import ConnectionScope
 from vmx.deadline import Deadline
 from vmx.events.publisher import EventPublisher
-from vmx.gateway.service import CompletionService, StreamOutcome
+from vmx.gateway.service import CompletionOutcome, CompletionService, StreamOutcome
 from vmx.gateway.views import ModelList
 from vmx.http.app import current_principal, new_app, resolve
-from vmx.http.openai_errors import domain_refusal, event_stream, rate_limit_headers, register_openai_error_handlers
+from vmx.http.openai_errors import (
+    KEEPALIVE_INTERVAL_SECONDS,
+    domain_refusal,
+    event_stream,
+    rate_limit_headers,
+    register_openai_error_handlers,
+    whole_answer,
+)
 from vmx.http.streaming import Exchange, StreamingResponse
 from vmx.settings import BOOKKEEPING_SECONDS, CompletionsSettings
 
@@ -49,16 +58,36 @@ def service() -> CompletionService:
     return wiring.completion_service(settings(), _event_publisher(settings().event_bus_name, settings().aws_region))
 
 
+@cache
+def answers() -> ThreadPoolExecutor:
+    """Where a whole answer is waited for, so that the response can keep API Gateway's line open meanwhile."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer")
+
+
 @app.post(ENVIRONMENT + "/chat/completions")
 def create_chat_completion(
     workspaceId: UUID, environmentId: UUID, request: Annotated[ChatCompletionRequest, Body()]
 ) -> Response[Any]:
     exchange: Exchange = app.context["exchange"]
+    principal = current_principal(app)
     source_ip = app.current_event.request_context.identity.source_ip
     scope = ConnectionScope(str(workspaceId), str(environmentId))
-    outcome = service().complete(
-        current_principal(app), scope, request, source_ip, exchange.deadline, exchange.afterwards
-    )
+
+    def complete() -> CompletionOutcome | StreamOutcome:
+        return service().complete(principal, scope, request, source_ip, exchange.deadline, exchange.afterwards)
+
+    if request.stream:
+        outcome = complete()
+    else:
+        answer = answers().submit(complete)
+        try:
+            outcome = answer.result(timeout=settings().whole_answer_keepalive_after_seconds)
+        except FutureTimeout:
+            # Still thinking: the status is committed to 200 so that blanks can keep the line open.
+            keepalive_every = min(KEEPALIVE_INTERVAL_SECONDS, settings().whole_answer_keepalive_after_seconds)
+            exchange.stream(whole_answer(answer, exchange.deadline, logger, keepalive_every))
+            metrics.add_metric(name="CompletionsKeptAlive", unit=MetricUnit.Count, value=1)
+            return Response(200, content_types.APPLICATION_JSON, "", headers={"Cache-Control": "no-cache"})
     metrics.add_metric(name="CompletionsServed", unit=MetricUnit.Count, value=1)
     headers = rate_limit_headers(outcome.rate_limits, utc_now())
     if isinstance(outcome, StreamOutcome):

@@ -21,11 +21,13 @@ from tests.loopback_providers import (
     LoopbackProvider,
     StreamedToolCall,
     loopback_provider,
+    openai_completion,
 )
 
 BEDROCK_KEY = "AKIALOOPBACKSTREAMS"
-# Lowered for this module, so a silence longer than it is quick to provoke.
+# Lowered for this module, so a silence longer than either is quick to provoke.
 IDLE_TIMEOUT_SECONDS = 1.0
+KEEPALIVE_AFTER_SECONDS = 1.0
 PROVIDERS = ["openai", "groq", "perplexity", "anthropic", "gemini", "aws-bedrock", "aws-bedrock-invoke"]
 MODELS = {
     "openai": "gpt-4o-mini",
@@ -44,8 +46,10 @@ def bedrock() -> Iterator[LoopbackProvider]:
     with loopback_provider("bedrock", api_key=BEDROCK_KEY) as server:
         os.environ["BEDROCK_ENDPOINT_URL"] = server.base_url
         os.environ["PROVIDER_IDLE_TIMEOUT_SECONDS"] = str(IDLE_TIMEOUT_SECONDS)
+        os.environ["WHOLE_ANSWER_KEEPALIVE_AFTER_SECONDS"] = str(KEEPALIVE_AFTER_SECONDS)
         yield server
-        del os.environ["BEDROCK_ENDPOINT_URL"], os.environ["PROVIDER_IDLE_TIMEOUT_SECONDS"]
+        for name in ("BEDROCK_ENDPOINT_URL", "PROVIDER_IDLE_TIMEOUT_SECONDS", "WHOLE_ANSWER_KEEPALIVE_AFTER_SECONDS"):
+            del os.environ[name]
 
 
 @dataclass
@@ -62,6 +66,9 @@ class Connected:
     def open(self, **fields: Any) -> HttpResponse:
         """POSTs a streamed completion and returns the response as it comes; the caller reads and finishes it."""
         body = {"model": self.model, "messages": [{"role": "user", "content": "Say hello"}], "stream": True, **fields}
+        return self.post(body)
+
+    def post(self, body: dict[str, Any]) -> HttpResponse:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.tenant.admin_key}"}
         path = f"{self.tenant.workspace_path}/environments/{self.tenant.environment_id}/chat/completions"
         return self.tenant.api.open("POST", path, json.dumps(body).encode(), headers)
@@ -70,6 +77,17 @@ class Connected:
         report = self.tenant.api.get(f"{self.tenant.connections_path}/{self.connection_id}/capacity").body
         used: int = report["windows"][0]["tokensUsed"]
         return used
+
+
+@pytest.fixture
+def openai_connected(tenant: Tenant, bedrock: LoopbackProvider) -> Iterator[Connected]:
+    with loopback_provider("openai") as server:
+        config = {"apiKey": server.api_key or "", "baseUrl": server.base_url}
+        capacity = [{"period": "day", "requests": 100, "tokens": 1_000_000}]
+        body = {"name": "openai", "provider": "openai", "config": config, "capacity": capacity}
+        created = tenant.api.post(tenant.connections_path, body)
+        assert created.status == 201, created.text
+        yield Connected(tenant, server, "openai", created.body["connectionId"])
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -277,3 +295,56 @@ def test_a_refusal_before_the_first_piece_is_a_real_http_error(connected: Connec
 
     assert response.status == 429
     assert json.loads(body)["error"]["type"] == "rate_limit_error"
+
+
+def whole(response: HttpResponse) -> bytes:
+    body = response.body + b"".join(response.stream or [])
+    if response.finish is not None:
+        response.finish()
+    return body
+
+
+def test_a_whole_answer_that_comes_quickly_is_written_at_once(openai_connected: Connected) -> None:
+    ask = {"model": openai_connected.model, "messages": [{"role": "user", "content": "x"}]}
+    whole(openai_connected.post(ask))  # warm: the first request of an instance also opens its credentials
+
+    response = openai_connected.post(ask)
+    body = whole(response)
+
+    assert response.status == 200
+    assert not body.startswith(b" ")
+    assert json.loads(body)["usage"]["total_tokens"] == PROMPT_TOKENS + COMPLETION_TOKENS
+    assert dict(response.headers)["x-ratelimit-remaining-requests"] == "98"
+
+
+def test_a_whole_answer_that_takes_long_keeps_the_line_open_with_blanks(openai_connected: Connected) -> None:
+    openai_connected.provider.respond_with(
+        openai_completion("Thought long.", model="gpt-4o-mini"), delay=KEEPALIVE_AFTER_SECONDS * 2.5
+    )
+
+    response = openai_connected.post({"model": openai_connected.model, "messages": [{"role": "user", "content": "x"}]})
+    assert response.stream is not None
+    pieces = list(response.stream)
+    assert response.finish is not None
+    response.finish()
+
+    # blanks while the provider thinks (JSON allows leading whitespace), then the answer whole
+    assert response.status == 200
+    assert len(pieces) >= 2 and all(piece.strip() == b"" for piece in pieces[:-1])
+    answer = json.loads(b"".join(pieces))
+    assert answer["choices"][0]["message"]["content"] == "Thought long."
+    assert openai_connected.tokens_used() == PROMPT_TOKENS + COMPLETION_TOKENS
+
+
+def test_a_late_failure_of_a_whole_answer_is_told_in_the_body(openai_connected: Connected) -> None:
+    slow = {"model": openai_connected.model, "messages": [{"role": "user", "content": "x"}]}
+    openai_connected.provider.respond_with(
+        {"error": {"message": "overloaded", "type": "server_error"}}, status=503, delay=KEEPALIVE_AFTER_SECONDS * 1.5
+    )
+    response = openai_connected.post(slow)
+    body = whole(response)
+
+    # the 200 had gone out when the provider failed
+    assert response.status == 200
+    error = json.loads(body)["error"]
+    assert (error["code"], error["type"]) == ("provider_error", "api_error")

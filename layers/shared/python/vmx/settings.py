@@ -69,6 +69,11 @@ class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings):
     provider_idle_timeout_seconds: float = Field(
         default=120.0, validation_alias="PROVIDER_IDLE_TIMEOUT_SECONDS", gt=0, le=290
     )
+    # API Gateway closes a streamed response that sends nothing for 5 minutes; a whole answer still awaited after
+    # this long commits to 200 and keeps the line open with blanks (JSON allows leading whitespace).
+    whole_answer_keepalive_after_seconds: float = Field(
+        default=240.0, validation_alias="WHOLE_ANSWER_KEEPALIVE_AFTER_SECONDS", gt=0, le=280
+    )
     # How long a warm instance answers from a connection it has read: edits and deletes apply within this time.
     connection_cache_seconds: float = Field(default=5.0, validation_alias="CONNECTION_CACHE_SECONDS", ge=0, le=60)
     # Only the local stack and end-to-end tests point Bedrock elsewhere (a loopback fake).

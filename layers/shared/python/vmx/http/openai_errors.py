@@ -1,8 +1,12 @@
 """Errors of the OpenAI-compatible routes, in OpenAI's shape, so OpenAI SDKs raise the right exception:
 `{"error": {"message", "type", "param", "code"}}`."""
 
+import contextlib
+import json
 import math
 from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -16,9 +20,11 @@ from vmx.clock import utc_now
 from vmx.completions.calls import ProviderError
 from vmx.completions.openai_models import SSE_DONE, ChatCompletionChunk, sse_chunk, sse_event
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
+from vmx.deadline import Deadline
 from vmx.errors import DomainError
 from vmx.gateway.service import OverCapacity, ProviderFailure, RateLimits
 from vmx.http.errors import request_validation_details, status_of
+from vmx.settings import BOOKKEEPING_SECONDS
 from vmx.storage.errors import StorageUnavailable
 from vmx.validation import summary
 
@@ -95,6 +101,50 @@ def rate_limit_headers(rate_limits: RateLimits, now: datetime) -> dict[str, str]
         if usage.resets_at is not None:
             headers[f"x-ratelimit-reset-{kind}"] = f"{max(math.ceil((usage.resets_at - now).total_seconds()), 0)}s"
     return headers
+
+
+# Blanks that keep a whole answer's line open, and how often: well inside API Gateway's 5-minute idle limit.
+KEEPALIVE = b" "
+KEEPALIVE_INTERVAL_SECONDS = 30.0
+
+
+def whole_answer(
+    answer: "Future[Any]", deadline: Deadline, log: Logger, interval_seconds: float = KEEPALIVE_INTERVAL_SECONDS
+) -> Iterator[bytes]:
+    """A whole answer's JSON body once `answer` is done, after a blank every `interval_seconds` until then.
+
+    Its 200 has gone out: a failure can only be told in the body, as the OpenAI error it would have been.
+    A client that leaves still waits here (within the deadline) for the answer, so that the bookkeeping the
+    answer adds is there when the work after the response runs.
+    """
+    try:
+        while True:
+            try:
+                outcome = answer.result(timeout=interval_seconds)
+            except FutureTimeout:
+                yield KEEPALIVE
+                continue
+            except Exception as exc:  # noqa: BLE001 - the status is spent: every failure becomes its error body
+                yield json.dumps(late_error_body(exc, log)).encode()
+                return
+            yield outcome.completion.model_dump_json().encode()
+            return
+    except GeneratorExit:
+        with contextlib.suppress(Exception):
+            answer.result(timeout=deadline.left() + BOOKKEEPING_SECONDS)
+        raise
+
+
+def late_error_body(error: Exception, log: Logger) -> dict[str, Any]:
+    """The OpenAI error body of a failure that came after the status went out."""
+    if isinstance(error, ProviderFailure):
+        log.info("provider call failed", extra={"status": error.error.status, "error_code": error.error.code})
+        return openai_error_body(error.error.status, error.error.message, error.error.code)
+    if isinstance(error, DomainError):
+        log.info("request refused", extra={"error_code": error.code, "error_message": error.message})
+        return openai_error_body(status_of(error).value, error.message, error.code)
+    log.exception("the answer failed")
+    return openai_error_body(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "internal_error")
 
 
 def register_openai_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:

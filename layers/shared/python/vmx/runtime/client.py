@@ -207,7 +207,7 @@ def serve_one(api: RuntimeApi, handler: Handler, environ: Mapping[str, str]) -> 
         result = handler(event, context_of(invocation, environ))
         if not isinstance(result, StreamingResponse):
             payload = json.dumps(result).encode()
-    except Exception as exc:  # the handler's failure is the invocation's error, as in the managed runtime
+    except Exception as exc:  # noqa: BLE001 - the handler's failure is the invocation's error, as in the managed runtime
         # its stack trace travels in the error report, which Lambda logs; an authorizer's "Unauthorized" is routine
         logger.info("the handler failed: %s", type(exc).__name__)
         api.fail(invocation.request_id, error_report(exc))
