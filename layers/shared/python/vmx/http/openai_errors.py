@@ -4,7 +4,7 @@
 import contextlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
@@ -52,7 +52,7 @@ def openai_error(
     )
 
 
-def event_stream(chunks: Iterator[ChatCompletionChunk], include_usage: bool, log: Logger) -> Iterator[bytes]:
+def event_stream(chunks: Iterator[ChatCompletionChunk], include_usage: bool, log: Logger) -> Generator[bytes]:
     """A stream's chunks as `text/event-stream` events, ending with `[DONE]`. A failure after the first byte
     can no longer change the status: it ends the stream with an error event in OpenAI's shape instead."""
     try:
@@ -110,7 +110,7 @@ KEEPALIVE_INTERVAL_SECONDS = 30.0
 
 def whole_answer(
     answer: "Future[Any]", deadline: Deadline, log: Logger, interval_seconds: float = KEEPALIVE_INTERVAL_SECONDS
-) -> Iterator[bytes]:
+) -> Generator[bytes]:
     """A whole answer's JSON body once `answer` is done, after a blank every `interval_seconds` until then.
 
     Its 200 has gone out: a failure can only be told in the body, as the OpenAI error it would have been.
