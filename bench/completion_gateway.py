@@ -352,7 +352,9 @@ def calls_table(results: dict[str, CaseResult], mode: str) -> list[str]:
     ]
     for phase in PHASES:
         for call in sorted(call for call in calls if call[0] == phase):
-            lines.append(f"| {' | '.join(call)} | {' | '.join(count(per_case[name].get(call, 0.0)) for name in names)} |")
+            lines.append(
+                f"| {' | '.join(call)} | {' | '.join(count(per_case[name].get(call, 0.0)) for name in names)} |"
+            )
         totals = (sum(n for call, n in per_case[name].items() if call[0] == phase) for name in names)
         lines.append(f"| **{phase}** | | | | | {' | '.join(f'**{count(total)}**' for total in totals)} |")
     totals = (sum(per_case[name].values()) for name in names)

@@ -52,6 +52,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--state-dir", type=Path, default=Path(".local"))
     parser.add_argument(
+        "--authorizer-cache-seconds",
+        type=float,
+        default=system.AUTHORIZER_CACHE_SECONDS,
+        help="how long the authorizer's answer for an Authorization header is kept, as API Gateway's TTL "
+        "(0: every request is checked, so a revoked key stops working at once)",
+    )
+    parser.add_argument(
         "--max-instances",
         type=int,
         default=DEFAULT_MAX_INSTANCES,
@@ -66,6 +73,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.max_instances < 1:
         parser.error("--max-instances must be at least 1")
+    if args.authorizer_cache_seconds < 0:
+        parser.error("--authorizer-cache-seconds cannot be negative")
     if args.console_origin and not re.fullmatch(BROWSER_ORIGIN_PATTERN, args.console_origin):
         parser.error(
             f"--console-origin {args.console_origin!r} is not an origin as browsers send it, such as http://127.0.0.1:8080"
@@ -94,7 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ[system.CONSOLE_ORIGIN_ENV_VAR] = args.console_origin
         # Each function in instances of its own (python -m vmx.runtime), which inherit this environment.
         lambdas = LambdaService(system.FUNCTIONS, max_instances=args.max_instances)
-        gateway = ApiGateway(system.ROUTES, lambdas.invoke, system.AUTHORIZER.name, args.console_origin)
+        gateway = ApiGateway(
+            system.ROUTES,
+            lambdas.invoke,
+            system.AUTHORIZER.name,
+            args.console_origin,
+            authorizer_cache_seconds=args.authorizer_cache_seconds,
+        )
         try:
             console = ConsoleFiles(PROJECT_ROOT / system.CONSOLE_DIR)
             server = GatewayServer((args.host, args.port), gateway, system.MAX_BODY_BYTES, console)
@@ -124,7 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "environmentId": first.environment_id,
                 },
             )
-            print_banner(base_url, first, bootstrap_path, state_dir, provisioned.queues, args.max_instances)
+            print_banner(
+                base_url,
+                first,
+                bootstrap_path,
+                state_dir,
+                provisioned.queues,
+                args.max_instances,
+                args.authorizer_cache_seconds,
+            )
             serve_until_signal(server)
             bootstrap_path.unlink(missing_ok=True)
     except KeyboardInterrupt:
@@ -144,6 +167,7 @@ def print_banner(
     state_dir: Path,
     queues: Sequence[LocalQueue],
     max_instances: int,
+    authorizer_cache_seconds: float,
 ) -> None:
     deliveries = "\n".join(
         f"  {', '.join(queue.spec.detail_types):<20} -> {queue.spec.consumer} "
@@ -165,8 +189,8 @@ VM-X AI Connections is running locally.
 
 Data lives in memory and does NOT survive a restart: a restart starts empty, with a new workspace,
 environment and API key. Only the credentials encryption key ({state_dir / CREDENTIALS_KEY_FILE}) is kept.
-Revoking an API key takes effect at once here; in AWS the authorizer cache may accept it for up to
-{system.AUTHORIZER_CACHE_SECONDS} seconds more.
+As in AWS, the authorizer's answer for a key is kept {authorizer_cache_seconds:g} seconds: a revoked key may still pass
+for that long (--authorizer-cache-seconds 0 checks every request).
 
 Each function runs as in Lambda: in processes of its own (python -m vmx.runtime), each serving one
 invocation at a time, up to {max_instances} of them at once (--max-instances).

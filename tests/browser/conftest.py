@@ -15,7 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 
-from tests.local_stack_process import local_stack as local_stack
+from tests.local_stack_process import running_local_stack
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # Without the networking flags Chromium reaches for Google's hosts, which a closed network refuses.
@@ -32,6 +32,14 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 LAPTOP = ViewportSize(width=1366, height=800)
 # A failed fetch (every 4xx the tests provoke) is logged by Chromium; anything else logged as an error is a defect.
 EXPECTED_CONSOLE_ERROR = "Failed to load resource"
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Every request is authorized afresh, so the console meets a revoked key's 401 at once (in AWS, and by
+    default locally, the authorizer's answer is kept for a minute)."""
+    with running_local_stack(tmp_path_factory.mktemp("local_stack"), "--authorizer-cache-seconds", "0") as bootstrap:
+        yield bootstrap
 
 
 @dataclass(frozen=True)
