@@ -171,6 +171,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def command_line(pid: int) -> list[str]:
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
 def lambda_function(pid: int) -> str | None:
     """The function an instance process runs, from the environment the local stack gave it."""
     try:
@@ -190,7 +197,7 @@ class Processes:
 
     def __init__(self, provider_pid: int) -> None:
         self._provider_pid = provider_pid
-        stacks = [pid for pid in children(os.getpid()) if pid != provider_pid]
+        stacks = [pid for pid in children(os.getpid()) if command_line(pid)[1:3] == ["-m", "local_stack"]]
         if len(stacks) != 1:
             raise SystemExit(f"expected one local stack process, found {stacks}")
         self.front_pid = stacks[0]

@@ -28,6 +28,7 @@ BEDROCK_KEY = "AKIALOOPBACKSTREAMS"
 # Lowered for this module, so a silence longer than either is quick to provoke.
 IDLE_TIMEOUT_SECONDS = 1.0
 KEEPALIVE_AFTER_SECONDS = 1.0
+CONSOLE_ORIGIN = "https://console.example"
 PROVIDERS = ["openai", "groq", "perplexity", "anthropic", "gemini", "aws-bedrock", "aws-bedrock-invoke"]
 MODELS = {
     "openai": "gpt-4o-mini",
@@ -47,8 +48,14 @@ def bedrock() -> Iterator[LoopbackProvider]:
         os.environ["BEDROCK_ENDPOINT_URL"] = server.base_url
         os.environ["PROVIDER_IDLE_TIMEOUT_SECONDS"] = str(IDLE_TIMEOUT_SECONDS)
         os.environ["WHOLE_ANSWER_KEEPALIVE_AFTER_SECONDS"] = str(KEEPALIVE_AFTER_SECONDS)
+        os.environ["CONSOLE_ORIGIN"] = CONSOLE_ORIGIN
         yield server
-        for name in ("BEDROCK_ENDPOINT_URL", "PROVIDER_IDLE_TIMEOUT_SECONDS", "WHOLE_ANSWER_KEEPALIVE_AFTER_SECONDS"):
+        for name in (
+            "BEDROCK_ENDPOINT_URL",
+            "PROVIDER_IDLE_TIMEOUT_SECONDS",
+            "WHOLE_ANSWER_KEEPALIVE_AFTER_SECONDS",
+            "CONSOLE_ORIGIN",
+        ):
             del os.environ[name]
 
 
@@ -68,8 +75,12 @@ class Connected:
         body = {"model": self.model, "messages": [{"role": "user", "content": "Say hello"}], "stream": True, **fields}
         return self.post(body)
 
-    def post(self, body: dict[str, Any]) -> HttpResponse:
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.tenant.admin_key}"}
+    def post(self, body: dict[str, Any], **extra_headers: str) -> HttpResponse:
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self.tenant.admin_key}",
+            **extra_headers,
+        }
         path = f"{self.tenant.workspace_path}/environments/{self.tenant.environment_id}/chat/completions"
         return self.tenant.api.open("POST", path, json.dumps(body).encode(), headers)
 
@@ -348,3 +359,18 @@ def test_a_late_failure_of_a_whole_answer_is_told_in_the_body(openai_connected: 
     assert response.status == 200
     error = json.loads(body)["error"]
     assert (error["code"], error["type"]) == ("provider_error", "api_error")
+
+
+def test_the_streamed_route_answers_the_console_origin_with_cors_and_rate_limit_headers(
+    openai_connected: Connected,
+) -> None:
+    body = {"model": openai_connected.model, "messages": [{"role": "user", "content": "x"}], "stream": True}
+
+    response = openai_connected.post(body, Origin=CONSOLE_ORIGIN)
+    whole(response)
+    headers = dict(response.headers)
+
+    assert headers["Access-Control-Allow-Origin"] == CONSOLE_ORIGIN
+    assert "x-ratelimit-remaining-requests" in headers["Access-Control-Expose-Headers"]
+    assert headers["x-ratelimit-remaining-requests"] == "99"
+    assert headers["Cache-Control"] == "no-cache"

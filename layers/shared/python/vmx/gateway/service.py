@@ -166,6 +166,27 @@ class CompletionService:
 
         `deadline` is when the provider must have finished; a stream's pieces may each take the idle timeout.
         """
+        admitted = self._admit(principal, scope, request, source_ip, deadline, afterwards)
+        try:
+            if request.stream:
+                return self._stream(admitted, afterwards)
+            return self._whole(admitted, afterwards)
+        except ProviderError as error:
+            afterwards.add("reconcile", partial(self._reconcile, admitted.reservations, 0))
+            outcome = admitted.attempt.failed(error.status, error.code)
+            afterwards.add("publish", partial(self._publish, admitted.attempt, outcome, error.rate_limit_headers))
+            raise ProviderFailure(error, _after(admitted.reservations, 0)) from error
+
+    def _admit(
+        self,
+        principal: Principal,
+        scope: ConnectionScope,
+        request: ChatCompletionRequest,
+        source_ip: str,
+        deadline: Deadline,
+        afterwards: Afterwards,
+    ) -> "_Admitted":
+        """Everything that decides admission, and nothing else: what the client's first byte waits on."""
         authorize(principal, Action.USE_CONNECTIONS, scope.workspace_id, scope.environment_id)
         address = parse_model(request.model)
         connection = self._connections.get_by_name(scope.workspace_id, scope.environment_id, address.connection_name)
@@ -176,9 +197,8 @@ class CompletionService:
         try:
             _check_allowed(connection, address.model_id)
         except Forbidden as refusal:
-            afterwards.add(
-                "publish", partial(self._publish, attempt, attempt.failed(HTTPStatus.FORBIDDEN, refusal.code))
-            )
+            outcome = attempt.failed(HTTPStatus.FORBIDDEN, refusal.code)
+            afterwards.add("publish", partial(self._publish, attempt, outcome))
             raise
         # Before the reservation: credentials that cannot be opened must not spend capacity.
         try:
@@ -204,36 +224,31 @@ class CompletionService:
             timeout_seconds=self._idle_timeout_seconds if request.stream else deadline.left(),
             deadline=deadline,
         )
-        try:
-            if request.stream:
-                upstream = self._open_stream(call)
-            else:
-                result = self._call_provider(call)
-        except ProviderError as error:
-            afterwards.add("reconcile", partial(self._reconcile, reservations, 0))
-            outcome = attempt.failed(error.status, error.code)
-            afterwards.add("publish", partial(self._publish, attempt, outcome, error.rate_limit_headers))
-            raise ProviderFailure(error, _after(reservations, 0)) from error
-        if not request.stream:
-            usage = result.completion.usage
-            afterwards.add("reconcile", partial(self._reconcile, reservations, usage.total_tokens))
-            afterwards.add(
-                "publish", partial(self._publish, attempt, attempt.succeeded(usage), result.rate_limit_headers)
-            )
-            completion = result.completion.model_copy(update={"model": str(address)})
-            return CompletionOutcome(completion, _after(reservations, usage.total_tokens))
-        tally = _StreamTally(prompt_tokens)
+        return _Admitted(attempt, str(address), reservations, call, prompt_tokens, reserved_tokens)
+
+    def _whole(self, admitted: "_Admitted", afterwards: Afterwards) -> CompletionOutcome:
+        result = self._call_provider(admitted.call)
+        usage = result.completion.usage
+        afterwards.add("reconcile", partial(self._reconcile, admitted.reservations, usage.total_tokens))
+        outcome = admitted.attempt.succeeded(usage)
+        afterwards.add("publish", partial(self._publish, admitted.attempt, outcome, result.rate_limit_headers))
+        completion = result.completion.model_copy(update={"model": admitted.model})
+        return CompletionOutcome(completion, _after(admitted.reservations, usage.total_tokens))
+
+    def _stream(self, admitted: "_Admitted", afterwards: Afterwards) -> StreamOutcome:
+        upstream = self._open_stream(admitted.call)
+        tally = _StreamTally(admitted.prompt_tokens)
 
         def settle() -> None:
             # a body closed before its first piece never ran the relay: its client went away all the same
             tally.end = tally.end or "client-disconnected"
             upstream.close()
-            self._reconcile(reservations, tally.total_tokens)
-            self._publish(attempt, attempt.streamed(tally), upstream.rate_limit_headers)
+            self._reconcile(admitted.reservations, tally.total_tokens)
+            self._publish(admitted.attempt, admitted.attempt.streamed(tally), upstream.rate_limit_headers)
 
         afterwards.add("settle stream", settle)
-        chunks = _relay(upstream, tally, str(address), request.include_stream_usage)
-        return StreamOutcome(chunks, _after(reservations, reserved_tokens))
+        chunks = _relay(upstream, tally, admitted.model, admitted.call.request.include_stream_usage)
+        return StreamOutcome(chunks, _after(admitted.reservations, admitted.reserved_tokens))
 
     def _publish(self, attempt: "_Attempt", outcome: "_Outcome", headers: Mapping[str, str] | None = None) -> None:
         """One CompletionRecorded per attempt, plus RateLimitsObserved when the provider reported limits that
@@ -302,6 +317,17 @@ class CompletionService:
             ),
         ]
         return [(counter_scope, limits) for counter_scope, limits in scoped if limits]
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    attempt: "_Attempt"
+    # the model as the client names it: <connection>/<model>
+    model: str
+    reservations: list[Reservation]
+    call: ProviderCall
+    prompt_tokens: int
+    reserved_tokens: int
 
 
 @dataclass(frozen=True)
