@@ -314,7 +314,8 @@ def test_a_role_connection_signs_with_assumed_credentials_kept_until_near_expiry
 
         first = call_provider(call, transports)
         call_provider(call, transports)
-        clock.now += timedelta(hours=1) - REFRESH_MARGIN + timedelta(seconds=1)
+        # a minute past the refresh point: the first call may take seconds on a loaded machine
+        clock.now += timedelta(hours=1) - REFRESH_MARGIN + timedelta(minutes=1)
         call_provider(call, transports)
 
     assert first.completion.choices[0].message.content == LOOPBACK_ANSWER
@@ -363,7 +364,7 @@ def test_a_stalled_bedrock_answers_504_at_the_timeout(moto_sts: Any, provider: P
         elapsed = time.monotonic() - started
 
     assert (raised.value.status, raised.value.code) == (504, "provider_timeout")
-    assert elapsed < 2
+    assert elapsed < 10  # gave up long before the stalled provider (30 s), whatever the machine's load
 
 
 def test_a_role_that_cannot_be_assumed_answers_502_naming_the_role() -> None:

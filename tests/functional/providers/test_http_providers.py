@@ -213,7 +213,7 @@ def test_a_stalled_provider_answers_504_at_the_timeout(
 
     assert (raised.value.status, raised.value.code) == (504, "provider_timeout")
     assert raised.value.message.endswith("did not answer within 0.5 s")
-    assert 0.4 < elapsed < 2
+    assert 0.4 < elapsed < 10  # gave up long before the stalled provider (30 s)
 
 
 def test_an_unreachable_provider_answers_502(transports: Transports) -> None:

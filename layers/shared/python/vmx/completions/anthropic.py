@@ -22,7 +22,7 @@ from vmx.completions.conversation import (
     tool_call,
     usage,
 )
-from vmx.completions.failures import Redactor, failure_for_status, invalid_response
+from vmx.completions.failures import Redactor, failure_for_status, invalid_response, out_of_time
 from vmx.completions.http_json import post_json
 from vmx.completions.http_sse import open_sse
 from vmx.completions.openai_models import (
@@ -315,8 +315,7 @@ def chunks_from_events(
     started = False
     for raw in events:
         if deadline is not None and deadline.passed:
-            message = f"{provider} had not finished when the gateway's time for this request ran out"
-            raise ProviderError(504, "provider_timeout", message)
+            raise out_of_time(provider)
         try:
             event = _StreamEvent.model_validate(raw)
         except ValidationError:

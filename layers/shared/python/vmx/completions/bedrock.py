@@ -31,7 +31,16 @@ from vmx.completions.conversation import (
     tool_call,
     usage,
 )
-from vmx.completions.failures import Redactor, failure_for_status, invalid_response, timed_out, unreachable
+from vmx.completions.failures import (
+    Redactor,
+    failure_for_status,
+    interrupted,
+    invalid_response,
+    out_of_time,
+    timed_out,
+    unreachable,
+    went_silent,
+)
 from vmx.completions.openai_models import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -312,20 +321,28 @@ def converse_stream(call: ProviderCall, transports: Transports) -> ProviderStrea
     config = connection_config(call, BedrockConfig)
     provider = PROVIDERS[call.provider].name
     params = converse_params(call.model, call.request, config, provider)
-    if call.wait_seconds() <= 0:
-        raise ProviderError(504, "provider_timeout", f"no time was left to call {provider}")
-    client = transports.bedrock_client(access_of(config), call.timeout_seconds)
-    try:
-        response = client.converse_stream(**params)
-    except (ClientError, BotoCoreError) as exc:
-        raise _failure(exc, provider, call) from exc
+    response = _open_stream(call, transports, config, "converse_stream", params)
     events = response["stream"]
     frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
-    chunks = _converse_chunks(_converse_events(events, provider, call), frame, provider)
+    chunks = _converse_chunks(_stream_events(events, provider, call), frame, provider)
     return ProviderStream(chunks, _limits(response), events.close)
 
 
-def _converse_events(events: Iterable[Any], provider: str, call: ProviderCall) -> Iterator[Any]:
+def _open_stream(
+    call: ProviderCall, transports: Transports, config: BedrockConfig, operation: str, params: dict[str, Any]
+) -> Any:
+    """Calls one of bedrock-runtime's streaming operations; its response holds the EventStream."""
+    if call.wait_seconds() <= 0:
+        raise out_of_time(PROVIDERS[call.provider].name)
+    # The client's read timeout is the idle timeout: it applies to each read of the stream.
+    client = transports.bedrock_client(access_of(config), call.timeout_seconds)
+    try:
+        return getattr(client, operation)(**params)
+    except (ClientError, BotoCoreError) as exc:
+        raise _failure(exc, PROVIDERS[call.provider].name, call) from exc
+
+
+def _stream_events(events: Iterable[Any], provider: str, call: ProviderCall) -> Iterator[Any]:
     """The EventStream's events, with its failures as ProviderErrors and the call's deadline held between them."""
     iterator = iter(events)
     while True:
@@ -337,16 +354,13 @@ def _converse_events(events: Iterable[Any], provider: str, call: ProviderCall) -
             # An error event (throttlingException, modelStreamErrorException, ...) arrives as an EventStreamError.
             raise _failure(exc, provider, call) from exc
         except urllib3_errors.ReadTimeoutError as exc:
-            message = f"{provider} sent nothing for {call.timeout_seconds:g} s"
-            raise ProviderError(504, "provider_timeout", message) from exc
+            raise went_silent(provider, call.timeout_seconds) from exc
         except urllib3_errors.HTTPError as exc:
-            message = f"{provider} closed the stream before its end"
-            raise ProviderError(502, "provider_stream_interrupted", message) from exc
+            raise interrupted(provider) from exc
         except ParserError as exc:
             raise invalid_response(provider, "a stream event it could not decode") from exc
         if call.deadline is not None and call.deadline.passed:
-            message = f"{provider} had not finished when the gateway's time for this request ran out"
-            raise ProviderError(504, "provider_timeout", message)
+            raise out_of_time(provider)
         yield event
 
 
@@ -457,16 +471,10 @@ def invoke_stream(call: ProviderCall, transports: Transports) -> ProviderStream:
     config = connection_config(call, BedrockConfig)
     provider = PROVIDERS[call.provider].name
     params = invoke_params(call.model, call.request, config, provider)
-    if call.wait_seconds() <= 0:
-        raise ProviderError(504, "provider_timeout", f"no time was left to call {provider}")
-    client = transports.bedrock_client(access_of(config), call.timeout_seconds)
-    try:
-        response = client.invoke_model_with_response_stream(**params)
-    except (ClientError, BotoCoreError) as exc:
-        raise _failure(exc, provider, call) from exc
+    response = _open_stream(call, transports, config, "invoke_model_with_response_stream", params)
     body = response["body"]
     frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
-    events = _anthropic_events(_converse_events(body, provider, call), provider)
+    events = _anthropic_events(_stream_events(body, provider, call), provider)
     chunks = chunks_from_events(events, frame, provider, Redactor(call.secrets.values()), call.deadline)
     return ProviderStream(chunks, _limits(response), body.close)
 

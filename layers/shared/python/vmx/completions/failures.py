@@ -97,3 +97,16 @@ def unreachable(provider: str) -> ProviderError:
 
 def invalid_response(provider: str, why: str) -> ProviderError:
     return ProviderError(502, "provider_invalid_response", f"{provider} answered with {why}")
+
+
+def went_silent(provider: str, idle_seconds: float) -> ProviderError:
+    return ProviderError(504, "provider_timeout", f"{provider} sent nothing for {idle_seconds:g} s")
+
+
+def out_of_time(provider: str) -> ProviderError:
+    message = f"{provider} had not finished when the gateway's time for this request ran out"
+    return ProviderError(504, "provider_timeout", message)
+
+
+def interrupted(provider: str, why: str = "closed the stream before its end") -> ProviderError:
+    return ProviderError(502, "provider_stream_interrupted", f"{provider} {why}")

@@ -22,7 +22,7 @@ from vmx.completions.conversation import (
     tool_call,
     usage,
 )
-from vmx.completions.failures import Redactor, failure_for_status, invalid_response, provider_message
+from vmx.completions.failures import Redactor, failure_for_status, invalid_response, out_of_time, provider_message
 from vmx.completions.http_json import HttpReply, post_json
 from vmx.completions.http_sse import open_sse
 from vmx.completions.openai_models import (
@@ -303,8 +303,7 @@ def chunks_from_responses(
     reported: _UsageMetadata | None = None
     for body in responses:
         if deadline is not None and deadline.passed:
-            late = f"{provider} had not finished when the gateway's time for this request ran out"
-            raise ProviderError(504, "provider_timeout", late)
+            raise out_of_time(provider)
         if isinstance(body, dict) and body.get("error") is not None:
             message = provider_message(body)
             said = f": {redactor.clean(message)}" if message else ""

@@ -13,7 +13,15 @@ import urllib3
 from urllib3 import exceptions as urllib3_errors
 
 from vmx.completions.calls import ProviderCall, ProviderError
-from vmx.completions.failures import Redactor, rate_limit_headers, timed_out, unreachable
+from vmx.completions.failures import (
+    Redactor,
+    interrupted,
+    out_of_time,
+    rate_limit_headers,
+    timed_out,
+    unreachable,
+    went_silent,
+)
 from vmx.completions.http_json import MAX_RESPONSE_BYTES, HttpReply
 
 # Providers send events of a few hundred bytes; one this large is not a provider speaking SSE.
@@ -58,7 +66,7 @@ class SseStream:
             pending += received
             *lines, pending = pending.split(b"\n")
             if len(pending) > MAX_EVENT_BYTES:
-                raise self._interrupted(f"sent a stream line longer than {MAX_EVENT_BYTES // 1024} KiB")
+                raise interrupted(self._provider, f"sent a stream line longer than {MAX_EVENT_BYTES // 1024} KiB")
             for raw in lines:
                 line = raw.removesuffix(b"\r").decode("utf-8", errors="replace")
                 if not line:
@@ -84,7 +92,7 @@ class SseStream:
     def _read(self) -> bytes:
         wait = self._call.wait_seconds()
         if wait <= 0:
-            raise self._out_of_time()
+            raise out_of_time(self._provider)
         sock = getattr(self._response.connection, "sock", None) if hasattr(self._response, "connection") else None
         if sock is not None:
             sock.settimeout(wait)
@@ -92,19 +100,10 @@ class SseStream:
             return self._response.read1(_READ_SIZE)
         except urllib3_errors.ReadTimeoutError:
             if self._call.deadline is not None and self._call.deadline.passed:
-                raise self._out_of_time() from None
-            raise ProviderError(
-                504, "provider_timeout", f"{self._provider} sent nothing for {self._call.timeout_seconds:g} s"
-            ) from None
+                raise out_of_time(self._provider) from None
+            raise went_silent(self._provider, self._call.timeout_seconds) from None
         except urllib3_errors.HTTPError:
-            raise self._interrupted("closed the stream before its end") from None
-
-    def _out_of_time(self) -> ProviderError:
-        message = f"{self._provider} had not finished when the gateway's time for this request ran out"
-        return ProviderError(504, "provider_timeout", message)
-
-    def _interrupted(self, why: str) -> ProviderError:
-        return ProviderError(502, "provider_stream_interrupted", f"{self._provider} {why}")
+            raise interrupted(self._provider) from None
 
 
 def open_sse(
@@ -124,7 +123,7 @@ def open_sse(
     """
     wait = call.wait_seconds()
     if wait <= 0:
-        raise ProviderError(504, "provider_timeout", f"no time was left to call {provider}")
+        raise out_of_time(provider)
     try:
         response = http.request(
             "POST",
