@@ -47,11 +47,6 @@ HANDLER = "handler.lambda_handler"
 DEFAULT_MAX_INSTANCES = 8
 # Lambda gives an environment 10 s to initialise; a laptop starting every function at once needs longer.
 INIT_TIMEOUT_SECONDS = 30.0
-# How long an invocation waits for an instance that has answered and is about to be free before a new one is
-# started. In AWS the client's round trip to its next request takes longer than a runtime's turn to its next
-# invocation; here the next request can come first, and without this, back-to-back invocations would start
-# instance after instance.
-REUSE_GRACE_SECONDS = 0.25
 # How long stopped instances get to exit before they are killed.
 STOP_GRACE_SECONDS = 5.0
 
@@ -103,36 +98,38 @@ class _FunctionInstances:
         self._watchers: list[threading.Thread] = []
         self._started = 0
         self._closing = False
+        # invocations in dispatch, waiting for a free instance
+        self._waiting = 0
 
     def start(self) -> None:
         with self._changed:
             self._start()
 
     def dispatch(self, invocation: Invocation) -> _Instance:
-        """Assigns the invocation to a free instance, starting one if all are busy (after REUSE_GRACE_SECONDS
-        for one that is finishing); at the cap, waits for one to be free for up to the function's timeout."""
-        now = time.monotonic()
-        give_up_at = now + self.function.timeout_seconds
-        reuse_until = now + REUSE_GRACE_SECONDS
+        """Assigns the invocation to the first instance that is free. When every one is busy, a new instance is
+        started (one per waiting invocation, up to the cap) but the invocation still goes to whichever instance
+        is free first: a warm one finishing in milliseconds usually beats a new one's seconds of imports. A
+        function with no initialised instance at all hands it to a starting one, which reports an init failure.
+        Waits up to the function's timeout."""
+        give_up_at = time.monotonic() + self.function.timeout_seconds
         with self._changed:
-            while not self._closing:
-                # an instance that has initialised takes it at once; one still starting only once it has
-                for instance in sorted(self._instances, key=lambda candidate: not candidate.endpoint.initialised):
-                    if instance.endpoint.try_assign(invocation):
-                        return instance
-                reuse_in = reuse_until - time.monotonic()
-                if reuse_in > 0 and any(instance.endpoint.finishing for instance in self._instances):
-                    self._changed.wait(reuse_in)
-                    continue
-                if len(self._instances) < self._max_instances:
-                    instance = self._start()
-                    if instance.endpoint.try_assign(invocation):
-                        return instance
-                    continue
-                remaining = give_up_at - time.monotonic()
-                if remaining <= 0:
-                    raise FunctionError(FunctionFailure("TooManyRequestsException", "Rate Exceeded."))
-                self._changed.wait(remaining)
+            self._waiting += 1
+            try:
+                while not self._closing:
+                    warm = [instance for instance in self._instances if instance.endpoint.initialised]
+                    for instance in warm or self._instances:
+                        if instance.endpoint.try_assign(invocation):
+                            return instance
+                    starting = len(self._instances) - len(warm)
+                    if starting < self._waiting and len(self._instances) < self._max_instances:
+                        self._start()
+                        continue
+                    remaining = give_up_at - time.monotonic()
+                    if remaining <= 0:
+                        raise FunctionError(FunctionFailure("TooManyRequestsException", "Rate Exceeded."))
+                    self._changed.wait(remaining)
+            finally:
+                self._waiting -= 1
         raise FunctionError(FunctionFailure("ServiceException", "the local Lambda service is stopping"))
 
     def wait_initialised(self, until: float) -> bool:

@@ -277,13 +277,6 @@ class RuntimeEndpoint:
         with self._changed:
             return self._initialised
 
-    @property
-    def finishing(self) -> bool:
-        """Its invocation is over, and the environment has yet to ask for the next: its runtime is doing
-        what it does after a response, which may take no time at all."""
-        with self._changed:
-            return self._assigned is not None and self._handed_over and self._assigned.over
-
     def try_assign(self, invocation: Invocation) -> bool:
         """Gives the environment `invocation` if it is free."""
         with self._changed:
