@@ -378,3 +378,18 @@ def test_a_role_that_cannot_be_assumed_answers_502_naming_the_role() -> None:
 
     assert (raised.value.status, raised.value.code) == (502, "provider_authentication_failed")
     assert ROLE in raised.value.message and "AccessDenied" in raised.value.message
+
+
+def test_whole_answer_timeouts_share_a_client_per_minute_and_idle_timeouts_keep_their_own(moto_sts: Any) -> None:
+    factory = bedrock_client_factory(moto_sts, endpoint_url="http://127.0.0.1:9")
+    keys = BedrockAccess(
+        "us-east-1", keys=AwsCredentials(SecretStr("AKIAEXAMPLE"), SecretStr("secret"), SecretStr("token"))
+    )
+
+    # the time an invocation has left differs on every call; its client need not
+    whole = [factory(keys, seconds) for seconds in (884.7, 881.2, 840.0)]
+    idle = [factory(keys, seconds) for seconds in (30.0, 30.0, 45.0)]
+
+    assert whole[0] is whole[1] is whole[2]
+    assert whole[0].meta.config.read_timeout < 840
+    assert idle[0] is idle[1] is not idle[2]

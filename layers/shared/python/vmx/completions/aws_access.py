@@ -66,7 +66,10 @@ class _BedrockClients:
         )
 
     def __call__(self, access: BedrockAccess, timeout_seconds: float) -> Any:
-        return self._client(access.region, credentials_for(access, self._roles), timeout_seconds)
+        # A whole answer's timeout is the invocation's time left, different on every call: floored to the minute
+        # it picks one of a few kept clients instead of building one per call.
+        kept_timeout = timeout_seconds if timeout_seconds < 60 else 60 * (timeout_seconds // 60)
+        return self._client(access.region, credentials_for(access, self._roles), kept_timeout)
 
 
 def credentials_for(access: BedrockAccess, roles: AssumedRoles) -> AwsCredentials:
