@@ -56,7 +56,8 @@ _Item = Mapping[str, Any]
 
 class DynamoCapacityCounters:
     def __init__(self, table_name: str, region: str, client: "DynamoDBClient | None" = None):
-        """`client` replaces the default one in tests that count or serialise DynamoDB calls."""
+        """`client` replaces the default one: one with bounded timeouts on the completion path, or in tests one
+        that counts or serialises DynamoDB calls."""
         self._table_name = table_name
         self._client = client or boto3.client("dynamodb", region_name=region)
 
