@@ -10,7 +10,9 @@ OpenAI-compatible provider that answers at once. Prints a markdown summary.
 
 import argparse
 import contextlib
+import io
 import json
+import logging
 import os
 import statistics
 import sys
@@ -21,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import urllib3
@@ -140,6 +143,54 @@ def _carries_content(event: bytes) -> bool:
     return False
 
 
+class ProviderConnections(logging.Handler):
+    """Counts the TCP connections urllib3 opens to one port, from the debug line it logs for each."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(logging.DEBUG)
+        self._port = str(port)
+        self.opened = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if str(record.msg).startswith("Starting new HTTP") and args and str(args[-1]) == self._port:
+            self.opened += 1
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["ProviderConnections"]:
+        log = logging.getLogger("urllib3.connectionpool")
+        level, propagate = log.level, log.propagate
+        log.addHandler(self)
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        try:
+            yield self
+        finally:
+            log.removeHandler(self)
+            log.setLevel(level)
+            log.propagate = propagate
+
+
+@contextlib.contextmanager
+def connection_resets_dropped() -> Iterator[None]:
+    """The loopback provider's server prints a traceback for each connection reset under it: the gateway closes a
+    stream's connection after its end (the report counts those connections). Everything else written to stderr
+    meanwhile is written out at the end."""
+    separator = "-" * 40 + "\n"
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    finally:
+        kept = [
+            block
+            for block in captured.getvalue().split(separator)
+            if block.strip()
+            and not ("Exception occurred during processing" in block and "ConnectionResetError" in block)
+        ]
+        sys.stderr.write("".join(kept))
+
+
 @dataclass(frozen=True)
 class Sample:
     """One request through the gateway, in ms from the moment it was sent."""
@@ -157,6 +208,8 @@ class Sample:
 @dataclass(frozen=True)
 class ModeResult:
     calls_per_request: dict[Call, float]
+    # TCP connections the completions function opened to the provider, per request
+    provider_connections: float
     samples: list[Sample]
     # KMS Decrypt calls during warm-up: the credentials cache filling
     warmup_decrypts: int
@@ -270,6 +323,7 @@ def run_case(
     gateway: ApiGateway,
     aws: AwsCalls,
     provider: LoopbackProvider,
+    connections: ProviderConnections,
     name: str,
     capacity: list[dict[str, Any]],
     requests: int,
@@ -291,9 +345,10 @@ def run_case(
         request = HttpRequest("POST", path + "/chat/completions", headers, json.dumps(completion).encode(), SOURCE_IP)
         samples = [send(gateway, aws, request, stream) for _ in range(warmup)]
         warmup_decrypts = aws.take()[(BEFORE, "completions", "KMS", "Decrypt", "")]
+        opened = connections.opened
         samples = [send(gateway, aws, request, stream) for _ in range(requests)]
         per_request = {call: count / requests for call, count in aws.take().items()}
-        modes[mode] = ModeResult(per_request, samples, warmup_decrypts)
+        modes[mode] = ModeResult(per_request, (connections.opened - opened) / requests, samples, warmup_decrypts)
     return CaseResult(modes, setup[(SETUP, "authorizer", "DynamoDB", "GetItem", "Tenancy")])
 
 
@@ -322,12 +377,13 @@ def provider_alone(provider: LoopbackProvider, requests: int, warmup: int) -> Pr
         started = time.perf_counter_ns()
         response = http.request("POST", url, body=payload, headers=headers, preload_content=False)
         assert response.status == 200, response.data
-        content = FirstContent()
+        content, first = FirstContent(), 0
         for piece in response.read_chunked():
-            if len(first_pieces) < warmup + requests and content.seen_in(piece):
-                first_pieces.append((time.perf_counter_ns() - started) / 1e6)
-                content = FirstContent()
+            if not first and content.seen_in(piece):
+                first = time.perf_counter_ns()
         response.release_conn()
+        assert first, "the provider's stream carried no content"
+        first_pieces.append((first - started) / 1e6)
     return ProviderAlone(round_trips[warmup:], first_pieces[warmup:])
 
 
@@ -385,6 +441,8 @@ def times_table(results: dict[str, CaseResult], alone: ProviderAlone) -> list[st
             f"| {name}, streamed: **gateway added to the first piece** | "
             f"{summary(s.first_content_ms - first_piece for s in streamed)} |",
             f"| {name}, streamed: of which in AWS SDK calls | {summary(s.aws_to_first_byte_ms for s in streamed)} |",
+            f"| {name}, streamed: of which outside them | "
+            f"{summary(s.first_content_ms - first_piece - s.aws_to_first_byte_ms for s in streamed)} |",
             f"| {name}, streamed: to the last byte | {summary(s.last_byte_ms for s in streamed)} |",
             f"| {name}, streamed: after the last byte | {summary(s.after_ms for s in streamed)} |",
         ]
@@ -404,7 +462,13 @@ def report(results: dict[str, CaseResult], alone: ProviderAlone, requests: int, 
     for mode, stream in MODES.items():
         lines += [f'AWS calls per admitted request, {mode} (`"stream": {json.dumps(stream)}`):', ""]
         lines += [*calls_table(results, mode), ""]
+    opened = "; ".join(
+        f"{name}: " + ", ".join(f"{mode} {count(result.modes[mode].provider_connections)}" for mode in MODES)
+        for name, result in results.items()
+    )
     lines += [
+        f"New TCP connections to the provider per request ({opened}).",
+        "",
         f"KMS Decrypt during warm-up ({decrypts}).",
         "",
         "Time per request, ms:",
@@ -437,14 +501,16 @@ def main(argv: list[str] | None = None) -> None:
     with (
         aws.installed(),
         mock_aws(),
+        connection_resets_dropped(),
         loopback_provider("openai") as provider,
+        ProviderConnections(urlsplit(provider.base_url).port or 80).installed() as connections,
         Path(os.devnull).open("w") as devnull,
         contextlib.redirect_stdout(devnull),
     ):
         configure_environment()
         gateway = attributed_gateway(aws)
         results = {
-            name: run_case(gateway, aws, provider, name, capacity, args.requests, args.warmup)
+            name: run_case(gateway, aws, provider, connections, name, capacity, args.requests, args.warmup)
             for name, capacity in CASES.items()
         }
         alone = provider_alone(provider, args.requests, args.warmup)
