@@ -22,7 +22,7 @@ from vmx.completions.conversation import (
     tool_call,
     usage,
 )
-from vmx.completions.failures import Redactor, failure_for_status, invalid_response, out_of_time
+from vmx.completions.failures import Redactor, failure_for_status, interrupted, invalid_response, out_of_time
 from vmx.completions.http_json import post_json
 from vmx.completions.http_sse import open_sse
 from vmx.completions.openai_models import (
@@ -313,7 +313,8 @@ def chunks_from_events(
     stop_reason: str | None = None
     guardrail_action: str | None = None
     started = False
-    for raw in events:
+    remaining = iter(events)
+    for raw in remaining:
         if deadline is not None and deadline.passed:
             raise out_of_time(provider)
         try:
@@ -365,8 +366,11 @@ def chunks_from_events(
                         tokens.cache_read_input_tokens,
                     )
                 )
+            # read on to the end of the body, so its connection can serve the next request
+            for _ in remaining:
+                pass
             return
-    raise ProviderError(502, "provider_stream_interrupted", f"{provider} closed the stream before its end")
+    raise interrupted(provider)
 
 
 def _added(tokens: _StreamUsage, reported: _StreamUsage | None) -> _StreamUsage:

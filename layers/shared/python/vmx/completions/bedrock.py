@@ -454,7 +454,7 @@ def _converse_chunks(events: Iterable[Any], frame: ChunkFrame, provider: str) ->
         elif event.metadata is not None:
             reported = event.metadata.usage or reported
     if not stopped:
-        raise ProviderError(502, "provider_stream_interrupted", f"{provider} closed the stream before its end")
+        raise interrupted(provider)
     if reported is not None:
         yield frame.usage(_converse_usage(reported))
 

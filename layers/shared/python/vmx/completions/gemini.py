@@ -22,7 +22,14 @@ from vmx.completions.conversation import (
     tool_call,
     usage,
 )
-from vmx.completions.failures import Redactor, failure_for_status, invalid_response, out_of_time, provider_message
+from vmx.completions.failures import (
+    Redactor,
+    failure_for_status,
+    interrupted,
+    invalid_response,
+    out_of_time,
+    provider_message,
+)
 from vmx.completions.http_json import HttpReply, post_json
 from vmx.completions.http_sse import open_sse
 from vmx.completions.openai_models import (
@@ -335,7 +342,7 @@ def chunks_from_responses(
         if candidate.finish_reason is not None:
             finish_reason = _finish_reason(candidate, tool_calls > 0)
     if finish_reason is None:
-        raise ProviderError(502, "provider_stream_interrupted", f"{provider} closed the stream before its end")
+        raise interrupted(provider)
     yield frame.finish(finish_reason)
     if reported is not None:
         yield frame.usage(_reported_usage(reported))

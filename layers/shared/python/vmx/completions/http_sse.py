@@ -53,6 +53,7 @@ class SseStream:
         self._call = call
         self.headers = {name.lower(): value for name, value in response.headers.items()}
         self.rate_limit_headers = rate_limit_headers(self.headers)
+        self._at_end = False
 
     def events(self) -> Iterator[SseEvent]:
         """Each event as it completes; ends when the provider closes the stream."""
@@ -62,6 +63,7 @@ class SseStream:
         while True:
             received = self._read()
             if not received:
+                self._at_end = True
                 break
             pending += received
             *lines, pending = pending.split(b"\n")
@@ -86,8 +88,11 @@ class SseStream:
             yield SseEvent(name, "\n".join(data))
 
     def close(self) -> None:
-        # The connection may be mid-answer: it cannot go back to the pool.
-        self._response.close()
+        """A stream read to its end gives its connection back to the pool; one stopped mid-answer cannot."""
+        if self._at_end:
+            self._response.release_conn()
+        else:
+            self._response.close()
 
     def _read(self) -> bytes:
         wait = self._call.wait_seconds()

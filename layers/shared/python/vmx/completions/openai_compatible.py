@@ -97,9 +97,12 @@ class _StreamedChunk(BaseModel):
 def _chunks(sse: SseStream, frame: ChunkFrame, provider: str, redactor: Redactor) -> Iterator[ChatCompletionChunk]:
     """The provider's chunks without their usage, then one usage chunk with the last usage reported."""
     reported: Usage | None = None
+    done = False
     for event in sse.events():
-        if event.data.strip() == "[DONE]":
-            break
+        # read on to the end after [DONE], so the connection can serve the next request
+        if done or event.data.strip() == "[DONE]":
+            done = True
+            continue
         body = event.json(provider)
         if isinstance(body, dict) and body.get("error") is not None:
             message = provider_message(body)
