@@ -490,6 +490,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.completion_gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="measured requests per case and mode (default 300)")
     parser.add_argument("--warmup", type=int, default=30, help="warm-up requests per case and mode (default 30)")
+    parser.add_argument(
+        "--connection-cache-seconds",
+        type=float,
+        help="CONNECTION_CACHE_SECONDS for the run (default: the setting's own, as deployed); a test that must "
+        "count no refresh on a slow machine sets it high",
+    )
     args = parser.parse_args(argv)
     if args.requests < 2 or args.warmup < 1:
         parser.error("--requests must be at least 2 and --warmup at least 1")
@@ -508,6 +514,8 @@ def main(argv: list[str] | None = None) -> None:
         contextlib.redirect_stdout(devnull),
     ):
         configure_environment()
+        if args.connection_cache_seconds is not None:
+            os.environ["CONNECTION_CACHE_SECONDS"] = str(args.connection_cache_seconds)
         gateway = attributed_gateway(aws)
         results = {
             name: run_case(gateway, aws, provider, connections, name, capacity, args.requests, args.warmup)
