@@ -57,22 +57,11 @@ def post_json(
     timeout_seconds: float,
 ) -> HttpReply:
     """Raises ProviderError when the provider cannot be reached, times out, or sends an unreadable 2xx body."""
+    accept = {"accept": "application/json", **headers}
+    timeout = urllib3.Timeout(total=timeout_seconds)
+    response = send_post(http, provider, url, payload, accept, timeout, timeout_seconds)
     try:
-        # Retries stay with the client (OpenAI's SDKs retry 429 and 5xx); redirects would carry the key elsewhere.
-        response = http.request(
-            "POST",
-            url,
-            body=json.dumps(payload).encode(),
-            headers={"content-type": "application/json", "accept": "application/json", **headers},
-            timeout=urllib3.Timeout(total=timeout_seconds),
-            retries=False,
-            redirect=False,
-            preload_content=False,
-        )
         raw = response.read(MAX_RESPONSE_BYTES + 1)
-    # NewConnectionError (refused, DNS) is a ConnectTimeoutError too, so it is caught first.
-    except urllib3_errors.NewConnectionError as exc:
-        raise unreachable(provider) from exc
     except urllib3_errors.TimeoutError as exc:
         raise timed_out(provider, timeout_seconds) from exc
     except urllib3_errors.HTTPError as exc:
@@ -81,12 +70,48 @@ def post_json(
         response.close()
         raise invalid_response(provider, f"a body larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB")
     response.release_conn()
-    reply_headers = {name.lower(): value for name, value in response.headers.items()}
+    reply = reply_of(provider, response, raw)
+    if reply.ok and not isinstance(reply.body, dict):
+        raise invalid_response(provider, f"a body that is not a JSON object (HTTP {response.status})")
+    return reply
+
+
+def send_post(
+    http: urllib3.PoolManager,
+    provider: str,
+    url: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, str],
+    timeout: urllib3.Timeout,
+    timeout_seconds: float,
+) -> urllib3.BaseHTTPResponse:
+    """One JSON POST, its body left unread. Raises ProviderError when the provider cannot be reached or does
+    not answer within `timeout` (`timeout_seconds`, as the message says it)."""
+    try:
+        # Retries stay with the client (OpenAI's SDKs retry 429 and 5xx); redirects would carry the key elsewhere.
+        return http.request(
+            "POST",
+            url,
+            body=json.dumps(payload).encode(),
+            headers={"content-type": "application/json", **headers},
+            timeout=timeout,
+            retries=False,
+            redirect=False,
+            preload_content=False,
+        )
+    # NewConnectionError (refused, DNS) is a ConnectTimeoutError too, so it is caught first.
+    except urllib3_errors.NewConnectionError as exc:
+        raise unreachable(provider) from exc
+    except urllib3_errors.TimeoutError as exc:
+        raise timed_out(provider, timeout_seconds) from exc
+    except urllib3_errors.HTTPError as exc:
+        raise unreachable(provider) from exc
+
+
+def reply_of(provider: str, response: urllib3.BaseHTTPResponse, raw: bytes) -> HttpReply:
+    """A response read whole; its body None when it is not JSON."""
     try:
         body = json.loads(raw) if raw else None
     except ValueError:
         body = None
-    reply = HttpReply(provider, response.status, reply_headers, body)
-    if reply.ok and not isinstance(body, dict):
-        raise invalid_response(provider, f"a body that is not a JSON object (HTTP {response.status})")
-    return reply
+    return HttpReply(provider, response.status, {name.lower(): value for name, value in response.headers.items()}, body)

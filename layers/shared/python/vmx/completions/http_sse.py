@@ -18,11 +18,9 @@ from vmx.completions.failures import (
     interrupted,
     out_of_time,
     rate_limit_headers,
-    timed_out,
-    unreachable,
     went_silent,
 )
-from vmx.completions.http_json import MAX_RESPONSE_BYTES, HttpReply
+from vmx.completions.http_json import MAX_RESPONSE_BYTES, HttpReply, reply_of, send_post
 
 # Providers send events of a few hundred bytes; one this large is not a provider speaking SSE.
 MAX_EVENT_BYTES = 1024 * 1024
@@ -129,23 +127,8 @@ def open_sse(
     wait = call.wait_seconds()
     if wait <= 0:
         raise out_of_time(provider)
-    try:
-        response = http.request(
-            "POST",
-            url,
-            body=json.dumps(payload).encode(),
-            headers={"content-type": "application/json", "accept": "text/event-stream", **headers},
-            timeout=urllib3.Timeout(connect=min(_CONNECT_TIMEOUT_SECONDS, wait), read=wait),
-            retries=False,
-            redirect=False,
-            preload_content=False,
-        )
-    except urllib3_errors.NewConnectionError as exc:
-        raise unreachable(provider) from exc
-    except urllib3_errors.TimeoutError as exc:
-        raise timed_out(provider, wait) from exc
-    except urllib3_errors.HTTPError as exc:
-        raise unreachable(provider) from exc
+    timeout = urllib3.Timeout(connect=min(_CONNECT_TIMEOUT_SECONDS, wait), read=wait)
+    response = send_post(http, provider, url, payload, {"accept": "text/event-stream", **headers}, timeout, wait)
     if 200 <= response.status < 300:
         return SseStream(response, provider, call)
     try:
@@ -154,9 +137,5 @@ def open_sse(
         raw = b""
     finally:
         response.close()
-    try:
-        body = json.loads(raw) if raw else None
-    except ValueError:
-        body = None
-    reply = HttpReply(provider, response.status, {k.lower(): v for k, v in response.headers.items()}, body)
+    reply = reply_of(provider, response, raw)
     raise refusal(reply) if refusal is not None else reply.failure(Redactor(call.secrets.values()))
