@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from infra.system import CREDENTIALS_KEY_ENV_VAR, EventQueue, Table
 from local_stack.event_delivery import LocalQueue, provision_event_queues
 from local_stack.lambda_runtime import REGION
+from local_stack.moto_server import MotoServer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -40,14 +40,13 @@ BASE_ENVIRONMENT = {
 CLEARED_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")
 
 
-def start_moto(host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadedMotoServer, str]:
+def start_moto(host: str = "127.0.0.1", port: int = 0) -> tuple[MotoServer, str]:
     """Starts moto's server on a thread and returns it with its endpoint URL."""
     # werkzeug logs every request at INFO; the gateway's access log is the one that matters.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = MotoServer(host, port)
     server.start()
-    bound_host, bound_port = server.get_host_and_port()
-    return server, f"http://{bound_host}:{bound_port}"
+    return server, server.endpoint_url
 
 
 def point_environment_at(endpoint_url: str) -> None:

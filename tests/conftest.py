@@ -21,3 +21,11 @@ os.environ.update(
 )
 for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(name, None)
+
+
+def pytest_configure() -> None:
+    # Every tier runs on the moto the local stack runs (its costs that grow with the data removed, the same
+    # answers), whichever test of a worker happens to start the local stack's server first.
+    from local_stack.moto_server import install_cheaper_moto
+
+    install_cheaper_moto()
