@@ -71,15 +71,15 @@ def assert_warm_requests_make_one_capacity_write_before_their_first_byte(rows: R
 
 
 def assert_the_reconcile_and_the_events_wait_for_the_last_byte(rows: Rows) -> None:
-    # one reconciling write per scope that limits tokens, and one PutEvents, all after the client has its answer
+    # one settling write per scope (its reconcile), and one PutEvents, all after the client has its answer
     assert rows[("after the last byte", "completions", "DynamoDB", "UpdateItem", "Capacity")] == [
         "1.00",
-        "1.00",
+        "2.00",
         "2.00",
     ]
     assert rows[("after the last byte", "completions", "EventBridge", "PutEvents")] == ["1.00"] * 3
-    assert rows[("after the last byte",)] == ["2.00", "2.00", "3.00"]
-    assert rows[("all",)] == ["3.00", "4.00", "5.00"]
+    assert rows[("after the last byte",)] == ["2.00", "3.00", "3.00"]
+    assert rows[("all",)] == ["3.00", "5.00", "5.00"]
     assert [call for call in rows if call[-1] == "PutEvents"] == [
         ("after the last byte", "completions", "EventBridge", "PutEvents")
     ]

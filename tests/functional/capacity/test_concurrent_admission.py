@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
+from uuid import uuid4
 
 import boto3
 import pytest
@@ -94,7 +95,7 @@ def test_sixteen_instances_admit_exactly_the_limit(capacity_table: str) -> None:
         outcomes: list[object] = []
         for _ in range(5):
             try:
-                outcomes.append(instances[index].reserve(scope, limits, 7, NOW))
+                outcomes.append(instances[index].reserve(scope, limits, 7, NOW, uuid4().hex))
             except CapacityExceeded as refused:
                 outcomes.append(refused)
         return outcomes
@@ -117,13 +118,13 @@ def test_instances_that_all_saw_a_stale_window_reset_it_once(capacity_table: str
     limits = [WindowLimit(MINUTE, limit, None)]
     scope = new_scope()
     instance(capacity_table, OneCallAtATime(new_client(), threading.Lock())).reserve(
-        scope, limits, 0, NOW.replace(minute=29)
+        scope, limits, 0, NOW.replace(minute=29), uuid4().hex
     )
     turn, lined_up = threading.Lock(), threading.Barrier(2)
     racers = [HeldBeforeSecondWrite(new_client(), turn, lined_up) for _ in range(2)]
 
     def reserve(index: int) -> object:
-        return instance(capacity_table, racers[index]).reserve(scope, limits, 0, NOW)
+        return instance(capacity_table, racers[index]).reserve(scope, limits, 0, NOW, uuid4().hex)
 
     outcomes = race(2, reserve)
 

@@ -3,6 +3,7 @@ the DynamoDB adapter on moto (functional tier). A subclass supplies the `counter
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 from hypothesis import given, settings
@@ -35,13 +36,13 @@ class CapacityCountersContract:
         self, counters: CapacityCounters, scope: CounterScope, limits: list[WindowLimit], tokens: int, now: datetime
     ) -> CapacityExceeded:
         with pytest.raises(CapacityExceeded) as refused:
-            counters.reserve(scope, limits, tokens, now)
+            counters.reserve(scope, limits, tokens, now, uuid4().hex)
         return refused.value
 
     def test_admits_exactly_the_limit(self, counters: CapacityCounters, scope: CounterScope) -> None:
         limits = [WindowLimit(MINUTE, 3, None)]
         for _ in range(3):
-            counters.reserve(scope, limits, 10, NOW)
+            counters.reserve(scope, limits, 10, NOW, uuid4().hex)
 
         refused = self.refusal(counters, scope, limits, 10, NOW)
 
@@ -53,10 +54,10 @@ class CapacityCountersContract:
         self, counters: CapacityCounters, scope: CounterScope
     ) -> None:
         limits = [WindowLimit(MINUTE, None, 1000)]
-        counters.reserve(scope, limits, 600, NOW)
+        counters.reserve(scope, limits, 600, NOW, uuid4().hex)
 
         refused = self.refusal(counters, scope, limits, 500, NOW)
-        counters.reserve(scope, limits, 400, NOW)
+        counters.reserve(scope, limits, 400, NOW, uuid4().hex)
 
         assert (refused.period, refused.limit_kind, refused.limit, refused.retry_after_seconds) == (
             MINUTE,
@@ -79,11 +80,11 @@ class CapacityCountersContract:
 
     def test_reconciling_moves_the_token_count_both_ways(self, counters: CapacityCounters, scope: CounterScope) -> None:
         limits = [WindowLimit(MINUTE, None, 1000)]
-        overestimated = counters.reserve(scope, limits, 500, NOW)
+        overestimated = counters.reserve(scope, limits, 500, NOW, uuid4().hex)
         counters.reconcile(overestimated, 200, NOW)
         assert counters.usage(scope, limits, NOW)[0].tokens_used == 200
 
-        underestimated = counters.reserve(scope, limits, 300, NOW)
+        underestimated = counters.reserve(scope, limits, 300, NOW, uuid4().hex)
         counters.reconcile(underestimated, 900, NOW)
 
         assert counters.usage(scope, limits, NOW)[0].tokens_used == 1100
@@ -94,11 +95,11 @@ class CapacityCountersContract:
     ) -> None:
         limits = [WindowLimit(MINUTE, 2, None)]
         last_second = at(12, 30, 59)
-        counters.reserve(scope, limits, 0, last_second)
-        counters.reserve(scope, limits, 0, last_second)
+        counters.reserve(scope, limits, 0, last_second, uuid4().hex)
+        counters.reserve(scope, limits, 0, last_second, uuid4().hex)
         assert self.refusal(counters, scope, limits, 0, last_second).retry_after_seconds == 1
 
-        counters.reserve(scope, limits, 0, NEXT_MINUTE)
+        counters.reserve(scope, limits, 0, NEXT_MINUTE, uuid4().hex)
 
         [minute] = counters.usage(scope, limits, NEXT_MINUTE)
         assert (minute.requests_used, minute.resets_at) == (1, NEXT_MINUTE + timedelta(minutes=1))
@@ -107,10 +108,10 @@ class CapacityCountersContract:
         self, counters: CapacityCounters, scope: CounterScope
     ) -> None:
         for _ in range(3):
-            counters.reserve(scope, [WindowLimit(MINUTE, 5, None)], 300, NOW)
+            counters.reserve(scope, [WindowLimit(MINUTE, 5, None)], 300, NOW, uuid4().hex)
 
         lowered = self.refusal(counters, scope, [WindowLimit(MINUTE, 3, None)], 0, NOW)
-        counters.reserve(scope, [WindowLimit(MINUTE, 4, None)], 0, NOW)
+        counters.reserve(scope, [WindowLimit(MINUTE, 4, None)], 0, NOW, uuid4().hex)
         raised_then_full = self.refusal(counters, scope, [WindowLimit(MINUTE, 4, None)], 0, NOW)
         # tokens were counted before any tokens limit existed
         tokens_added = self.refusal(counters, scope, [WindowLimit(MINUTE, 10, 1000)], 101, NOW)
@@ -126,8 +127,8 @@ class CapacityCountersContract:
         ]
         limits = limits_for(entries, None)
 
-        counters.reserve(scope, limits, 0, NOW)
-        counters.reserve(scope, limits, 0, NOW)
+        counters.reserve(scope, limits, 0, NOW, uuid4().hex)
+        counters.reserve(scope, limits, 0, NOW, uuid4().hex)
 
         assert [(usage.period, usage.requests_used) for usage in counters.usage(scope, limits, NOW)] == [(HOUR, 2)]
 
@@ -135,7 +136,7 @@ class CapacityCountersContract:
         self, counters: CapacityCounters, scope: CounterScope
     ) -> None:
         limits = [WindowLimit(HOUR, None, 100), WindowLimit(MINUTE, 1, 100)]
-        counters.reserve(scope, limits, 100, NOW)
+        counters.reserve(scope, limits, 100, NOW, uuid4().hex)
 
         # every limit is full now
         first = self.refusal(counters, scope, limits, 1, NOW)
@@ -150,30 +151,30 @@ class CapacityCountersContract:
         first_ip, second_ip = new_scope("203.0.113.7"), new_scope("2001:db8::1")
         same_connection_other_ip = CounterScope(first_ip.connection_id, "198.51.100.2")
         connection_itself = CounterScope(first_ip.connection_id, None)
-        counters.reserve(first_ip, limits, 0, NOW)
+        counters.reserve(first_ip, limits, 0, NOW, uuid4().hex)
 
         refused = self.refusal(counters, first_ip, limits, 0, NOW)
         for other in (second_ip, same_connection_other_ip, connection_itself):
-            counters.reserve(other, limits, 0, NOW)
+            counters.reserve(other, limits, 0, NOW, uuid4().hex)
 
         assert refused.period == MINUTE
 
     def test_release_takes_a_reservation_back(self, counters: CapacityCounters, scope: CounterScope) -> None:
         limits = [WindowLimit(MINUTE, 1, 100)]
-        reservation = counters.reserve(scope, limits, 80, NOW)
+        reservation = counters.reserve(scope, limits, 80, NOW, uuid4().hex)
 
         counters.release(reservation)
 
         [minute] = counters.usage(scope, limits, NOW)
         assert (minute.requests_used, minute.tokens_used) == (0, 0)
-        counters.reserve(scope, limits, 100, NOW)
+        counters.reserve(scope, limits, 100, NOW, uuid4().hex)
 
     def test_release_leaves_a_window_that_rolled_over_alone(
         self, counters: CapacityCounters, scope: CounterScope
     ) -> None:
         limits = [WindowLimit(MINUTE, 1, None), WindowLimit(HOUR, 10, None)]
-        before = counters.reserve(scope, limits, 0, at(12, 30, 59))
-        counters.reserve(scope, limits, 0, NEXT_MINUTE)
+        before = counters.reserve(scope, limits, 0, at(12, 30, 59), uuid4().hex)
+        counters.reserve(scope, limits, 0, NEXT_MINUTE, uuid4().hex)
 
         counters.release(before)
 
@@ -184,7 +185,7 @@ class CapacityCountersContract:
         self, counters: CapacityCounters, scope: CounterScope
     ) -> None:
         limits = [WindowLimit(MINUTE, None, 1000), WindowLimit(HOUR, None, 1000)]
-        reservation = counters.reserve(scope, limits, 100, at(12, 30, 50))
+        reservation = counters.reserve(scope, limits, 100, at(12, 30, 50), uuid4().hex)
 
         counters.reconcile(reservation, 40, at(12, 31, 5))
 
@@ -195,8 +196,8 @@ class CapacityCountersContract:
 
     def test_lifetime_never_resets(self, counters: CapacityCounters, scope: CounterScope) -> None:
         limits = [WindowLimit(LIFETIME, 2, None)]
-        counters.reserve(scope, limits, 0, NOW)
-        counters.reserve(scope, limits, 0, NOW.replace(year=2027))
+        counters.reserve(scope, limits, 0, NOW, uuid4().hex)
+        counters.reserve(scope, limits, 0, NOW.replace(year=2027), uuid4().hex)
 
         refused = self.refusal(counters, scope, limits, 0, NOW.replace(year=2040))
 
@@ -205,8 +206,8 @@ class CapacityCountersContract:
 
     def test_usage_reports_each_window(self, counters: CapacityCounters, scope: CounterScope) -> None:
         limits = [WindowLimit(DAY, 100, None), WindowLimit(MINUTE, 10, 1000)]
-        counters.reserve(scope, limits, 150, NOW)
-        reservation = counters.reserve(scope, limits, 150, NOW)
+        counters.reserve(scope, limits, 150, NOW, uuid4().hex)
+        reservation = counters.reserve(scope, limits, 150, NOW, uuid4().hex)
 
         minute, day = counters.usage(scope, limits, NOW)
         minute_later, day_later = counters.usage(scope, limits, NEXT_MINUTE)
@@ -225,7 +226,7 @@ class CapacityCountersContract:
         assert (hour.requests_used, hour.tokens_used, hour.requests_remaining, hour.tokens_remaining) == (0, 0, 5, 50)
 
     def test_without_limits_nothing_is_counted(self, counters: CapacityCounters, scope: CounterScope) -> None:
-        reservation = counters.reserve(scope, [], 10**9, NOW)
+        reservation = counters.reserve(scope, [], 10**9, NOW, uuid4().hex)
         counters.reconcile(reservation, 5, NOW)
         counters.release(reservation)
 
@@ -236,7 +237,7 @@ class CapacityCountersContract:
         self, counters: CapacityCounters, scope: CounterScope
     ) -> None:
         limits = [WindowLimit(MINUTE, 1, None)]
-        counters.reserve(scope, limits, 0, at(12, 31, 0.2))
+        counters.reserve(scope, limits, 0, at(12, 31, 0.2), uuid4().hex)
 
         refused = self.refusal(counters, scope, limits, 0, at(12, 30, 59.9))
 
@@ -293,7 +294,7 @@ def replay_against_a_log(counters: CapacityCounters, limits: list[WindowLimit], 
             if limit.tokens is not None and tokens_used + tokens > limit.tokens:
                 full.append((limit.period, "tokens"))
         try:
-            reservation = counters.reserve(scope, limits, tokens, now)
+            reservation = counters.reserve(scope, limits, tokens, now, uuid4().hex)
         except CapacityExceeded as refused:
             assert (refused.period, refused.limit_kind) == (never_fits + full)[0]
             continue

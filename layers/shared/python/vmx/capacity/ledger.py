@@ -6,6 +6,10 @@ Afterwards the estimate is reconciled with the tokens the provider reported. Lim
 each call and are not stored with the counts, so a changed limit applies to the next request and counts
 carry on. A period starts counting when it is first limited.
 
+Every write is safe to send twice: a reservation is named by its request id, and a store applies the
+reservation, its release and its reconcile once each, however often they are sent (botocore's retries of
+a write whose answer was lost included); a release or reconcile after the other, or twice, is a no-op.
+
 Refusal order: limits that could never hold this request (a requests limit of 0, or a tokens limit below
 the reservation) come first, then the current counts; within each, shorter periods come before longer
 ones (minute, hour, day, week, month, lifetime) and, in one period, requests before tokens. The refusal
@@ -44,7 +48,11 @@ class CounterScope:
 
 
 class CapacityExceeded(Exception):
-    """A window has no room for the request; `retry_after_seconds` and `resets_at` are None for lifetime."""
+    """A window has no room for the request; `retry_after_seconds` and `resets_at` are None for lifetime.
+
+    `usage` holds the scope's windows as the refusing store saw them at that instant (empty when the request
+    could never fit and nothing was read), so that a refusal's headers need no second read and cannot describe
+    a later window."""
 
     def __init__(
         self,
@@ -53,6 +61,7 @@ class CapacityExceeded(Exception):
         limit: int,
         retry_after_seconds: int | None,
         resets_at: datetime | None,
+        usage: tuple["WindowUsage", ...] = (),
     ):
         super().__init__(f"the {period} {limit_kind} limit of {limit} leaves no room for this request")
         self.period = period
@@ -60,6 +69,7 @@ class CapacityExceeded(Exception):
         self.limit = limit
         self.retry_after_seconds = retry_after_seconds
         self.resets_at = resets_at
+        self.usage = usage
 
 
 @dataclass(frozen=True)
@@ -84,28 +94,35 @@ class WindowUsage:
 @dataclass(frozen=True)
 class Reservation:
     scope: CounterScope
+    # names the reservation in the store, so that every write of it is applied once
+    request_id: str
     # the id of the window counted in, per limited period
     windows: Mapping[CapacityPeriod, str]
     tokens: int
     # the windows right after this reservation, for rate-limit headers without another read
     usage: tuple[WindowUsage, ...]
+    # what the store must tidy up when it settles this reservation: marks of requests that never settled
+    orphans: tuple[str, ...] = ()
     requests: ClassVar[int] = 1
 
 
 class CapacityCounters(Protocol):
-    def reserve(self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime) -> Reservation:
-        """Counts one request and `tokens` in every window of `limits`, all or none. Raises
-        CapacityExceeded naming the first limit without room, in the order the module describes."""
+    def reserve(
+        self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime, request_id: str
+    ) -> Reservation:
+        """Counts one request and `tokens` in every window of `limits`, all or none, once per `request_id`.
+        Raises CapacityExceeded naming the first limit without room, in the order the module describes."""
         ...
 
     def release(self, reservation: Reservation) -> None:
         """Takes back a reservation whose request never reached the provider, in the windows that are
-        still the reserved ones."""
+        still the reserved ones; once, and not after a reconcile."""
         ...
 
     def reconcile(self, reservation: Reservation, actual_tokens: int, now: datetime) -> None:
         """Replaces the reserved tokens with `actual_tokens` in the windows that are still the reserved
-        ones; a window that has rolled over is left alone."""
+        ones (a window that has rolled over is left alone); once, and not after a release. This settles the
+        reservation even when it counts no tokens."""
         ...
 
     def usage(self, scope: CounterScope, limits: Sequence[WindowLimit], now: datetime) -> list[WindowUsage]:
@@ -174,12 +191,24 @@ def window_state(period: CapacityPeriod, stored: WindowCount | None, now: dateti
     return WindowState(window, 0, 0, stored_id)
 
 
-def refuse_if_full(limit: WindowLimit, state: WindowState, tokens: int, now: datetime) -> None:
-    """Raises CapacityExceeded when one more request with `tokens` does not fit the window."""
+def refuse_if_full(
+    limit: WindowLimit, state: WindowState, tokens: int, now: datetime, seen: tuple[WindowUsage, ...] = ()
+) -> None:
+    """Raises CapacityExceeded when one more request with `tokens` does not fit the window; `seen` is every
+    window of the scope as the store read them, for the refusal to carry."""
     if limit.requests is not None and state.requests + Reservation.requests > limit.requests:
-        raise _exceeded(limit.period, "requests", limit.requests, state.window, now)
+        raise _exceeded(limit.period, "requests", limit.requests, state.window, now, seen)
     if limit.tokens is not None and state.tokens + tokens > limit.tokens:
-        raise _exceeded(limit.period, "tokens", limit.tokens, state.window, now)
+        raise _exceeded(limit.period, "tokens", limit.tokens, state.window, now, seen)
+
+
+def refuse_if_any_full(
+    limits: Sequence[WindowLimit], states: Sequence[WindowState], tokens: int, now: datetime
+) -> None:
+    """Raises CapacityExceeded for the first window of `limits` (in refusal order) without room."""
+    seen = tuple(usage_of(limit, state) for limit, state in zip(limits, states, strict=True))
+    for limit, state in zip(limits, states, strict=True):
+        refuse_if_full(limit, state, tokens, now, seen)
 
 
 def usage_of(limit: WindowLimit, state: WindowState) -> WindowUsage:
@@ -209,7 +238,9 @@ def _least_room(usages: Sequence[WindowUsage], remaining: Callable[[WindowUsage]
     return min(candidates, key=lambda candidate: candidate[:2])[2] if candidates else None
 
 
-def _exceeded(period: CapacityPeriod, kind: LimitKind, limit: int, window: Window, now: datetime) -> CapacityExceeded:
+def _exceeded(
+    period: CapacityPeriod, kind: LimitKind, limit: int, window: Window, now: datetime, seen: tuple[WindowUsage, ...]
+) -> CapacityExceeded:
     if window.end is None:
-        return CapacityExceeded(period, kind, limit, None, None)
-    return CapacityExceeded(period, kind, limit, math.ceil((window.end - now).total_seconds()), window.end)
+        return CapacityExceeded(period, kind, limit, None, None, seen)
+    return CapacityExceeded(period, kind, limit, math.ceil((window.end - now).total_seconds()), window.end, seen)

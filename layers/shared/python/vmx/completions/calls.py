@@ -46,7 +46,9 @@ class ProviderResult:
 
 
 class ProviderError(Exception):
-    """The provider refused or failed, or could not be reached. `status` is what our endpoint should answer.
+    """The provider refused or failed, or could not be reached. `status` is what our endpoint should answer;
+    `reached` is False only when the request certainly never got to the provider (no connection was made), so
+    that its capacity can be given back.
 
     Never holds a secret: every text taken from a provider passes through `Redactor.clean` first.
     """
@@ -58,6 +60,7 @@ class ProviderError(Exception):
         message: str,
         retry_after: str | None = None,
         rate_limit_headers: dict[str, str] | None = None,
+        reached: bool = True,
     ):
         super().__init__(message)
         self.status = status
@@ -65,6 +68,7 @@ class ProviderError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.rate_limit_headers = rate_limit_headers or {}
+        self.reached = reached
 
 
 @dataclass(frozen=True)

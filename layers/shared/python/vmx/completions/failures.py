@@ -95,6 +95,15 @@ def unreachable(provider: str) -> ProviderError:
     return ProviderError(502, "provider_unreachable", f"{provider} could not be reached")
 
 
+def not_connected(provider: str, timeout_seconds: float | None = None) -> ProviderError:
+    """No connection to the provider could be made (refused, no such host, or none within the timeout): the
+    request never got there."""
+    if timeout_seconds is not None:
+        message = f"{provider} could not be connected to within {timeout_seconds:g} s"
+        return ProviderError(504, "provider_timeout", message, reached=False)
+    return ProviderError(502, "provider_unreachable", f"{provider} could not be reached", reached=False)
+
+
 def invalid_response(provider: str, why: str) -> ProviderError:
     return ProviderError(502, "provider_invalid_response", f"{provider} answered with {why}")
 

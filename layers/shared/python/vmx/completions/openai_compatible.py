@@ -49,8 +49,7 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
     config = connection_config(call, ApiKeyConfig)
     provider = PROVIDERS[call.provider].name
-    payload = call.request.model_dump(mode="json", exclude_none=True, exclude={"stream", "stream_options"})
-    payload["model"] = call.model
+    payload = _payload(call, exclude={"stream", "stream_options"})
     reply = post_json(transports.http, provider, _url(call, config), payload, _headers(config), call.wait_seconds())
     if not reply.ok:
         raise reply.failure(Redactor(call.secrets.values()))
@@ -60,8 +59,7 @@ def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
 def stream(call: ProviderCall, transports: Transports) -> ProviderStream:
     config = connection_config(call, ApiKeyConfig)
     provider = PROVIDERS[call.provider].name
-    payload = call.request.model_dump(mode="json", exclude_none=True)
-    payload["model"] = call.model
+    payload = _payload(call)
     payload["stream"] = True
     # Perplexity reports usage in its chunks unasked (and documents no stream_options).
     if call.provider is not ProviderId.PERPLEXITY:
@@ -70,6 +68,15 @@ def stream(call: ProviderCall, transports: Transports) -> ProviderStream:
     frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
     redactor = Redactor(call.secrets.values())
     return ProviderStream(_chunks(sse, frame, provider, redactor), sse.rate_limit_headers, sse.close)
+
+
+def _payload(call: ProviderCall, exclude: set[str] | None = None) -> dict[str, Any]:
+    payload = call.request.model_dump(mode="json", exclude_none=True, exclude=exclude)
+    payload["model"] = call.model
+    # Perplexity documents only the older name of the answer's limit.
+    if call.provider is ProviderId.PERPLEXITY and "max_completion_tokens" in payload:
+        payload.setdefault("max_tokens", payload.pop("max_completion_tokens"))
+    return payload
 
 
 def _url(call: ProviderCall, config: ApiKeyConfig) -> str:

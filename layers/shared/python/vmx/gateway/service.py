@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import partial
 from http import HTTPStatus
 from typing import Protocol
+from uuid import uuid4
 
 from vmx.access.policy import Action, Principal, authorize
 from vmx.afterwards import Afterwards
@@ -82,9 +83,12 @@ class OverCapacity(TooManyRequests):
         exceeded: CapacityExceeded,
         rate_limits: RateLimits,
         tokens: int,
+        refused_at: datetime,
         dimension: CapacityDimension | None = None,
     ):
         self.dimension = dimension
+        # the instant the refusal was decided at: every header of the 429 is reckoned from it
+        self.refused_at = refused_at
         period = "lifetime" if exceeded.period is CapacityPeriod.LIFETIME else f"per-{exceeded.period}"
         message = (
             f"AI connection '{connection_name}' reached its {period} limit of {exceeded.limit} {exceeded.limit_kind}"
@@ -172,7 +176,10 @@ class CompletionService:
                 return self._stream(admitted, afterwards)
             return self._whole(admitted, afterwards)
         except ProviderError as error:
-            afterwards.add("reconcile", partial(self._reconcile, admitted.reservations, 0))
+            if error.reached:
+                afterwards.add("reconcile", partial(self._reconcile, admitted.reservations, 0))
+            else:
+                afterwards.add("release", partial(self._release, admitted.reservations))
             outcome = admitted.attempt.failed(error.status, error.code)
             afterwards.add("publish", partial(self._publish, admitted.attempt, outcome, error.rate_limit_headers))
             raise ProviderFailure(error, _after(admitted.reservations, 0)) from error
@@ -208,9 +215,16 @@ class CompletionService:
             afterwards.add("publish", partial(self._publish, attempt, attempt.failed(status, code)))
             raise
         prompt_tokens = estimate_prompt_tokens(request)
-        reserved_tokens = prompt_tokens + _answer_tokens(request)
+        answer_tokens = _answer_tokens(request)
+        # The answer may not outgrow its reservation: a request that sets no limit is sent the one reserved.
+        capped = (
+            request.model_copy(update={"max_completion_tokens": answer_tokens})
+            if request.output_token_limit is None
+            else request
+        )
+        reserved_tokens = prompt_tokens + answer_tokens
         try:
-            reservations = self._reserve(connection, source_ip, reserved_tokens, self._clock())
+            reservations = self._reserve(connection, source_ip, reserved_tokens, self._clock(), afterwards)
         except OverCapacity as refused:
             afterwards.add("publish", partial(self._publish, attempt, attempt.refused(refused)))
             raise
@@ -219,7 +233,7 @@ class CompletionService:
             model=address.model_id,
             settings=connection.settings,
             secrets=secrets,
-            request=request,
+            request=capped,
             # a whole answer has no pieces: it may take all the time there is
             timeout_seconds=self._idle_timeout_seconds if request.stream else deadline.left(),
             deadline=deadline,
@@ -270,42 +284,40 @@ class CompletionService:
             models.extend(f"{connection.name}/{model}" for model in offered)
         return sorted(models)
 
-    def _reserve(self, connection: Connection, source_ip: str, tokens: int, now: datetime) -> list[Reservation]:
-        """All of the connection's scopes admit the request, or none keeps it counted."""
+    def _reserve(
+        self, connection: Connection, source_ip: str, tokens: int, now: datetime, afterwards: Afterwards
+    ) -> list[Reservation]:
+        """All of the connection's scopes admit the request, or none keeps it counted. A refusal is told from
+        what the refusing write saw, at `now`: no read, and no window later than the refusal's."""
+        request_id = uuid4().hex
         reservations: list[Reservation] = []
         admitted = False
         counter_scope: CounterScope | None = None
         try:
             for counter_scope, limits in self._scoped_limits(connection, source_ip):
-                # a scope that limits no tokens does not count them, and so needs no reconciling after
+                # a scope that limits no tokens does not count them
                 counted = tokens if any(limit.tokens is not None for limit in limits) else 0
-                reservations.append(self._counters.reserve(counter_scope, limits, counted, now))
+                reservations.append(self._counters.reserve(counter_scope, limits, counted, now, request_id))
             admitted = True
         except CapacityExceeded as exceeded:
-            rate_limits = self._rate_limits(connection, source_ip)
+            seen = [usage for reservation in reservations for usage in reservation.usage] + list(exceeded.usage)
             dimension = CapacityDimension.SOURCE_IP if counter_scope and counter_scope.source_ip else None
-            raise OverCapacity(connection.name, exceeded, rate_limits, tokens, dimension) from None
+            raise OverCapacity(connection.name, exceeded, RateLimits(*tightest(seen)), tokens, now, dimension) from None
         finally:
-            if not admitted:
-                for reservation in reservations:
-                    self._counters.release(reservation)
+            if not admitted and reservations:
+                # Given back after the answer: a failed release (retried there) cannot turn a refusal into a 503.
+                afterwards.add("release", partial(self._release, reservations))
         return reservations
 
     def _reconcile(self, reservations: list[Reservation], actual_tokens: int) -> None:
         now = self._clock()
         for reservation in reservations:
-            if reservation.tokens:
-                self._counters.reconcile(reservation, actual_tokens, now)
+            # a scope that counts no tokens is only settled
+            self._counters.reconcile(reservation, actual_tokens if reservation.tokens else 0, now)
 
-    def _rate_limits(self, connection: Connection, source_ip: str) -> RateLimits:
-        now = self._clock()
-        usages = [
-            usage
-            for counter_scope, limits in self._scoped_limits(connection, source_ip)
-            for usage in self._counters.usage(counter_scope, limits, now)
-        ]
-        requests, tokens = tightest(usages)
-        return RateLimits(requests, tokens)
+    def _release(self, reservations: list[Reservation]) -> None:
+        for reservation in reservations:
+            self._counters.release(reservation)
 
     @staticmethod
     def _scoped_limits(connection: Connection, source_ip: str) -> list[tuple[CounterScope, list[WindowLimit]]]:
@@ -486,5 +498,5 @@ def _check_allowed(connection: Connection, model_id: str) -> None:
 
 
 def _answer_tokens(request: ChatCompletionRequest) -> int:
-    limit = request.max_completion_tokens or request.max_tokens
+    limit = request.output_token_limit
     return limit if limit is not None else DEFAULT_COMPLETION_TOKENS

@@ -5,7 +5,13 @@ each period p the item holds `<p>_w` (the id of the window counted), `<p>_r` (re
 (tokens). Per-IP items expire (`expiresAt`) when their last window ends, unless a lifetime window is limited.
 
 A reservation is one UpdateItem adding to every window, conditional on each being the current window and
-having room. When the condition fails, DynamoDB returns the item as it was: a current window without room
+having room, that also marks the item with the request (`q_<requestId>`: when it was reserved) unless the
+mark is there already. Its release or reconcile removes the mark, conditional on it being there. So every
+write is applied once however often it is sent: a retried reservation whose first attempt was applied finds
+its mark (and reads as admitted), a retried release or reconcile finds none (and does nothing), and one can
+never follow the other. The item holds one mark per reservation in flight (about 45 bytes each). A mark older
+than any invocation can live (ORPHANED_AFTER) belongs to a request whose settling never came; the next
+settling write of that scope drops it, leaving its counts as reserved (an overcount, never an undercount). When the condition fails, DynamoDB returns the item as it was: a current window without room
 is a refusal, with no further write; a window that rolled over (or was never counted) is reset by a second
 write that also counts the request, conditional on the stored window still being the old one, so racing
 instances cannot reset a window twice. The steady state costs one write; the first request of a window two.
@@ -14,9 +20,10 @@ pynamodb 6 cannot send ReturnValuesOnConditionCheckFailure with an UpdateItem (o
 and without it a refusal would cost a second read, so this adapter uses the low-level boto3 client.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -32,7 +39,7 @@ from vmx.capacity.ledger import (
     admissible_limits,
     in_refusal_order,
     open_windows,
-    refuse_if_full,
+    refuse_if_any_full,
     usage_of,
     window_state,
 )
@@ -50,6 +57,10 @@ if TYPE_CHECKING:
 _ATTEMPTS = 8
 # the table's TTL attribute (CAPACITY_TABLE in infra/system.py)
 _EXPIRES_AT = "expiresAt"
+_MARK_PREFIX = "q_"
+_REQUEST_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+# Longer than a completion's invocation can run (15 minutes): a mark this old will never be settled.
+ORPHANED_AFTER = timedelta(minutes=30)
 
 _Item = Mapping[str, Any]
 
@@ -61,31 +72,38 @@ class DynamoCapacityCounters:
         self._table_name = table_name
         self._client = client or boto3.client("dynamodb", region_name=region)
 
-    def reserve(self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime) -> Reservation:
+    def reserve(
+        self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime, request_id: str
+    ) -> Reservation:
+        mark = _mark(request_id)
         ordered = admissible_limits(limits, tokens, now)
         if not ordered:
-            return Reservation(scope, {}, tokens, ())
+            return Reservation(scope, request_id, {}, tokens, ())
         # Until DynamoDB has shown us the item, assume the steady state: every window current, with room.
         states = [_assumed_current(limit.period, now) for limit in ordered]
         for _ in range(_ATTEMPTS):
-            written, item = self._write(scope, _reservation(scope, ordered, states, tokens))
+            update = _reservation(scope, ordered, states, tokens)
+            update.conditions.append(f"attribute_not_exists({update.name('mark', mark)})")
+            update.sets.append(f"#mark = {update.value('marked', low_level.number(int(now.timestamp())))}")
+            written, item = self._write(scope, update)
+            # the mark is there only if an earlier attempt of this very write was applied
+            admitted = written or mark in item
             stored = _window_counts(item)
             states = [window_state(limit.period, stored.get(limit.period), now) for limit in ordered]
-            if written:
+            if admitted:
                 windows = {state.window.period: state.window.id for state in states}
                 usage = tuple(usage_of(limit, state) for limit, state in zip(ordered, states, strict=True))
-                return Reservation(scope, windows, tokens, usage)
-            for limit, state in zip(ordered, states, strict=True):
-                refuse_if_full(limit, state, tokens, now)
+                return Reservation(scope, request_id, windows, tokens, usage, _orphaned_marks(item, now))
+            refuse_if_any_full(ordered, states, tokens, now)
         raise StorageUnavailable("capacity counters kept changing under concurrent writes")
 
     def release(self, reservation: Reservation) -> None:
-        self._adjust(reservation.scope, reservation.windows, -reservation.requests, -reservation.tokens)
+        self._settle(reservation, reservation.windows, -reservation.requests, -reservation.tokens)
 
     def reconcile(self, reservation: Reservation, actual_tokens: int, now: datetime) -> None:
         if actual_tokens < 0:
             raise ValueError("actual_tokens must not be negative")
-        self._adjust(reservation.scope, open_windows(reservation, now), 0, actual_tokens - reservation.tokens)
+        self._settle(reservation, open_windows(reservation, now), 0, actual_tokens - reservation.tokens)
 
     def usage(self, scope: CounterScope, limits: Sequence[WindowLimit], now: datetime) -> list[WindowUsage]:
         ordered = in_refusal_order(limits)
@@ -98,21 +116,30 @@ class DynamoCapacityCounters:
         stored = _window_counts(item.get("Item", {}))
         return [usage_of(limit, window_state(limit.period, stored.get(limit.period), now)) for limit in ordered]
 
-    def _adjust(self, scope: CounterScope, windows: Mapping[CapacityPeriod, str], requests: int, tokens: int) -> None:
-        """Adds to the counts of the windows that are still the given ones; a rolled-over one is skipped."""
+    def _settle(
+        self, reservation: Reservation, windows: Mapping[CapacityPeriod, str], requests: int, tokens: int
+    ) -> None:
+        """Adds to the counts of the windows that are still the given ones (a rolled-over one is skipped) and
+        removes the reservation's mark, if the mark is still there; drops the orphaned marks it was shown."""
+        if not reservation.windows:
+            return
         pending = dict(windows)
-        while pending and (requests or tokens):
+        while True:
             update = _Update()
-            for period, window_id in pending.items():
+            update.removes.append(update.name("mark", _mark(reservation.request_id)))
+            update.conditions.append("attribute_exists(#mark)")
+            update.removes += [update.name(f"orphan{index}", mark) for index, mark in enumerate(reservation.orphans)]
+            for period, window_id in pending.items() if requests or tokens else ():
                 update.conditions.append(f"{period}_w = {update.value(f'{period}_w', low_level.string(window_id))}")
                 if requests:
                     update.adds.append(f"{period}_r {update.value('requests', low_level.number(requests))}")
                 if tokens:
                     update.adds.append(f"{period}_t {update.value('tokens', low_level.number(tokens))}")
-            written, item = self._write(scope, update)
-            if written:
+            written, item = self._write(reservation.scope, update)
+            if written or _mark(reservation.request_id) not in item:
+                # settled now, or already by an earlier attempt of this write (or of the other settling write)
                 return
-            # The condition failed on this very item, so at least one window drops out each time.
+            # The condition failed on a window of this very item, so at least one window drops out each time.
             stored = _window_counts(item)
             pending = {
                 period: window_id
@@ -129,7 +156,9 @@ class DynamoCapacityCounters:
                 Key=_key(scope),
                 UpdateExpression=update.expression(),
                 ConditionExpression=" AND ".join(update.conditions),
-                ExpressionAttributeValues=update.values,
+                ExpressionAttributeNames=update.names,
+                # DynamoDB refuses an empty map: a settling write that changes no count has no values
+                **({"ExpressionAttributeValues": update.values} if update.values else {}),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -151,7 +180,12 @@ class _Update:
     adds: list[str] = field(default_factory=list)
     removes: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
     values: dict[str, "AttributeValueTypeDef"] = field(default_factory=dict)
+
+    def name(self, placeholder: str, attribute: str) -> str:
+        self.names[f"#{placeholder}"] = attribute
+        return f"#{placeholder}"
 
     def value(self, name: str, value: "AttributeValueTypeDef") -> str:
         placeholder = f":{name}"
@@ -205,6 +239,21 @@ def _reservation(
 def _assumed_current(period: CapacityPeriod, now: datetime) -> WindowState:
     window = current_window(period, now)
     return WindowState(window, 0, 0, window.id)
+
+
+def _mark(request_id: str) -> str:
+    if not _REQUEST_ID.fullmatch(request_id):
+        raise ValueError("a request id is 1 to 64 letters, digits, '_' or '-'")
+    return _MARK_PREFIX + request_id
+
+
+def _orphaned_marks(item: _Item, now: datetime) -> tuple[str, ...]:
+    oldest_live = (now - ORPHANED_AFTER).timestamp()
+    return tuple(
+        name
+        for name, value in item.items()
+        if name.startswith(_MARK_PREFIX) and "N" in value and float(value["N"]) < oldest_live
+    )
 
 
 def _window_counts(item: _Item) -> dict[CapacityPeriod, WindowCount]:
