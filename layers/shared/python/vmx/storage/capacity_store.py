@@ -150,6 +150,8 @@ class DynamoCapacityCounters:
     def _write(self, scope: CounterScope, update: "_Update") -> tuple[bool, _Item]:
         """Sends one conditional UpdateItem; returns whether it was written, with the item after the write,
         or as it stood when the condition failed."""
+        # DynamoDB refuses an empty map: a settling write that changes no count has no values
+        values: dict[str, Any] = {"ExpressionAttributeValues": update.values} if update.values else {}
         try:
             response = self._client.update_item(
                 TableName=self._table_name,
@@ -157,8 +159,7 @@ class DynamoCapacityCounters:
                 UpdateExpression=update.expression(),
                 ConditionExpression=" AND ".join(update.conditions),
                 ExpressionAttributeNames=update.names,
-                # DynamoDB refuses an empty map: a settling write that changes no count has no values
-                **({"ExpressionAttributeValues": update.values} if update.values else {}),
+                **values,
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
