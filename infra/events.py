@@ -76,6 +76,7 @@ class QueueDelivery(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=QUEUE_RETENTION,
+            delivery_delay=Duration.seconds(spec.delivery_delay_seconds),
             visibility_timeout=Duration.seconds(
                 VISIBILITY_TIMEOUT_PER_CONSUMER_TIMEOUT * consumer.spec.timeout_seconds
             ),

@@ -59,6 +59,8 @@ class EventQueue:
     detail_types: tuple[str, ...]
     max_receive_count: int = 5
     batch_size: int = 10
+    # how long SQS holds each message before its consumer may receive it (at most 900 s)
+    delivery_delay_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,14 +190,29 @@ DISCOVERY = Function(
     name="discovery",
     description="Persists the rate limits providers report into connections' discovered capacity",
     source_dir="discovery",
-    tables={CONNECTIONS_TABLE.logical_id: ("dynamodb:UpdateItem",)},
+    # one transaction: the observation, and a check that its connection still exists
+    tables={CONNECTIONS_TABLE.logical_id: ("dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")},
 )
 
 USAGE = Function(
     name="usage",
     description="Aggregates completions into hourly and daily usage statistics",
     source_dir="usage",
-    tables={USAGE_TABLE.logical_id: ("dynamodb:PutItem", "dynamodb:UpdateItem")},
+    # one transaction: the event's marker, the buckets, and a check that the connection has no tombstone
+    tables={USAGE_TABLE.logical_id: ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")},
+)
+
+CONNECTION_REMAINS = Function(
+    name="connection-remains",
+    description="Removes a deleted connection's capacity counters, usage statistics and discovered capacity",
+    source_dir="connection_remains",
+    tables={
+        CAPACITY_TABLE.logical_id: ("dynamodb:Query", "dynamodb:BatchWriteItem"),
+        # PutItem: the tombstone that stops the usage consumer counting the connection again
+        USAGE_TABLE.logical_id: ("dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"),
+        CONNECTIONS_TABLE.logical_id: ("dynamodb:Query", "dynamodb:BatchWriteItem"),
+    },
+    timeout_seconds=60,
 )
 
 BEDROCK_QUOTAS = Function(
@@ -210,15 +227,35 @@ BEDROCK_QUOTAS = Function(
     timeout_seconds=120,
 )
 
-FUNCTIONS: tuple[Function, ...] = (AUTHORIZER, TENANCY, CONNECTIONS, COMPLETIONS, DISCOVERY, USAGE, BEDROCK_QUOTAS)
+FUNCTIONS: tuple[Function, ...] = (
+    AUTHORIZER,
+    TENANCY,
+    CONNECTIONS,
+    COMPLETIONS,
+    DISCOVERY,
+    USAGE,
+    CONNECTION_REMAINS,
+    BEDROCK_QUOTAS,
+)
 STREAMING_FUNCTIONS = frozenset(function.name for function in FUNCTIONS if function.streams_responses)
 
 # Where the events the functions publish come from, and their kinds (vmx.events defines their details).
 EVENT_SOURCE = "vmx.ai-connections"
 
+# A deleted connection's remains are removed this long after the delete: by then no completion can still reserve
+# capacity on it (an instance keeps a connection it read for at most CONNECTION_CACHE_SECONDS, 60 s), so no new
+# counter item appears after the removal.
+CONNECTION_REMAINS_DELAY_SECONDS = 180
+
 EVENT_QUEUES: tuple[EventQueue, ...] = (
     EventQueue("discovered-capacity", DISCOVERY.name, ("RateLimitsObserved",)),
     EventQueue("usage", USAGE.name, ("CompletionRecorded",)),
+    EventQueue(
+        "connection-remains",
+        CONNECTION_REMAINS.name,
+        ("ConnectionDeleted",),
+        delivery_delay_seconds=CONNECTION_REMAINS_DELAY_SECONDS,
+    ),
 )
 
 SCHEDULES: tuple[Schedule, ...] = (Schedule("bedrock-quotas", BEDROCK_QUOTAS.name, "rate(6 hours)"),)

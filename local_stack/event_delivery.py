@@ -95,6 +95,7 @@ def provision_event_queues(
             QueueName=f"{name_prefix}{spec.name}",
             Attributes={
                 "VisibilityTimeout": str(visibility_timeout_seconds),
+                "DelaySeconds": str(spec.delivery_delay_seconds),
                 "RedrivePolicy": json.dumps(
                     {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": spec.max_receive_count}
                 ),

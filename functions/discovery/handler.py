@@ -5,20 +5,22 @@ from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx import wiring
+from vmx.consumers.batch import LoggedBatchProcessor
 from vmx.consumers.discovered import handle_rate_limits_observed
-from vmx.consumers.ports import DiscoveredCapacityWriter
+from vmx.consumers.ports import DiscoveredCapacityWriter, Recorded
 from vmx.settings import DiscoverySettings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = LoggedBatchProcessor(logger, metrics)
 
 
 @cache
@@ -27,7 +29,9 @@ def writer() -> DiscoveredCapacityWriter:
 
 
 def handle_record(record: SQSRecord, store: DiscoveredCapacityWriter) -> None:
-    handle_rate_limits_observed(record.body, store)
+    if handle_rate_limits_observed(record.body, store) is Recorded.CONNECTION_DELETED:
+        logger.info("observation of a deleted connection not recorded", extra={"messageId": record.message_id})
+        metrics.add_metric(name="ObservationsOfDeletedConnections", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context

@@ -83,6 +83,13 @@ def test_the_queue_is_encrypted_outlasts_its_consumers_retries_and_dead_letters_
 
 
 @pytest.mark.parametrize("spec", EVENT_QUEUES, ids=lambda spec: spec.name)
+def test_the_queue_holds_each_message_for_its_delivery_delay(synthesized: Synthesized, spec: EventQueue) -> None:
+    queue_id, _ = queue_ids(synthesized, spec)
+
+    assert synthesized.properties(queue_id).get("DelaySeconds", 0) == spec.delivery_delay_seconds
+
+
+@pytest.mark.parametrize("spec", EVENT_QUEUES, ids=lambda spec: spec.name)
 def test_the_dead_letter_queue_is_encrypted_and_keeps_messages_fourteen_days(
     synthesized: Synthesized, spec: EventQueue
 ) -> None:

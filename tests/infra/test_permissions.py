@@ -6,7 +6,9 @@ from infra.provider_access import CUSTOMER_ROLES
 from infra.system import (
     AUTHORIZER,
     BEDROCK_QUOTAS,
+    CAPACITY_TABLE,
     COMPLETIONS,
+    CONNECTION_REMAINS,
     CONNECTIONS,
     CONNECTIONS_TABLE,
     DISCOVERY,
@@ -159,14 +161,25 @@ def test_only_the_functions_that_publish_may_put_events_and_only_on_the_bus(synt
 
 
 def test_the_consumers_may_only_update_connections_or_write_usage(synthesized: Synthesized) -> None:
-    assert dynamodb_grants(synthesized, DISCOVERY.name) == {CONNECTIONS_TABLE.logical_id: {"dynamodb:UpdateItem"}}
-    assert dynamodb_grants(synthesized, USAGE.name) == {
-        USAGE_TABLE.logical_id: {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert dynamodb_grants(synthesized, DISCOVERY.name) == {
+        CONNECTIONS_TABLE.logical_id: {"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
     }
-    for consumer in (DISCOVERY, USAGE):
+    assert dynamodb_grants(synthesized, USAGE.name) == {
+        USAGE_TABLE.logical_id: {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+    }
+    for consumer in (DISCOVERY, USAGE, CONNECTION_REMAINS):
         assert not any(
             action.startswith(("kms:", "sts:", "events:")) for action, _ in synthesized.grants(consumer.name)
         )
+
+
+def test_connection_remains_may_only_find_and_delete_items_and_bury_connections(synthesized: Synthesized) -> None:
+    grants = dynamodb_grants(synthesized, CONNECTION_REMAINS.name)
+
+    assert grants[CAPACITY_TABLE.logical_id] == {"dynamodb:Query", "dynamodb:BatchWriteItem"}
+    assert grants[USAGE_TABLE.logical_id] == {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+    assert grants[CONNECTIONS_TABLE.logical_id] == {"dynamodb:Query", "dynamodb:BatchWriteItem"}
+    assert TENANCY_TABLE.logical_id not in grants
 
 
 def test_each_consumer_reads_its_own_queue_only(synthesized: Synthesized) -> None:

@@ -288,3 +288,14 @@ def test_the_account_is_added_to_events_that_lack_it_and_nothing_else_changes() 
     assert with_account(with_one) == with_one
     for body in ("not json", "[1, 2]", json.dumps({"not": "an event"})):
         assert with_account(body) == body
+
+
+def test_a_queue_with_a_delivery_delay_holds_each_event_back_as_on_aws(system_bus: Bus) -> None:
+    queue = system_bus.queues["connection-remains"]
+    system_bus.put("ConnectionDeleted", {"connectionId": "conn_1"})
+
+    attributes = moto_client("sqs", system_bus.endpoint_url).get_queue_attributes(
+        QueueUrl=queue.url, AttributeNames=["DelaySeconds", "ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert attributes["DelaySeconds"] == str(system.CONNECTION_REMAINS_DELAY_SECONDS)
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"

@@ -3,6 +3,7 @@ DynamoDB operations each adapter sends."""
 
 import os
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -11,8 +12,10 @@ from pynamodb.connection.base import Connection as PynamoConnection
 
 from tests.unit.builders import connection_record
 from tests.unit.consumers.discovered_contract import ConnectionAddress
+from tests.unit.consumers.events import NOW
 from vmx.connections.models import Connection
 from vmx.settings import TenancySettings
+from vmx.storage.connection_remains import DynamoConnectionRemains
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.storage.discovered_store import DynamoDiscoveredCapacity
 from vmx.storage.usage_store import DynamoUsageStatistics
@@ -99,6 +102,33 @@ def dynamodb(aws: None, dynamodb_calls: list[str]) -> "DynamoDBClient":
     return client
 
 
+class SetClock:
+    """Reads `now` until a test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @pytest.fixture
-def usage(aws: None, dynamodb: "DynamoDBClient") -> DynamoUsageStatistics:
-    return DynamoUsageStatistics(os.environ["USAGE_TABLE_NAME"], os.environ["AWS_REGION"], client=dynamodb)
+def clock() -> SetClock:
+    """The consumers' clock: at first the instant the test events happened (tests.unit.consumers.events.NOW)."""
+    return SetClock(NOW)
+
+
+@pytest.fixture
+def usage(aws: None, dynamodb: "DynamoDBClient", clock: SetClock) -> DynamoUsageStatistics:
+    return DynamoUsageStatistics(os.environ["USAGE_TABLE_NAME"], os.environ["AWS_REGION"], clock, client=dynamodb)
+
+
+@pytest.fixture
+def remains(aws: None, clock: SetClock) -> DynamoConnectionRemains:
+    return DynamoConnectionRemains(
+        capacity_table=os.environ["CAPACITY_TABLE_NAME"],
+        usage_table=os.environ["USAGE_TABLE_NAME"],
+        connections_table=os.environ["CONNECTIONS_TABLE_NAME"],
+        region=os.environ["AWS_REGION"],
+        clock=clock,
+    )

@@ -21,7 +21,7 @@ from vmx.storage.discovered_store import DynamoDiscoveredCapacity
 from vmx.storage.usage_store import DynamoUsageStatistics
 
 
-def run_batch(bodies: Sequence[str], handle: Callable[[str], None]) -> PartialItemFailureResponse:
+def run_batch(bodies: Sequence[str], handle: Callable[[str], object]) -> PartialItemFailureResponse:
     def record_handler(record: SQSRecord) -> None:
         handle(record.body)
 
@@ -111,8 +111,8 @@ def test_completions_are_counted_once_and_the_poison_message_alone_fails(usage: 
         completed(connection_id, status="ok"),
     ]
 
-    first = run_batch(bodies, lambda body: handle_completion_recorded(body, usage))
-    redelivered = run_batch([once], lambda body: handle_completion_recorded(body, usage))
+    first = run_batch(bodies, lambda body: handle_completion_recorded(body, usage, NOW))
+    redelivered = run_batch([once], lambda body: handle_completion_recorded(body, usage, NOW))
 
     assert first == {"batchItemFailures": [{"itemIdentifier": "message-3"}]}
     assert redelivered == {"batchItemFailures": []}

@@ -17,6 +17,7 @@ from tests.unit.consumers.discovered_contract import (
 )
 from tests.unit.consumers.events import NOW
 from vmx.connections.models import Connection
+from vmx.consumers.ports import Recorded
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.storage.discovered_store import DynamoDiscoveredCapacity
 
@@ -35,8 +36,22 @@ class TestDynamoDiscoveredCapacity(DiscoveredCapacityWriterContract):
 
         return read
 
+    @pytest.fixture
+    def delete_connection(
+        self, repository: DynamoConnectionRepository, stored_connection: Connection
+    ) -> Callable[[ConnectionAddress], None]:
+        def delete(at: ConnectionAddress) -> None:
+            assert at.connection_id == stored_connection.connection_id
+            repository.remove(stored_connection)
 
-def observe(writer: DynamoDiscoveredCapacity, connection: Connection, model: str, seconds: int = 0) -> bool:
+        return delete
+
+    @pytest.fixture
+    def discovered_after_delete(self, stored_connection: Connection) -> Callable[[ConnectionAddress], list[str]]:
+        return lambda _: discovered_keys(stored_connection)
+
+
+def observe(writer: DynamoDiscoveredCapacity, connection: Connection, model: str, seconds: int = 0) -> Recorded:
     return writer.record(
         connection.workspace_id,
         connection.environment_id,
@@ -68,14 +83,14 @@ def test_a_connection_write_that_read_before_an_observation_keeps_it(
     assert after.discovered_capacity == {"models": {"gpt-4o": shown(MINUTE_LIMITS, OBSERVED_AT)}}
 
 
-def test_an_observation_is_one_conditional_update_written_or_not(
+def test_an_observation_is_one_transaction_written_or_not(
     writer: DynamoDiscoveredCapacity, stored_connection: Connection, pynamodb_calls: list[str]
 ) -> None:
     written = observe(writer, stored_connection, "gpt-4o")
     duplicate = observe(writer, stored_connection, "gpt-4o")
 
-    assert (written, duplicate) == (True, False)
-    assert pynamodb_calls == ["UpdateItem", "UpdateItem"]
+    assert (written, duplicate) == (Recorded.WRITTEN, Recorded.ALREADY)
+    assert pynamodb_calls == ["TransactWriteItems", "TransactWriteItems"]
 
 
 def test_reading_a_connection_costs_one_query_more(

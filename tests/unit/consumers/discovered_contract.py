@@ -1,7 +1,7 @@
 """What every DiscoveredCapacityWriter must do, written once and run against the in-memory fake (unit tier)
-and the DynamoDB adapter on moto (functional tier). A subclass supplies three fixtures: `writer`, `connection`
-(the address of a connection to observe) and `discovered` (reads back that connection's discovered capacity,
-as the connection store shows it)."""
+and the DynamoDB adapter on moto (functional tier). A subclass supplies four fixtures: `writer`, `connection`
+(the address of a connection to observe), `discovered` (reads back that connection's discovered capacity,
+as the connection store shows it) and `delete_connection` (deletes the connection, given its address)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +11,7 @@ from typing import Any
 from tests.unit.consumers.events import NOW
 from vmx.connections.capacity import CapacityPeriod
 from vmx.consumers.inputs import ObservedLimit
-from vmx.consumers.ports import DiscoveredCapacityWriter
+from vmx.consumers.ports import DiscoveredCapacityWriter, Recorded
 
 MINUTE_LIMITS = [ObservedLimit(period=CapacityPeriod.MINUTE, requests=500, tokens=30000)]
 RAISED_LIMITS = [ObservedLimit(period=CapacityPeriod.MINUTE, requests=5000, tokens=800000)]
@@ -25,6 +25,7 @@ class ConnectionAddress:
 
 
 Discovered = Callable[[ConnectionAddress], dict[str, Any] | None]
+DeleteConnection = Callable[[ConnectionAddress], None]
 
 
 def shown(limits: list[ObservedLimit], observed_at: str, source: str = "response-headers") -> dict[str, Any]:
@@ -41,7 +42,7 @@ class DiscoveredCapacityWriterContract:
         limits: list[ObservedLimit],
         seconds: int = 0,
         source: str = "response-headers",
-    ) -> bool:
+    ) -> Recorded:
         observed_at = NOW + timedelta(seconds=seconds)
         return writer.record(at.workspace_id, at.environment_id, at.connection_id, model, limits, observed_at, source)
 
@@ -62,7 +63,7 @@ class DiscoveredCapacityWriterContract:
 
         written = self.record(writer, connection, "claude-sonnet-4", limits, source="service-quotas")
 
-        assert written is True
+        assert written is Recorded.WRITTEN
         assert discovered(connection) == {
             "models": {
                 "claude-sonnet-4": {
@@ -85,7 +86,7 @@ class DiscoveredCapacityWriterContract:
         # even with other limits: an instant already recorded is never recorded again
         same_instant = self.record(writer, connection, "gpt-4o", RAISED_LIMITS)
 
-        assert (again, same_instant) == (False, False)
+        assert (again, same_instant) == (Recorded.ALREADY, Recorded.ALREADY)
         assert discovered(connection) == {"models": {"gpt-4o": shown(MINUTE_LIMITS, "2025-03-14T12:30:15+00:00")}}
 
     def test_an_older_observation_never_replaces_a_newer_one(
@@ -95,7 +96,7 @@ class DiscoveredCapacityWriterContract:
 
         older = self.record(writer, connection, "gpt-4o", MINUTE_LIMITS, seconds=0)
 
-        assert older is False
+        assert older is Recorded.ALREADY
         assert discovered(connection) == {"models": {"gpt-4o": shown(RAISED_LIMITS, "2025-03-14T12:31:15+00:00")}}
 
     def test_a_newer_observation_replaces_an_older_one(
@@ -105,7 +106,7 @@ class DiscoveredCapacityWriterContract:
 
         newer = self.record(writer, connection, "gpt-4o", RAISED_LIMITS, seconds=1)
 
-        assert newer is True
+        assert newer is Recorded.WRITTEN
         assert discovered(connection) == {"models": {"gpt-4o": shown(RAISED_LIMITS, "2025-03-14T12:30:16+00:00")}}
 
     def test_models_never_overwrite_each_other(
@@ -121,3 +122,19 @@ class DiscoveredCapacityWriterContract:
                 "gpt-4o-mini": shown(RAISED_LIMITS, "2025-03-14T12:30:15+00:00"),
             }
         }
+
+    def test_an_observation_after_the_connection_is_deleted_writes_nothing(
+        self,
+        writer: DiscoveredCapacityWriter,
+        connection: ConnectionAddress,
+        delete_connection: DeleteConnection,
+        discovered_after_delete: Callable[[ConnectionAddress], list[str]],
+    ) -> None:
+        self.record(writer, connection, "gpt-4o", MINUTE_LIMITS)
+        delete_connection(connection)
+
+        late = self.record(writer, connection, "gpt-4o", RAISED_LIMITS, seconds=60)
+        other_model = self.record(writer, connection, "gpt-4o-mini", RAISED_LIMITS, seconds=60)
+
+        assert (late, other_model) == (Recorded.CONNECTION_DELETED, Recorded.CONNECTION_DELETED)
+        assert discovered_after_delete(connection) == []

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from vmx.consumers.inputs import ObservedLimit, RecordedCompletion
+from vmx.consumers.ports import Recorded
 from vmx.consumers.usage_stats import Granularity, UsageBucket, UsageCounts, bucket_start
 
 
@@ -24,6 +25,17 @@ class InMemoryDiscoveredCapacity:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._observations: dict[tuple[str, str, str, str], _Observation] = {}
+        self._deleted: set[tuple[str, str, str]] = set()
+
+    def delete_connection(self, workspace_id: str, environment_id: str, connection_id: str) -> None:
+        """What deleting the connection does to its observations."""
+        with self._lock:
+            self._deleted.add((workspace_id, environment_id, connection_id))
+            self._observations = {
+                key: stored
+                for key, stored in self._observations.items()
+                if key[:3] != (workspace_id, environment_id, connection_id)
+            }
 
     def record(
         self,
@@ -34,14 +46,16 @@ class InMemoryDiscoveredCapacity:
         capacity: Sequence[ObservedLimit],
         observed_at: datetime,
         source: str,
-    ) -> bool:
+    ) -> Recorded:
         key = (workspace_id, environment_id, connection_id, model)
         with self._lock:
+            if key[:3] in self._deleted:
+                return Recorded.CONNECTION_DELETED
             stored = self._observations.get(key)
             if stored is not None and stored.observed_at >= observed_at:
-                return False
+                return Recorded.ALREADY
             self._observations[key] = _Observation(tuple(capacity), observed_at, source)
-            return True
+            return Recorded.WRITTEN
 
     def discovered_capacity(self, workspace_id: str, environment_id: str, connection_id: str) -> dict[str, Any] | None:
         models = {
@@ -65,17 +79,26 @@ class InMemoryUsageStatistics:
         self._lock = threading.Lock()
         self._counted: set[str] = set()
         self._buckets: dict[tuple[str, Granularity, datetime], UsageCounts] = {}
+        self._deleted: set[str] = set()
 
-    def record(self, completion: RecordedCompletion) -> bool:
+    def delete_connection(self, connection_id: str) -> None:
+        """What removing a deleted connection's remains does to its usage."""
+        with self._lock:
+            self._deleted.add(connection_id)
+            self._buckets = {key: counts for key, counts in self._buckets.items() if key[0] != connection_id}
+
+    def record(self, completion: RecordedCompletion) -> Recorded:
         added = UsageCounts.of(completion)
         with self._lock:
             if completion.event_id in self._counted:
-                return False
+                return Recorded.ALREADY
+            if completion.connection_id in self._deleted:
+                return Recorded.CONNECTION_DELETED
             self._counted.add(completion.event_id)
             for granularity in Granularity:
                 key = (completion.connection_id, granularity, bucket_start(granularity, completion.occurred_at))
                 self._buckets[key] = _sum(self._buckets.get(key, UsageCounts()), added)
-            return True
+            return Recorded.WRITTEN
 
     def series(self, connection_id: str, granularity: Granularity, start: datetime, end: datetime) -> list[UsageBucket]:
         first = bucket_start(granularity, start)

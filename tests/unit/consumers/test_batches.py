@@ -13,12 +13,13 @@ from tests.unit.consumers.events import NOW, completed, observed, sqs_batch
 from tests.unit.consumers.fakes import InMemoryDiscoveredCapacity, InMemoryUsageStatistics
 from vmx.consumers.discovered import handle_rate_limits_observed
 from vmx.consumers.inputs import ObservedLimit
+from vmx.consumers.ports import Recorded
 from vmx.consumers.usage import handle_completion_recorded
 from vmx.consumers.usage_stats import Granularity
 from vmx.storage.errors import StorageUnavailable
 
 
-def run_batch(bodies: Sequence[str], handle: Callable[[str], None]) -> PartialItemFailureResponse:
+def run_batch(bodies: Sequence[str], handle: Callable[[str], object]) -> PartialItemFailureResponse:
     """What a consumer's Lambda handler does with its SQS event."""
 
     def record_handler(record: SQSRecord) -> None:
@@ -57,7 +58,7 @@ class UnavailableOnce(InMemoryDiscoveredCapacity):
         capacity: Sequence[ObservedLimit],
         observed_at: datetime,
         source: str,
-    ) -> bool:
+    ) -> Recorded:
         if not self._failed:
             self._failed = True
             raise StorageUnavailable("DynamoDB request failed (ProvisionedThroughputExceededException)")
@@ -82,8 +83,8 @@ def test_duplicates_in_and_across_batches_are_counted_once() -> None:
     usage = InMemoryUsageStatistics()
     once, other = completed("conn-1"), completed("conn-1")
 
-    first = run_batch([once, other, once], lambda body: handle_completion_recorded(body, usage))
-    second = run_batch([once], lambda body: handle_completion_recorded(body, usage))
+    first = run_batch([once, other, once], lambda body: handle_completion_recorded(body, usage, NOW))
+    second = run_batch([once], lambda body: handle_completion_recorded(body, usage, NOW))
 
     assert first == second == {"batchItemFailures": []}
     (bucket,) = usage.series("conn-1", Granularity.HOUR, NOW, NOW.replace(hour=13))

@@ -85,8 +85,8 @@ def test_a_completion_is_counted_once_however_often_it_is_delivered() -> None:
     usage = InMemoryUsageStatistics()
     body = completed("conn-1")
 
-    handle_completion_recorded(body, usage)
-    handle_completion_recorded(body, usage)
+    handle_completion_recorded(body, usage, NOW)
+    handle_completion_recorded(body, usage, NOW)
 
     (bucket,) = usage.series("conn-1", Granularity.DAY, NOW, NOW.replace(hour=23))
     assert bucket.requests == 1
@@ -95,5 +95,5 @@ def test_a_completion_is_counted_once_however_often_it_is_delivered() -> None:
 def test_a_completion_detail_with_a_bad_count_is_poison() -> None:
     with pytest.raises(PoisonMessage, match="promptTokens"):
         handle_completion_recorded(
-            eventbridge_body(COMPLETION_RECORDED, completion_detail(promptTokens=-1)), InMemoryUsageStatistics()
+            eventbridge_body(COMPLETION_RECORDED, completion_detail(promptTokens=-1)), InMemoryUsageStatistics(), NOW
         )

@@ -1,7 +1,9 @@
 """What every usage statistics store (UsageRecorder and UsageQuery) must do, written once and run against the
-in-memory fake (unit tier) and the DynamoDB adapter on moto (functional tier). A subclass supplies `usage`."""
+in-memory fake (unit tier) and the DynamoDB adapter on moto (functional tier). A subclass supplies `usage` and
+`delete_connection` (what removing a deleted connection's remains does, given its id)."""
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -9,6 +11,7 @@ import pytest
 
 from tests.unit.consumers.events import NOW, completion_detail
 from vmx.consumers.inputs import RecordedCompletion
+from vmx.consumers.ports import Recorded
 from vmx.consumers.usage_stats import Granularity, UsageBucket
 
 HOUR, DAY = Granularity.HOUR, Granularity.DAY
@@ -17,7 +20,7 @@ TODAY = datetime(2025, 3, 14, tzinfo=UTC)
 
 
 class UsageStatistics(Protocol):
-    def record(self, completion: RecordedCompletion) -> bool: ...
+    def record(self, completion: RecordedCompletion) -> Recorded: ...
 
     def series(
         self, connection_id: str, granularity: Granularity, start: datetime, end: datetime
@@ -46,7 +49,7 @@ class UsageStatisticsContract:
 
         hour, day = self.only(usage, connection_id, HOUR), self.only(usage, connection_id, DAY)
 
-        assert counted is True
+        assert counted is Recorded.WRITTEN
         assert hour == UsageBucket(
             start=THIS_HOUR,
             requests=1,
@@ -67,7 +70,7 @@ class UsageStatisticsContract:
 
         again = usage.record(event)
 
-        assert again is False
+        assert again is Recorded.ALREADY
         assert self.only(usage, connection_id, HOUR).requests == self.only(usage, connection_id, DAY).requests == 1
 
     def test_errors_leave_capacity_refusals_out_and_refusals_leave_latency_out(
@@ -124,3 +127,17 @@ class UsageStatisticsContract:
         assert [(bucket.start.hour, bucket.requests) for bucket in hours] == [(10, 1), (11, 1)]
         assert [(bucket.start, bucket.requests) for bucket in days] == [(TODAY, 4)]
         assert usage.series(connection_id, DAY, TODAY + timedelta(days=1), TODAY + timedelta(days=2)) == []
+
+    def test_after_the_connection_is_deleted_nothing_is_counted_for_it(
+        self, usage: UsageStatistics, connection_id: str, delete_connection: Callable[[str], None]
+    ) -> None:
+        usage.record(completion(connection_id))
+        usage.record(completion(f"{connection_id}-other"))
+
+        delete_connection(connection_id)
+        late = usage.record(completion(connection_id))
+
+        assert late is Recorded.CONNECTION_DELETED
+        assert usage.series(connection_id, HOUR, NOW - timedelta(days=1), NOW + timedelta(days=1)) == []
+        assert usage.series(connection_id, DAY, NOW - timedelta(days=1), NOW + timedelta(days=1)) == []
+        assert self.only(usage, f"{connection_id}-other", HOUR).requests == 1

@@ -88,6 +88,12 @@ class UsageSettings(_Settings):
     usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
 
 
+class ConnectionRemainsSettings(_Settings):
+    capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
+    usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
+    connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
+
+
 class BedrockQuotasSettings(_Settings, CipherSettings):
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
     event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)

@@ -24,12 +24,14 @@ from vmx.settings import (
     BedrockQuotasSettings,
     CipherSettings,
     CompletionsSettings,
+    ConnectionRemainsSettings,
     ConnectionsSettings,
     DiscoverySettings,
     TenancySettings,
     UsageSettings,
 )
 from vmx.storage.capacity_store import DynamoCapacityCounters
+from vmx.storage.connection_remains import DynamoConnectionRemains
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.storage.discovered_store import DynamoDiscoveredCapacity
 from vmx.storage.tenancy_store import DynamoTenancyRepository
@@ -58,7 +60,7 @@ def connection_service(settings: ConnectionsSettings, events: EventPublisher) ->
 
 def usage_reporter(settings: ConnectionsSettings) -> UsageReporter:
     connections = DynamoConnectionRepository(settings.connections_table_name, settings.aws_region)
-    return UsageReporter(connections, DynamoUsageStatistics(settings.usage_table_name, settings.aws_region))
+    return UsageReporter(connections, DynamoUsageStatistics(settings.usage_table_name, settings.aws_region, utc_now))
 
 
 def capacity_reporter(settings: ConnectionsSettings) -> CapacityReporter:
@@ -122,7 +124,17 @@ def discovered_capacity_writer(settings: DiscoverySettings) -> DynamoDiscoveredC
 
 
 def usage_statistics(settings: UsageSettings) -> DynamoUsageStatistics:
-    return DynamoUsageStatistics(settings.usage_table_name, settings.aws_region)
+    return DynamoUsageStatistics(settings.usage_table_name, settings.aws_region, utc_now)
+
+
+def connection_remains(settings: ConnectionRemainsSettings) -> DynamoConnectionRemains:
+    return DynamoConnectionRemains(
+        capacity_table=settings.capacity_table_name,
+        usage_table=settings.usage_table_name,
+        connections_table=settings.connections_table_name,
+        region=settings.aws_region,
+        clock=utc_now,
+    )
 
 
 def bedrock_quotas(settings: BedrockQuotasSettings, events: EventPublisher) -> BedrockQuotaPorts:

@@ -2,16 +2,17 @@
 
 from vmx.consumers.envelope import event_detail
 from vmx.consumers.inputs import RateLimitsObservation
-from vmx.consumers.ports import DiscoveredCapacityWriter
+from vmx.consumers.ports import DiscoveredCapacityWriter, Recorded
 
 RATE_LIMITS_OBSERVED = "RateLimitsObserved"
 
 
-def handle_rate_limits_observed(record_body: str, writer: DiscoveredCapacityWriter) -> None:
-    """Records the observation in one SQS message body (an EventBridge event). A duplicate, or an observation
-    older than the one stored, changes nothing. Raises PoisonMessage for a body no retry can process."""
+def handle_rate_limits_observed(record_body: str, writer: DiscoveredCapacityWriter) -> Recorded:
+    """Records the observation in one SQS message body (an EventBridge event). A duplicate, an observation
+    older than the one stored, or one of a deleted connection changes nothing. Raises PoisonMessage for a body
+    no retry can process."""
     observation = event_detail(record_body, RATE_LIMITS_OBSERVED, RateLimitsObservation)
-    writer.record(
+    return writer.record(
         observation.workspace_id,
         observation.environment_id,
         observation.connection_id,

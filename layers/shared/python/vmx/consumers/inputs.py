@@ -69,3 +69,11 @@ class RecordedCompletion(_Detail):
     refused_by_capacity: StrictBool
     # a stream that failed after its 200 went out carries its error here
     error_code: str | None = None
+
+
+class DeletedConnection(_Detail):
+    """A ConnectionDeleted detail: which connection is gone."""
+
+    workspace_id: Id
+    environment_id: Id
+    connection_id: Id

@@ -54,6 +54,11 @@ def _discovered_prefix(connection_id: str) -> str:
     return f"{_DISCOVERED}{connection_id}#"
 
 
+def connection_key(workspace_id: str, environment_id: str, connection_id: str) -> tuple[str, str]:
+    """The key of the connection's own item, whose absence means the connection is deleted (ids are never reused)."""
+    return _partition(workspace_id, environment_id), _connection_sk(connection_id)
+
+
 def discovered_capacity_key(workspace_id: str, environment_id: str, connection_id: str, model: str) -> tuple[str, str]:
     """The key of the item holding what a provider last reported for one model of a connection."""
     return _partition(workspace_id, environment_id), _discovered_prefix(connection_id) + model

@@ -1,27 +1,31 @@
 """Discovered capacity in the connections table: one item per model of a connection, beside it in its
 environment's partition (`DISC#<connectionId>#<model>`; `vmx.storage.connection_store` reads them).
 
-An observation is one UpdateItem, conditional on no observation of that model at least as recent being
-stored: the same event twice, or an older one arriving after a newer, writes nothing. Whether the
-connection still exists is not checked (that would take a transaction with a ConditionCheck, twice the
-writes): an observation racing the connection's delete may leave one item behind, which nothing shows,
-since connection ids are never reused.
+An observation is one transaction: update the model's item, conditional on no observation of that model at
+least as recent being stored (the same event twice, or an older one arriving after a newer, writes nothing),
+and check that the connection's own item still exists, so an observation arriving after the delete leaves
+nothing behind. Observations are written only when they differ from what the connection shows, so the
+transaction's doubled cost is small.
 """
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.connection import Connection as DynamoConnection
 
 from vmx.consumers.inputs import ObservedLimit
-from vmx.storage.connection_store import discovered_capacity_key
-from vmx.storage.errors import unavailable
+from vmx.consumers.ports import Recorded
+from vmx.storage.connection_store import connection_key, discovered_capacity_key
 from vmx.storage.items import connection_items
+from vmx.storage.transactions import Transaction
 
 
 class DynamoDiscoveredCapacity:
     def __init__(self, table_name: str, region: str):
-        self._item = connection_items(table_name, region).discovered_capacity
+        items = connection_items(table_name, region)
+        self._item = items.discovered_capacity
+        self._connection_item = items.connection
+        self._connection = DynamoConnection(region=region)
 
     def record(
         self,
@@ -32,7 +36,7 @@ class DynamoDiscoveredCapacity:
         capacity: Sequence[ObservedLimit],
         observed_at: datetime,
         source: str,
-    ) -> bool:
+    ) -> Recorded:
         item_class = self._item
         limit_class = item_class.capacity.element_type
         item = item_class(*discovered_capacity_key(workspace_id, environment_id, connection_id, model))
@@ -46,19 +50,29 @@ class DynamoDiscoveredCapacity:
             )
             for limit in capacity
         ]
-        try:
-            item.update(
-                actions=[
-                    item_class.connection_id.set(connection_id),
-                    item_class.model.set(model),
-                    item_class.capacity.set(limits),
-                    item_class.observed_at.set(observed_at),
-                    item_class.source.set(source),
-                ],
-                condition=item_class.sk.does_not_exist() | (item_class.observed_at < observed_at),
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise unavailable(exc) from exc
-        return True
+        connection = self._connection_item
+        transaction = Transaction(self._connection)
+        transaction.condition_check(
+            "connection",
+            connection,
+            *connection_key(workspace_id, environment_id, connection_id),
+            condition=connection.pk.exists(),
+        )
+        transaction.update(
+            "observation",
+            item,
+            actions=[
+                item_class.connection_id.set(connection_id),
+                item_class.model.set(model),
+                item_class.capacity.set(limits),
+                item_class.observed_at.set(observed_at),
+                item_class.source.set(source),
+            ],
+            condition=item_class.sk.does_not_exist() | (item_class.observed_at < observed_at),
+        )
+        failed = transaction.commit()
+        if "connection" in failed:
+            return Recorded.CONNECTION_DELETED
+        if failed:
+            return Recorded.ALREADY
+        return Recorded.WRITTEN

@@ -2,15 +2,18 @@
 
 Keys: `USAGE#<connectionId>` / `<granularity>#<start>` for a bucket (its start in UTC, as text that sorts
 as time does), holding `requests`, `promptTokens`, `completionTokens`, `errors`, `refusedForCapacity` and
-one counter `lat_<i>` per latency bucket (vmx.consumers.usage_stats.LATENCY_BOUNDS_MS); and
-`EVENT#<eventId>` / `EVENT`, the marker of a counted event. It expires two days after the event: EventBridge
-retries a delivery for at most 24 hours, and SQS redelivers within maxReceiveCount visibility timeouts.
+one counter `lat_<i>` per latency bucket (vmx.consumers.usage_stats.LATENCY_BOUNDS_MS); `EVENT#<eventId>` /
+`EVENT`, the marker of a counted event, which expires MARKER_LIFETIME after it was written (at least
+vmx.consumers.usage.DEDUPE_HORIZON, how long a copy of an event can still be delivered); and
+`DELETED#<connectionId>` / `DELETED`, the tombstone of a deleted connection (written by
+vmx.storage.connection_remains), which expires TOMBSTONE_LIFETIME after it was written.
 An hour bucket expires HOUR_BUCKET_RETENTION after its start (about 2,200 items per connection at most);
-day buckets are kept.
+day buckets are kept until their connection is deleted.
 
-Counting is one transaction: put the marker if it is absent, and ADD to the hour and the day. A marker
-already there cancels it all: a redelivered event counts nothing. This uses the low-level client because
-the latency counters are named at run time, which pynamodb's declared attributes cannot express.
+Counting is one transaction: put the marker if it is absent, ADD to the hour and the day, and check that the
+connection has no tombstone. A marker already there cancels it all (a redelivered event counts nothing), and
+so does a tombstone (an event arriving after the delete brings no bucket back). This uses the low-level client
+because the latency counters are named at run time, which pynamodb's declared attributes cannot express.
 """
 
 import random
@@ -22,7 +25,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from vmx.clock import Clock
 from vmx.consumers.inputs import RecordedCompletion
+from vmx.consumers.ports import Recorded
+from vmx.consumers.usage import DEDUPE_HORIZON
 from vmx.consumers.usage_stats import LATENCY_BOUNDS_MS, Granularity, UsageBucket, UsageCounts, bucket_start
 from vmx.storage import low_level
 
@@ -32,7 +38,11 @@ if TYPE_CHECKING:
 
 # the table's TTL attribute (USAGE_TABLE in infra/system.py)
 _EXPIRES_AT = "expiresAt"
-_MARKER_LIFETIME = timedelta(days=2)
+# A day beyond the horizon: TTL deletes an item some time after it expires, never before.
+MARKER_LIFETIME = DEDUPE_HORIZON + timedelta(days=1)
+# Events of a deleted connection keep arriving for as long as events are delivered at all (the last ones from
+# completions that finished after the delete), and are refused once older than the horizon.
+TOMBSTONE_LIFETIME = DEDUPE_HORIZON + timedelta(days=1)
 # Three months of hourly detail: an hour series spans at most 31 days (usage_range.MAX_SPAN).
 HOUR_BUCKET_RETENTION = timedelta(days=92)
 _START_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -45,14 +55,16 @@ _Item = Mapping[str, Any]
 
 
 class DynamoUsageStatistics:
-    def __init__(self, table_name: str, region: str, client: "DynamoDBClient | None" = None):
-        """`client` replaces the default one in tests that count or stub DynamoDB calls."""
+    def __init__(self, table_name: str, region: str, clock: Clock, client: "DynamoDBClient | None" = None):
+        """`clock` dates the markers; `client` replaces the default one in tests that count or stub DynamoDB calls."""
         self._table_name = table_name
+        self._clock = clock
         self._client = client or boto3.client("dynamodb", region_name=region)
 
-    def record(self, completion: RecordedCompletion) -> bool:
+    def record(self, completion: RecordedCompletion) -> Recorded:
         counts = _attributes(UsageCounts.of(completion))
-        expires = int((completion.occurred_at + _MARKER_LIFETIME).timestamp())
+        # from now, not from when the event happened: a redelivery can come that long after the first delivery
+        expires = int((self._clock() + MARKER_LIFETIME).timestamp())
         items: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
@@ -67,6 +79,13 @@ class DynamoUsageStatistics:
                 )
                 for granularity in Granularity
             ),
+            {
+                "ConditionCheck": {
+                    "TableName": self._table_name,
+                    "Key": tombstone_key(completion.connection_id),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
         ]
         attempt = 0
         while True:
@@ -76,14 +95,16 @@ class DynamoUsageStatistics:
             except ClientError as exc:
                 reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
                 if reasons[:1] == ["ConditionalCheckFailed"]:
-                    return False
+                    return Recorded.ALREADY
+                if reasons[-1:] == ["ConditionalCheckFailed"]:
+                    return Recorded.CONNECTION_DELETED
                 if "TransactionConflict" in reasons and attempt < _CONFLICT_ATTEMPTS:
                     time.sleep(random.uniform(0, _CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311 - jitter, not crypto
                     continue
                 raise low_level.unavailable(exc) from exc
             except BotoCoreError as exc:
                 raise low_level.unavailable(exc) from exc
-            return True
+            return Recorded.WRITTEN
 
     def series(self, connection_id: str, granularity: Granularity, start: datetime, end: datetime) -> list[UsageBucket]:
         first = bucket_start(granularity, start)
@@ -156,6 +177,16 @@ def _bucket(item: _Item) -> UsageBucket:
     )
     start = datetime.strptime(item["sk"]["S"].split("#", 1)[1], _START_FORMAT).replace(tzinfo=UTC)
     return UsageBucket.of(start, counts)
+
+
+def usage_partition(connection_id: str) -> str:
+    """The partition of a connection's buckets (and nothing else)."""
+    return _usage_pk(connection_id)
+
+
+def tombstone_key(connection_id: str) -> dict[str, "AttributeValueTypeDef"]:
+    """The item whose presence says the connection is deleted: no usage may be counted for it."""
+    return {"pk": low_level.string(f"DELETED#{connection_id}"), "sk": low_level.string("DELETED")}
 
 
 def _usage_pk(connection_id: str) -> str:

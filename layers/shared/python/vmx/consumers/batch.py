@@ -1,0 +1,48 @@
+"""Powertools' batch processor for our SQS consumers, which says in our logs which record failed and why.
+
+Powertools alone logs a failed record at debug level only (or, given a logger, with a traceback that may
+quote the record). This logs each failure at WARNING (SQS delivers it again) or ERROR (a poison message,
+on its way to the dead-letter queue) with its messageId, receive count and exception type, never the
+payload or an exception's text (which may quote it), and counts it in `ConsumerRecordsFailed`.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, ExceptionInfo, FailureResponse
+
+from vmx.consumers.envelope import PoisonMessage
+
+
+class LoggedBatchProcessor(BatchProcessor):
+    def __init__(self, logger: Logger, metrics: Metrics) -> None:
+        # A batch that fails whole is reported record by record, as a partial one is: raising instead would
+        # make Lambda log a BatchProcessingError that quotes every exception's text.
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._logger = logger
+        self._metrics = metrics
+
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
+        error = exception[1]
+        extra: dict[str, object] = {
+            # None when the record was not even an SQS record
+            "messageId": getattr(record, "message_id", None),
+            "receiveCount": _receive_count(record),
+            "errorType": type(error).__name__,
+        }
+        if isinstance(error, PoisonMessage):
+            # its text is written to name fields and reasons, never values (vmx.consumers.envelope)
+            extra["reason"] = str(error)
+            self._logger.error("record refused: no retry can process it", extra=extra)
+        else:
+            self._logger.warning("record failed: SQS will deliver it again", extra=extra)
+        self._metrics.add_metric(name="ConsumerRecordsFailed", unit=MetricUnit.Count, value=1)
+        return super().failure_handler(record, exception)
+
+
+def _receive_count(record: Any) -> int | None:
+    try:
+        return int(record.attributes.approximate_receive_count)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
