@@ -31,7 +31,7 @@ from botocore.handlers import BUILTIN_HANDLERS
 from botocore.model import OperationModel
 from moto import mock_aws
 
-from infra.system import AUTHORIZER, CREDENTIALS_KEY_ENV_VAR, FUNCTIONS, ROUTES, TABLES
+from infra.system import AUTHORIZER, CREDENTIALS_KEY_ENV_VAR, FUNCTIONS, ROUTES, TABLES, WORK_QUEUES
 from local_stack.emulator import NAME_PREFIX, create_table
 from local_stack.gateway import ApiGateway, HttpRequest
 from local_stack.lambda_runtime import LambdaRuntime, load_handler
@@ -245,6 +245,10 @@ def configure_environment() -> None:
     os.environ[CREDENTIALS_KEY_ENV_VAR] = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
     os.environ["EVENT_BUS_NAME"] = (
         boto3.client("events").create_event_bus(Name="vmx-bench-events")["EventBusArn"].split("/")[-1]
+    )
+    sqs = boto3.client("sqs")
+    os.environ.update(
+        {queue.url_env_var: sqs.create_queue(QueueName=f"vmx-bench-{queue.name}")["QueueUrl"] for queue in WORK_QUEUES}
     )
 
 

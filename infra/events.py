@@ -6,6 +6,8 @@ queue after `max_receive_count` receives, and a message there raises an alarm. S
 a consumer fails: it waits in a queue until the consumer is fixed, and someone is told.
 """
 
+from collections.abc import Sequence
+
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
@@ -16,7 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.standard_function import StandardFunction
-from infra.system import EVENT_SOURCE, EventQueue, Schedule
+from infra.system import EVENT_SOURCE, EventQueue, Schedule, WorkQueue
 
 # Tells publishing functions where to send their events (the local stack sets the same variable).
 EVENT_BUS_ENV_VAR = "EVENT_BUS_NAME"
@@ -46,17 +48,19 @@ class Events(Construct):
 
 
 class QueueDelivery(Construct):
-    """One system.EventQueue: rule, queue, dead-letter queue, the consumer's event source, and the alarm."""
+    """One system.EventQueue (rule, queue, dead-letter queue, the consumer's event source, and the alarm), or
+    one system.WorkQueue (the same without a rule: `senders` send to the queue, and are told its URL)."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        spec: EventQueue,
+        spec: EventQueue | WorkQueue,
         bus: events.IEventBus,
         consumer: StandardFunction,
         alarm_action: cloudwatch.IAlarmAction,
+        senders: Sequence[StandardFunction] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         if consumer.spec.name != spec.consumer:
@@ -84,23 +88,32 @@ class QueueDelivery(Construct):
                 queue=self.dead_letter_queue, max_receive_count=spec.max_receive_count
             ),
         )
-        self.rule = events.Rule(
-            self,
-            "Rule",
-            event_bus=bus,
-            description=f"{', '.join(spec.detail_types)} events to the {spec.consumer} function's queue",
-            event_pattern=event_pattern(spec),
-            # The queue's policy admits events.amazonaws.com for this rule only (aws:SourceArn). Events that
-            # EventBridge cannot deliver after its retries land in the dead-letter queue too, with its alarm.
-            targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue)],
-        )
+        if isinstance(spec, EventQueue):
+            self.rule = events.Rule(
+                self,
+                "Rule",
+                event_bus=bus,
+                description=f"{', '.join(spec.detail_types)} events to the {spec.consumer} function's queue",
+                event_pattern=event_pattern(spec),
+                # The queue's policy admits events.amazonaws.com for this rule only (aws:SourceArn). Events that
+                # EventBridge cannot deliver after its retries land in the dead-letter queue too, with its alarm.
+                targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue)],
+            )
+        else:
+            if sorted(sender.spec.name for sender in senders) != sorted(spec.senders):
+                raise ValueError(f"the {spec.name} queue is sent to by {', '.join(spec.senders)}")
+            for sender in senders:
+                # SendMessage only (grant_send_messages adds reading the queue's attributes), on this queue only;
+                # SQS-managed encryption needs no key grant
+                self.queue.grant(sender.role, "sqs:SendMessage")
+                sender.function.add_environment(spec.url_env_var, self.queue.queue_url)
         consumer.function.add_event_source(
             event_sources.SqsEventSource(self.queue, batch_size=spec.batch_size, report_batch_item_failures=True)
         )
         self.alarm = cloudwatch.Alarm(
             self,
             "DeadLettersAlarm",
-            alarm_description=f"Events for the {spec.consumer} function failed {spec.max_receive_count} times or "
+            alarm_description=f"Messages for the {spec.consumer} function failed {spec.max_receive_count} times or "
             "could not be delivered; they wait in its dead-letter queue to be inspected and redriven.",
             metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM

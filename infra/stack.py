@@ -89,6 +89,18 @@ class VmxAiConnectionsStack(Stack):
             )
             for spec in system.EVENT_QUEUES
         }
+        self.work_queues = {
+            spec.name: QueueDelivery(
+                self,
+                _construct_id(spec.name) + "Queue",
+                spec=spec,
+                bus=self.events.bus,
+                consumer=self.functions[spec.consumer],
+                alarm_action=self.alarms.action,
+                senders=[self.functions[name] for name in spec.senders],
+            )
+            for spec in system.WORK_QUEUES
+        }
         self.schedules = {
             spec.name: ScheduledInvocation(
                 self, _construct_id(spec.name) + "Schedule", spec=spec, function=self.functions[spec.function]

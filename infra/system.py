@@ -49,18 +49,32 @@ class Function:
 
 
 @dataclass(frozen=True)
-class EventQueue:
-    """An EventBridge rule on the bus, for these detail types, delivering to an SQS queue whose consumer
-    function reports partial batch failures; after `max_receive_count` failed receives a message moves to
-    the queue's dead-letter queue, which has an alarm."""
+class ConsumedQueue:
+    """An SQS queue whose consumer function reports partial batch failures; after `max_receive_count` failed
+    receives a message moves to the queue's dead-letter queue, which has an alarm."""
 
     name: str
     consumer: str
-    detail_types: tuple[str, ...]
-    max_receive_count: int = 5
-    batch_size: int = 10
+    max_receive_count: int = field(default=5, kw_only=True)
+    batch_size: int = field(default=10, kw_only=True)
     # how long SQS holds each message before its consumer may receive it (at most 900 s)
-    delivery_delay_seconds: int = 0
+    delivery_delay_seconds: int = field(default=0, kw_only=True)
+
+
+@dataclass(frozen=True)
+class EventQueue(ConsumedQueue):
+    """A consumed queue fed by an EventBridge rule on the bus, for these detail types."""
+
+    detail_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkQueue(ConsumedQueue):
+    """A consumed queue that functions send messages to themselves (sqs:SendMessage on it alone), for work
+    that must outlive the invocation that could not finish it; `url_env_var` tells each sender its URL."""
+
+    senders: tuple[str, ...]
+    url_env_var: str
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,13 @@ USAGE = Function(
     tables={USAGE_TABLE.logical_id: ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")},
 )
 
+CAPACITY_SETTLEMENTS = Function(
+    name="capacity-settlements",
+    description="Writes the capacity settlements that completions could not write after their answers",
+    source_dir="capacity_settlements",
+    tables={CAPACITY_TABLE.logical_id: ("dynamodb:UpdateItem",)},
+)
+
 CONNECTION_REMAINS = Function(
     name="connection-remains",
     description="Removes a deleted connection's capacity counters, usage statistics and discovered capacity",
@@ -234,6 +255,7 @@ FUNCTIONS: tuple[Function, ...] = (
     COMPLETIONS,
     DISCOVERY,
     USAGE,
+    CAPACITY_SETTLEMENTS,
     CONNECTION_REMAINS,
     BEDROCK_QUOTAS,
 )
@@ -255,6 +277,15 @@ EVENT_QUEUES: tuple[EventQueue, ...] = (
         CONNECTION_REMAINS.name,
         ("ConnectionDeleted",),
         delivery_delay_seconds=CONNECTION_REMAINS_DELAY_SECONDS,
+    ),
+)
+
+WORK_QUEUES: tuple[WorkQueue, ...] = (
+    WorkQueue(
+        "capacity-settlements",
+        CAPACITY_SETTLEMENTS.name,
+        senders=(COMPLETIONS.name,),
+        url_env_var="CAPACITY_SETTLEMENTS_QUEUE_URL",
     ),
 )
 

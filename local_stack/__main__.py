@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     moto, endpoint_url = start_moto(args.host)
     try:
         point_environment_at(endpoint_url)
-        provisioned = provision(system.TABLES, system.EVENT_QUEUES, endpoint_url)
+        provisioned = provision(system.TABLES, system.EVENT_QUEUES, endpoint_url, system.WORK_QUEUES)
         os.environ.update(provisioned.environment)
         os.environ.update(cipher_environment(credentials_key(state_dir)))
         if args.console_origin:
@@ -160,6 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _fed_by(spec: system.EventQueue | system.WorkQueue) -> str:
+    return (
+        ", ".join(spec.detail_types)
+        if isinstance(spec, system.EventQueue)
+        else f"{spec.name} (sent by {', '.join(spec.senders)})"
+    )
+
+
 def print_banner(
     base_url: str,
     first: Bootstrap,
@@ -170,7 +178,7 @@ def print_banner(
     authorizer_cache_seconds: float,
 ) -> None:
     deliveries = "\n".join(
-        f"  {', '.join(queue.spec.detail_types):<20} -> {queue.spec.consumer} "
+        f"  {_fed_by(queue.spec):<20} -> {queue.spec.consumer} "
         f"(dead letters after {queue.spec.max_receive_count} attempts: {queue.dead_letter_url.rsplit('/', 1)[-1]})"
         for queue in queues
     )

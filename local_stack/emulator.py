@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from infra.system import CREDENTIALS_KEY_ENV_VAR, EventQueue, Table
+from infra.system import CREDENTIALS_KEY_ENV_VAR, EventQueue, Table, WorkQueue
 from local_stack.event_delivery import LocalQueue, provision_event_queues
 from local_stack.lambda_runtime import REGION
 from local_stack.moto_server import MotoServer
@@ -119,8 +119,14 @@ def moto_client(service: str, endpoint_url: str) -> Any:
     )
 
 
-def provision(tables: Iterable[Table], event_queues: Iterable[EventQueue], endpoint_url: str) -> Provisioned:
-    """Creates the tables, the event bus with the rules and queues of `event_queues`, and the KMS key on moto.
+def provision(
+    tables: Iterable[Table],
+    event_queues: Iterable[EventQueue],
+    endpoint_url: str,
+    work_queues: Iterable[WorkQueue] = (),
+) -> Provisioned:
+    """Creates the tables, the event bus with the rules and queues of `event_queues`, the `work_queues`, and the
+    KMS key on moto.
 
     Credentials are encrypted with libsodium locally (CREDENTIALS_CIPHER=sodium), but the KMS key id is
     set too, as for the functions that may use the key in AWS. The functions share one process here, so
@@ -132,8 +138,13 @@ def provision(tables: Iterable[Table], event_queues: Iterable[EventQueue], endpo
     events.create_event_bus(Name=EVENT_BUS_NAME)
     environment[EVENT_BUS_ENV_VAR] = EVENT_BUS_NAME
     queues = provision_event_queues(
-        moto_client("sqs", endpoint_url), events, event_queues, bus_name=EVENT_BUS_NAME, name_prefix=NAME_PREFIX
+        moto_client("sqs", endpoint_url),
+        events,
+        [*event_queues, *work_queues],
+        bus_name=EVENT_BUS_NAME,
+        name_prefix=NAME_PREFIX,
     )
+    environment |= {queue.spec.url_env_var: queue.url for queue in queues if isinstance(queue.spec, WorkQueue)}
     kms: KMSClient = moto_client("kms", endpoint_url)
     environment[CREDENTIALS_KEY_ENV_VAR] = kms.create_key(Description="vmx-local credentials")["KeyMetadata"]["KeyId"]
     return Provisioned(environment, queues)

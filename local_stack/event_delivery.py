@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.system import EVENT_SOURCE, EventQueue
+from infra.system import EVENT_SOURCE, EventQueue, WorkQueue
 from local_stack.lambda_runtime import ACCOUNT_ID, REGION, Invoke
 
 if TYPE_CHECKING:
@@ -68,22 +68,24 @@ def event_pattern(spec: EventQueue) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class LocalQueue:
-    spec: EventQueue
+    spec: EventQueue | WorkQueue
     url: str
     arn: str
     dead_letter_url: str
-    rule_name: str
+    # None for a work queue, which its senders send to directly
+    rule_name: str | None
 
 
 def provision_event_queues(
     sqs: SqsClient,
     events: "EventBridgeClient",
-    queues: Iterable[EventQueue],
+    queues: Iterable[EventQueue | WorkQueue],
     bus_name: str,
     name_prefix: str,
     visibility_timeout_seconds: int = LOCAL_VISIBILITY_TIMEOUT_SECONDS,
 ) -> list[LocalQueue]:
-    """For each queue: its dead-letter queue, the queue with its redrive policy, and the rule on the bus."""
+    """For each queue: its dead-letter queue, the queue with its redrive policy, and (for an event queue) the
+    rule on the bus."""
     provisioned = []
     for spec in queues:
         dead_letter_url = sqs.create_queue(
@@ -102,6 +104,9 @@ def provision_event_queues(
             },
         )["QueueUrl"]
         arn = _queue_arn(sqs, url)
+        if not isinstance(spec, EventQueue):
+            provisioned.append(LocalQueue(spec, url, arn, dead_letter_url, None))
+            continue
         rule_name = f"{name_prefix}{spec.name}"
         events.put_rule(
             Name=rule_name,

@@ -22,7 +22,9 @@ from vmx.capacity.ledger import (
     usage_of,
     window_state,
 )
+from vmx.capacity.settlements import DeferredSettlement
 from vmx.connections.capacity import CapacityPeriod
+from vmx.storage.errors import StorageUnavailable
 
 
 class InMemoryCapacityCounters:
@@ -81,3 +83,16 @@ class InMemoryCapacityCounters:
                 count = stored.get(period)
                 if count is not None and count.window_id == window_id:
                     stored[period] = WindowCount(window_id, count.requests + requests, count.tokens + tokens)
+
+
+class InMemorySettlementQueue:
+    """Keeps what the completion path could not settle, or refuses it like a queue that is down."""
+
+    def __init__(self) -> None:
+        self.kept: list[DeferredSettlement] = []
+        self.down = False
+
+    def defer(self, settlement: DeferredSettlement) -> None:
+        if self.down:
+            raise StorageUnavailable("SQS SendMessage failed (InternalError)")
+        self.kept.append(settlement)

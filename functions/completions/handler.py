@@ -39,6 +39,8 @@ metrics = Metrics()
 app = new_app(logger, register_openai_error_handlers)
 
 ENVIRONMENT = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>"
+# What the bookkeeping leaves of the invocation's time: the metrics' flush and the runtime's last report.
+FLUSH_SECONDS = 1.0
 
 
 def _event_publisher(bus_name: str, region: str) -> EventPublisher:
@@ -102,10 +104,10 @@ def list_models(workspaceId: UUID, environmentId: UUID) -> ModelList:
     return ModelList.of(models)
 
 
-def _after_response(exchange: Exchange) -> None:
+def _after_response(exchange: Exchange, invocation_ends: Deadline) -> None:
     """The reconcile and the events, once the client has the whole answer; their metrics are flushed here, as
     the handler's were flushed when it returned."""
-    failed = exchange.afterwards.run(logger)
+    failed = exchange.afterwards.run(logger, invocation_ends.sooner(FLUSH_SECONDS))
     if failed:
         metrics.add_metric(name="BookkeepingFailed", unit=MetricUnit.Count, value=failed)
     metrics.flush_metrics()
@@ -117,8 +119,8 @@ def _after_response(exchange: Exchange) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> StreamingResponse:
-    time_left = context.get_remaining_time_in_millis() / 1000
-    exchange = Exchange(Deadline.after(time_left).sooner(BOOKKEEPING_SECONDS))
+    invocation_ends = Deadline.after(context.get_remaining_time_in_millis() / 1000)
+    exchange = Exchange(invocation_ends.sooner(BOOKKEEPING_SECONDS))
     app.context["exchange"] = exchange
     result = resolve(app, event, context, refuse=domain_refusal, allowed_origin=settings().console_origin)
-    return exchange.response(result, after=lambda: _after_response(exchange))
+    return exchange.response(result, after=lambda: _after_response(exchange, invocation_ends))

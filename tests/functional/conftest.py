@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.system import TABLES
+from infra.system import TABLES, WORK_QUEUES
 from local_stack.emulator import create_table
 from local_stack.gateway import ApiGateway
 from tests.functional.api import Api, in_process_gateway
@@ -30,6 +30,13 @@ def aws() -> Iterator[None]:
         os.environ["CONNECTION_CACHE_SECONDS"] = "0"
         os.environ["EVENT_BUS_NAME"] = (
             boto3.client("events").create_event_bus(Name="vmx-test-events")["EventBusArn"].split("/")[-1]
+        )
+        sqs = boto3.client("sqs")
+        os.environ.update(
+            {
+                queue.url_env_var: sqs.create_queue(QueueName=f"vmx-test-{queue.name}")["QueueUrl"]
+                for queue in WORK_QUEUES
+            }
         )
         yield
 

@@ -52,6 +52,9 @@ class FailureLog:
     def __init__(self) -> None:
         self.failed: list[dict[str, object] | None] = []
 
+    def error(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None:
+        self.failed.append(extra)
+
     def exception(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None:
         self.failed.append(extra)
 
@@ -99,7 +102,7 @@ def test_concurrent_instances_admit_exactly_the_limit(tenant: Tenant, provider: 
                 )
             except OverCapacity as refused:
                 outcome = refused
-            afterwards.run(log)
+            afterwards.run(log, Deadline.after(30))
             with outcomes_lock:
                 outcomes.append(outcome)
 

@@ -1,20 +1,28 @@
-"""system.EVENT_QUEUES and system.SCHEDULES: rules, queues, dead-letter queues, consumers, alarms, schedules."""
+"""system.EVENT_QUEUES, system.WORK_QUEUES and system.SCHEDULES: rules, queues, dead-letter queues, consumers,
+senders, alarms, schedules."""
 
 from typing import Any
 
 import pytest
 
-from infra.system import EVENT_QUEUES, FUNCTIONS, SCHEDULES, EventQueue, Schedule
+from infra.events import QueueDelivery
+from infra.system import EVENT_QUEUES, FUNCTIONS, SCHEDULES, WORK_QUEUES, ConsumedQueue, EventQueue, Schedule, WorkQueue
 from local_stack.event_delivery import event_pattern
 from tests.infra.synthesized import Synthesized
 
 FUNCTIONS_BY_NAME = {function.name: function for function in FUNCTIONS}
 DAY = 24 * 3600
+CONSUMED_QUEUES: tuple[ConsumedQueue, ...] = (*EVENT_QUEUES, *WORK_QUEUES)
 
 
-def queue_ids(synthesized: Synthesized, spec: EventQueue) -> tuple[str, str]:
+def delivery_of(synthesized: Synthesized, spec: ConsumedQueue) -> QueueDelivery:
+    deliveries = synthesized.stack.event_queues if isinstance(spec, EventQueue) else synthesized.stack.work_queues
+    return deliveries[spec.name]
+
+
+def queue_ids(synthesized: Synthesized, spec: ConsumedQueue) -> tuple[str, str]:
     """The logical IDs of the queue and its dead-letter queue."""
-    delivery = synthesized.stack.event_queues[spec.name]
+    delivery = delivery_of(synthesized, spec)
     return synthesized.logical_id(delivery.queue), synthesized.logical_id(delivery.dead_letter_queue)
 
 
@@ -62,13 +70,31 @@ def test_a_rule_on_the_bus_sends_the_queues_detail_types_to_the_queue(
     assert target["DeadLetterConfig"] == {"Arn": arn_of(dead_letter_id)}
 
 
+@pytest.mark.parametrize("spec", WORK_QUEUES, ids=lambda spec: spec.name)
+def test_a_work_queue_refuses_plain_http_admits_no_service_and_tells_its_senders_its_url(
+    synthesized: Synthesized, spec: WorkQueue
+) -> None:
+    for queue_id in queue_ids(synthesized, spec):
+        statements = queue_policy(synthesized, queue_id)
+        # its senders are allowed by their own roles (tests/infra/test_permissions.py), nobody by the queue
+        assert [{key: statement[key] for key in SSL_ONLY} for statement in statements] == [SSL_ONLY]
+    queue_id, _ = queue_ids(synthesized, spec)
+    for name in spec.senders:
+        variables = synthesized.properties(synthesized.function_id(name))["Environment"]["Variables"]
+        assert variables[spec.url_env_var] == {"Ref": queue_id}
+    for function in FUNCTIONS:
+        if function.name not in spec.senders:
+            variables = synthesized.properties(synthesized.function_id(function.name))["Environment"]["Variables"]
+            assert spec.url_env_var not in variables
+
+
 def test_the_bus_has_exactly_the_rules_of_the_event_queues(synthesized: Synthesized) -> None:
     assert len(rules_on_the_bus(synthesized)) == len(EVENT_QUEUES)
 
 
-@pytest.mark.parametrize("spec", EVENT_QUEUES, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", CONSUMED_QUEUES, ids=lambda spec: spec.name)
 def test_the_queue_is_encrypted_outlasts_its_consumers_retries_and_dead_letters_after_max_receives(
-    synthesized: Synthesized, spec: EventQueue
+    synthesized: Synthesized, spec: ConsumedQueue
 ) -> None:
     queue_id, dead_letter_id = queue_ids(synthesized, spec)
     queue = synthesized.properties(queue_id)
@@ -82,16 +108,16 @@ def test_the_queue_is_encrypted_outlasts_its_consumers_retries_and_dead_letters_
     }
 
 
-@pytest.mark.parametrize("spec", EVENT_QUEUES, ids=lambda spec: spec.name)
-def test_the_queue_holds_each_message_for_its_delivery_delay(synthesized: Synthesized, spec: EventQueue) -> None:
+@pytest.mark.parametrize("spec", CONSUMED_QUEUES, ids=lambda spec: spec.name)
+def test_the_queue_holds_each_message_for_its_delivery_delay(synthesized: Synthesized, spec: ConsumedQueue) -> None:
     queue_id, _ = queue_ids(synthesized, spec)
 
     assert synthesized.properties(queue_id).get("DelaySeconds", 0) == spec.delivery_delay_seconds
 
 
-@pytest.mark.parametrize("spec", EVENT_QUEUES, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", CONSUMED_QUEUES, ids=lambda spec: spec.name)
 def test_the_dead_letter_queue_is_encrypted_and_keeps_messages_fourteen_days(
-    synthesized: Synthesized, spec: EventQueue
+    synthesized: Synthesized, spec: ConsumedQueue
 ) -> None:
     _, dead_letter_id = queue_ids(synthesized, spec)
     dead_letters = synthesized.properties(dead_letter_id)
@@ -128,9 +154,9 @@ def test_both_queues_refuse_plain_http_and_take_messages_from_the_rule_alone(
         assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": arn_of(rule_id)}}
 
 
-@pytest.mark.parametrize("spec", EVENT_QUEUES, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", CONSUMED_QUEUES, ids=lambda spec: spec.name)
 def test_the_consumer_reads_the_queue_in_batches_reporting_item_failures(
-    synthesized: Synthesized, spec: EventQueue
+    synthesized: Synthesized, spec: ConsumedQueue
 ) -> None:
     queue_id, _ = queue_ids(synthesized, spec)
 
@@ -148,15 +174,15 @@ def test_only_the_queues_consumers_have_event_sources(synthesized: Synthesized) 
     mappings = synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
 
     assert sorted(mapping["Properties"]["FunctionName"]["Ref"] for mapping in mappings) == sorted(
-        synthesized.function_id(spec.consumer) for spec in EVENT_QUEUES
+        synthesized.function_id(spec.consumer) for spec in CONSUMED_QUEUES
     )
 
 
-@pytest.mark.parametrize("spec", EVENT_QUEUES, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", CONSUMED_QUEUES, ids=lambda spec: spec.name)
 def test_a_message_in_the_dead_letter_queue_raises_an_alarm_on_the_alarm_topic(
-    synthesized: Synthesized, spec: EventQueue
+    synthesized: Synthesized, spec: ConsumedQueue
 ) -> None:
-    alarm_id = synthesized.logical_id(synthesized.stack.event_queues[spec.name].alarm)
+    alarm_id = synthesized.logical_id(delivery_of(synthesized, spec).alarm)
     _, dead_letter_id = queue_ids(synthesized, spec)
     topic_id = synthesized.logical_id(synthesized.stack.alarms.topic)
 

@@ -51,7 +51,7 @@ def test_each_function_logs_to_its_own_group_with_a_retention(synthesized: Synth
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
-def test_each_function_gets_only_its_tables_its_key_its_bus_and_the_powertools_settings(
+def test_each_function_gets_only_its_tables_its_key_its_bus_its_queues_and_the_powertools_settings(
     synthesized: Synthesized, spec: Function
 ) -> None:
     variables = synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
@@ -74,6 +74,11 @@ def test_each_function_gets_only_its_tables_its_key_its_bus_and_the_powertools_s
     streaming_variables = (
         {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/bin/vmx-streaming-runtime"} if spec.streams_responses else {}
     )
+    queue_variables = {
+        queue.url_env_var: {"Ref": synthesized.logical_id(synthesized.stack.work_queues[queue.name].queue)}
+        for queue in system.WORK_QUEUES
+        if spec.name in queue.senders
+    }
     assert variables == {
         **POWERTOOLS_SETTINGS,
         **table_variables,
@@ -81,6 +86,7 @@ def test_each_function_gets_only_its_tables_its_key_its_bus_and_the_powertools_s
         **bus_variables,
         **console_variables,
         **streaming_variables,
+        **queue_variables,
     }
 
 

@@ -19,6 +19,7 @@ from infra.system import (
     TENANCY_TABLE,
     USAGE,
     USAGE_TABLE,
+    WORK_QUEUES,
     Function,
 )
 from tests.infra.synthesized import Synthesized
@@ -68,6 +69,12 @@ def expected_grants(synthesized: Synthesized, spec: Function) -> set[tuple[str, 
         if queue.consumer == spec.name:
             queue_id = synthesized.logical_id(synthesized.stack.event_queues[queue.name].queue)
             grants |= {(action, queue_id) for action in CONSUME_MESSAGES}
+    for work in WORK_QUEUES:
+        queue_id = synthesized.logical_id(synthesized.stack.work_queues[work.name].queue)
+        if work.consumer == spec.name:
+            grants |= {(action, queue_id) for action in CONSUME_MESSAGES}
+        if spec.name in work.senders:
+            grants.add(("sqs:SendMessage", queue_id))
     return grants
 
 
@@ -183,12 +190,16 @@ def test_connection_remains_may_only_find_and_delete_items_and_bury_connections(
 
 
 def test_each_consumer_reads_its_own_queue_only(synthesized: Synthesized) -> None:
-    for queue in EVENT_QUEUES:
-        queue_id = synthesized.logical_id(synthesized.stack.event_queues[queue.name].queue)
+    for queue in (*EVENT_QUEUES, *WORK_QUEUES):
+        deliveries = synthesized.stack.work_queues if queue in WORK_QUEUES else synthesized.stack.event_queues
+        queue_id = synthesized.logical_id(deliveries[queue.name].queue)
         readers = {
             spec.name
             for spec in FUNCTIONS
-            if any(resource == queue_id for _, resource in synthesized.grants(spec.name))
+            if any(
+                resource == queue_id and action in CONSUME_MESSAGES
+                for action, resource in synthesized.grants(spec.name)
+            )
         }
         assert readers == {queue.consumer}
 

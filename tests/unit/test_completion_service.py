@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from tests.capacity_fakes import InMemoryCapacityCounters
+from tests.capacity_fakes import InMemoryCapacityCounters, InMemorySettlementQueue
 from tests.unit.builders import World, create_request, principal
 from vmx.afterwards import Afterwards
-from vmx.capacity.ledger import CounterScope, limits_for
+from vmx.capacity.ledger import CounterScope, Reservation, limits_for
+from vmx.completions.failures import not_connected
 from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
 from vmx.completions.providers import ProviderCall, ProviderError, ProviderResult, ProviderStream
 from vmx.connections.capacity import CapacityDimension
@@ -21,6 +22,7 @@ from vmx.errors import Forbidden
 from vmx.events.models import CompletionRecorded
 from vmx.gateway.credentials_cache import CredentialCache
 from vmx.gateway.service import (
+    DEFAULT_COMPLETION_TOKENS,
     CompletionOutcome,
     CompletionService,
     OverCapacity,
@@ -28,6 +30,7 @@ from vmx.gateway.service import (
     StreamOpener,
     StreamOutcome,
 )
+from vmx.storage.errors import StorageUnavailable
 from vmx.tenancy.models import Role
 
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
@@ -73,6 +76,9 @@ class RecordingLog:
     def __init__(self) -> None:
         self.failed: list[dict[str, object] | None] = []
 
+    def error(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None:
+        self.failed.append(extra)
+
     def exception(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None:
         self.failed.append(extra)
 
@@ -80,7 +86,7 @@ class RecordingLog:
 def run_afterwards(afterwards: Afterwards) -> None:
     """What the handler does once the last byte has gone out; every step must succeed."""
     log = RecordingLog()
-    afterwards.run(log)
+    afterwards.run(log, Deadline.after(60))
     assert log.failed == []
 
 
@@ -94,6 +100,7 @@ def completion_service(
     provider: ScriptedProvider,
     open_stream: StreamOpener = no_streams,
     credentials: CredentialCache | None = None,
+    settlements: InMemorySettlementQueue | None = None,
 ) -> CompletionService:
     return CompletionService(
         world.connections,
@@ -104,6 +111,8 @@ def completion_service(
         lambda: NOW,
         IDLE_TIMEOUT_SECONDS,
         world.events,
+        settlements or InMemorySettlementQueue(),
+        settle_attempt_seconds=1.0,
     )
 
 
@@ -124,7 +133,8 @@ def gateway(world: World, counters: InMemoryCapacityCounters, provider: Scripted
 
 @pytest.fixture
 def afterwards() -> Afterwards:
-    return Afterwards()
+    # pauses between attempts are not waited out here (tests/unit/test_afterwards.py times them)
+    return Afterwards(sleep=lambda seconds: None)
 
 
 def connection(world: World, **fields: Any) -> str:
@@ -330,3 +340,141 @@ def test_a_request_larger_than_the_limit_is_told_so_without_retry_after(
 
     assert refused.value.retry_after_seconds is None
     assert "lower max_tokens" in refused.value.message
+
+
+class FlakyCounters(InMemoryCapacityCounters):
+    """Counters whose settling writes fail `failures` times each before they work (a throttled table)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.settle_attempts = 0
+
+    def _fail_first(self) -> None:
+        self.settle_attempts += 1
+        if self.settle_attempts <= self.failures:
+            raise StorageUnavailable("DynamoDB request failed (ThrottlingException)")
+
+    def release(self, reservation: Reservation) -> None:
+        self._fail_first()
+        super().release(reservation)
+
+    def reconcile(self, reservation: Reservation, actual_tokens: int, now: datetime) -> None:
+        self._fail_first()
+        super().reconcile(reservation, actual_tokens, now)
+
+
+def run_afterwards_failing(afterwards: Afterwards) -> RecordingLog:
+    log = RecordingLog()
+    afterwards.run(log, Deadline.after(60))
+    return log
+
+
+def test_a_reconcile_that_fails_at_first_is_tried_again_and_the_counters_end_exact(
+    world: World, provider: ScriptedProvider, afterwards: Afterwards
+) -> None:
+    counters, settlements = FlakyCounters(failures=2), InMemorySettlementQueue()
+    gateway = completion_service(world, counters, provider, settlements=settlements)
+    connection_id = connection(world, capacity=[{"period": "hour", "requests": 5, "tokens": 10_000}])
+
+    outcome = ask_whole(gateway, world, afterwards, max_tokens=100)
+    log = run_afterwards_failing(afterwards)
+
+    assert outcome.completion.usage.total_tokens == 19
+    assert counters.settle_attempts == 3
+    assert used(counters, world, connection_id) == [(1, 19)]
+    assert (log.failed, settlements.kept) == ([], [])
+    assert [event.status for event in recorded(world)] == [200]
+
+
+def test_a_reconcile_that_keeps_failing_is_kept_for_later_with_the_tokens_really_used(
+    world: World, provider: ScriptedProvider, afterwards: Afterwards
+) -> None:
+    counters, settlements = FlakyCounters(failures=1000), InMemorySettlementQueue()
+    gateway = completion_service(world, counters, provider, settlements=settlements)
+    connection_id = connection(
+        world,
+        capacity=[
+            {"period": "hour", "requests": 5, "tokens": 10_000},
+            {"period": "day", "requests": 5, "dimension": "source-ip"},
+        ],
+    )
+
+    outcome = ask_whole(gateway, world, afterwards, max_tokens=100)
+    log = run_afterwards_failing(afterwards)
+
+    # the client has its answer; the counters still hold the reservation, and the settlements wait in the queue
+    assert outcome.completion.usage.total_tokens == 19
+    (reserved,) = used(counters, world, connection_id)
+    assert reserved[0] == 1 and reserved[1] > 100
+    kept = {(settlement.reservation.scope.source_ip, settlement.actual_tokens) for settlement in settlements.kept}
+    # the per-IP scope counts no tokens: it is only settled
+    assert kept == {(None, 19), ("192.0.2.1", 0)}
+    assert [extra for extra in log.failed] == [{"work": "reconcile"}, {"work": "reconcile"}]
+    assert [event.status for event in recorded(world)] == [200]
+
+    # what the consumer later does with them: the counters end as if nothing had failed
+    counters.failures = 0
+    for settlement in settlements.kept:
+        assert settlement.actual_tokens is not None
+        counters.reconcile(settlement.reservation, settlement.actual_tokens, NOW)
+    assert used(counters, world, connection_id) == [(1, 19)]
+    assert used(counters, world, connection_id, "192.0.2.1") == [(1, 0)]
+
+
+def test_a_release_after_a_refusal_that_keeps_failing_is_kept_for_later_and_the_refusal_stands(
+    world: World, provider: ScriptedProvider, afterwards: Afterwards
+) -> None:
+    counters, settlements = FlakyCounters(failures=0), InMemorySettlementQueue()
+    gateway = completion_service(world, counters, provider, settlements=settlements)
+    connection_id = connection(
+        world,
+        capacity=[
+            {"period": "minute", "requests": 10, "tokens": 100_000},
+            {"period": "day", "requests": 1, "dimension": "source-ip"},
+        ],
+    )
+    ask(gateway, world, afterwards)
+    run_afterwards(afterwards)
+    counters.failures, counters.settle_attempts = 1000, 0
+
+    with pytest.raises(OverCapacity):
+        ask(gateway, world, afterwards)
+    run_afterwards_failing(afterwards)
+
+    (kept,) = settlements.kept
+    assert (kept.reservation.scope.source_ip, kept.actual_tokens) == (None, None)
+    counters.failures = 0
+    counters.release(kept.reservation)
+    assert used(counters, world, connection_id) == [(1, 19)]
+
+
+def test_a_provider_never_reached_gives_its_reservation_back(
+    gateway: CompletionService,
+    world: World,
+    counters: InMemoryCapacityCounters,
+    provider: ScriptedProvider,
+    afterwards: Afterwards,
+) -> None:
+    connection_id = connection(world, capacity=[{"period": "day", "requests": 1, "tokens": 10_000}])
+    provider.failure = not_connected("openai")
+
+    for _ in range(3):
+        with pytest.raises(ProviderFailure) as failed:
+            ask(gateway, world, afterwards, max_tokens=100)
+        run_afterwards(afterwards)
+
+    assert failed.value.error.status == 502
+    assert used(counters, world, connection_id) == [(0, 0)]
+    assert [event.error_code for event in recorded(world)] == ["provider_unreachable"] * 3
+
+
+def test_a_request_without_an_output_limit_is_sent_the_reserved_one_as_its_cap(
+    gateway: CompletionService, world: World, provider: ScriptedProvider, afterwards: Afterwards
+) -> None:
+    connection(world, capacity=[{"period": "hour", "tokens": 100_000}])
+
+    ask_whole(gateway, world, afterwards)
+    ask_whole(gateway, world, afterwards, max_tokens=50)
+
+    assert [call.request.output_token_limit for call in provider.calls] == [DEFAULT_COMPLETION_TOKENS, 50]

@@ -1,34 +1,90 @@
 """Work that waits until the answer has gone out: the client never waits on bookkeeping."""
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
+
+from vmx.deadline import Deadline
+
+# Pauses before the second, third and fourth attempt of work that is safe to repeat.
+RETRY_PAUSES_SECONDS = (0.05, 0.2, 0.5)
 
 
 class FailureLog(Protocol):
+    def error(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None: ...
+
     def exception(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Step:
+    what: str
+    work: Callable[[], None]
+    # the longest one attempt can take; None: not safe to repeat, tried once
+    attempt_seconds: float | None
+    give_up: Callable[[], None] | None
 
 
 class Afterwards:
     """Callables to run, in order, once the last byte of the response has been sent (or the client left).
 
-    One that fails is logged and the rest still run: nothing can reach the client any more.
+    One that fails is logged and the rest still run: nothing can reach the client any more. Work that is safe
+    to repeat is tried again while the time left holds another attempt, and handed to its `give_up` (its
+    repair later) when it still fails or no attempt fits.
     """
 
-    def __init__(self) -> None:
-        self._work: list[tuple[str, Callable[[], None]]] = []
+    def __init__(
+        self, pauses: Sequence[float] = RETRY_PAUSES_SECONDS, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._steps: list[_Step] = []
+        self._pauses = pauses
+        self._sleep = sleep
 
-    def add(self, what: str, work: Callable[[], None]) -> None:
-        """`what` names the work in the log line if it fails."""
-        self._work.append((what, work))
+    def add(
+        self,
+        what: str,
+        work: Callable[[], None],
+        *,
+        attempt_seconds: float | None = None,
+        give_up: Callable[[], None] | None = None,
+    ) -> None:
+        """`what` names the work in the log line if it fails. `attempt_seconds`, for work that is safe to
+        repeat, bounds how long one attempt can take: an attempt starts only when that much time is left."""
+        self._steps.append(_Step(what, work, attempt_seconds, give_up))
 
-    def run(self, log: FailureLog) -> int:
-        """Runs and forgets everything added so far; returns how many failed."""
-        work, self._work = self._work, []
+    def run(self, log: FailureLog, deadline: Deadline) -> int:
+        """Runs and forgets everything added so far, within `deadline`; returns how many steps failed."""
+        steps, self._steps = self._steps, []
         failed = 0
-        for what, step in work:
-            try:
-                step()
-            except Exception:  # every failure is logged; one step's failure must not skip the others
+        for step in steps:
+            if not self._attempt(step, log, deadline):
                 failed += 1
-                log.exception("work after the response failed", extra={"work": what})
+                if step.give_up is not None:
+                    self._give_up(step.what, step.give_up, log)
         return failed
+
+    def _attempt(self, step: _Step, log: FailureLog, deadline: Deadline) -> bool:
+        pauses = iter(self._pauses if step.attempt_seconds is not None else ())
+        pause = 0.0
+        while True:
+            if step.attempt_seconds is not None and deadline.left() < pause + step.attempt_seconds:
+                log.error("no time left for work after the response", extra={"work": step.what})
+                return False
+            if pause:
+                self._sleep(pause)
+            try:
+                step.work()
+                return True
+            except Exception:  # every failure is logged; one step's failure must not skip the others
+                pause = next(pauses, -1.0)
+                if pause < 0:
+                    log.exception("work after the response failed", extra={"work": step.what})
+                    return False
+
+    @staticmethod
+    def _give_up(what: str, give_up: Callable[[], None], log: FailureLog) -> None:
+        try:
+            give_up()
+        except Exception:  # the repair's own failure is the last word: logged, and counted with the step
+            log.exception("work after the response could not be kept for later", extra={"work": what})

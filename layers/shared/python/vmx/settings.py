@@ -63,6 +63,8 @@ class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings):
     event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
+    # where a settlement that failed after its answer is kept, for the capacity-settlements consumer
+    capacity_settlements_queue_url: str = Field(validation_alias="CAPACITY_SETTLEMENTS_QUEUE_URL", min_length=1)
     # The longest silence between two pieces of a streamed answer before the gateway gives up on the provider
     # (a whole answer that is not streamed may take all the time the invocation has). Under API Gateway's
     # 5-minute idle limit for a streamed response, so the client hears our 504 rather than a dropped line.
@@ -86,6 +88,10 @@ class DiscoverySettings(_Settings):
 
 class UsageSettings(_Settings):
     usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
+
+
+class CapacitySettlementsSettings(_Settings):
+    capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
 
 
 class ConnectionRemainsSettings(_Settings):

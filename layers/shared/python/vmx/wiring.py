@@ -22,6 +22,7 @@ from vmx.gateway.usage_report import UsageReporter
 from vmx.settings import (
     AuthorizerSettings,
     BedrockQuotasSettings,
+    CapacitySettlementsSettings,
     CipherSettings,
     CompletionsSettings,
     ConnectionRemainsSettings,
@@ -34,6 +35,8 @@ from vmx.storage.capacity_store import DynamoCapacityCounters
 from vmx.storage.connection_remains import DynamoConnectionRemains
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.storage.discovered_store import DynamoDiscoveredCapacity
+from vmx.storage.low_level import longest_call_seconds
+from vmx.storage.settlement_queue import SqsSettlementQueue
 from vmx.storage.tenancy_store import DynamoTenancyRepository
 from vmx.storage.usage_store import DynamoUsageStatistics
 from vmx.tenancy.service import TenancyService
@@ -83,13 +86,17 @@ def completion_service(settings: CompletionsSettings, events: EventPublisher) ->
         DynamoConnectionRepository(settings.connections_table_name, settings.aws_region),
         settings.connection_cache_seconds,
     )
-    # Bounded, so the bookkeeping after an answer fits in the time the invocation keeps for it.
-    capacity_client = boto3.client(
-        "dynamodb",
-        region_name=settings.aws_region,
-        config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3}),
-    )
+    # Bounded, so that each write after an answer can be tried again within the time the invocation keeps for it.
+    capacity_config = Config(connect_timeout=0.5, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 3})
+    capacity_client = boto3.client("dynamodb", region_name=settings.aws_region, config=capacity_config)
     counters = DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region, client=capacity_client)
+    settlements_config = Config(
+        connect_timeout=0.5, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2}
+    )
+    settlements = SqsSettlementQueue(
+        boto3.client("sqs", region_name=settings.aws_region, config=settlements_config),
+        settings.capacity_settlements_queue_url,
+    )
     transports = Transports(
         http=urllib3.PoolManager(maxsize=10),
         bedrock_client=bedrock_client_factory(
@@ -105,6 +112,8 @@ def completion_service(settings: CompletionsSettings, events: EventPublisher) ->
         utc_now,
         settings.provider_idle_timeout_seconds,
         events,
+        settlements,
+        settle_attempt_seconds=longest_call_seconds(capacity_config),
     )
 
 
@@ -125,6 +134,10 @@ def discovered_capacity_writer(settings: DiscoverySettings) -> DynamoDiscoveredC
 
 def usage_statistics(settings: UsageSettings) -> DynamoUsageStatistics:
     return DynamoUsageStatistics(settings.usage_table_name, settings.aws_region, utc_now)
+
+
+def settlement_counters(settings: CapacitySettlementsSettings) -> DynamoCapacityCounters:
+    return DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region)
 
 
 def connection_remains(settings: ConnectionRemainsSettings) -> DynamoConnectionRemains:

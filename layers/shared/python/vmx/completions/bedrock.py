@@ -36,6 +36,7 @@ from vmx.completions.failures import (
     failure_for_status,
     interrupted,
     invalid_response,
+    not_connected,
     out_of_time,
     timed_out,
     unreachable,
@@ -284,7 +285,12 @@ def _limits(response: Any) -> dict[str, str]:
 
 def _failure(exc: ClientError | BotoCoreError, provider: str, call: ProviderCall) -> ProviderError:
     """The one place Bedrock's SDK errors become ProviderErrors."""
-    if isinstance(exc, botocore_errors.ReadTimeoutError | botocore_errors.ConnectTimeoutError):
+    # neither a connect timeout nor a refused connection sent the request: its capacity goes back
+    if isinstance(exc, botocore_errors.ConnectTimeoutError):
+        return not_connected(provider, call.timeout_seconds)
+    if isinstance(exc, botocore_errors.EndpointConnectionError):
+        return not_connected(provider)
+    if isinstance(exc, botocore_errors.ReadTimeoutError):
         return timed_out(provider, call.timeout_seconds)
     if isinstance(exc, botocore_errors.ConnectionError | botocore_errors.HTTPClientError):
         return unreachable(provider)

@@ -18,7 +18,7 @@ _MAX_MESSAGE_CHARS = 500
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
 _PASSED_THROUGH_4XX = frozenset({400, 404, 409, 413, 422})
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
-_RETRY_HEADERS = frozenset({"retry-after", "retry-after-ms"})
+RETRY_HEADERS = frozenset({"retry-after", "retry-after-ms"})
 
 
 class Redactor:
@@ -51,7 +51,7 @@ def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
     selected = {}
     for name, value in headers.items():
         lowered = name.lower()
-        if lowered.startswith(_RATE_LIMIT_PREFIXES) or lowered in _RETRY_HEADERS:
+        if lowered.startswith(_RATE_LIMIT_PREFIXES) or lowered in RETRY_HEADERS:
             selected[lowered] = value
     return selected
 

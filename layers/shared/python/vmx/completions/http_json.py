@@ -13,6 +13,7 @@ from vmx.completions.failures import (
     Redactor,
     failure_for_status,
     invalid_response,
+    not_connected,
     provider_message,
     rate_limit_headers,
     timed_out,
@@ -99,9 +100,12 @@ def send_post(
             redirect=False,
             preload_content=False,
         )
-    # NewConnectionError (refused, DNS) is a ConnectTimeoutError too, so it is caught first.
-    except urllib3_errors.NewConnectionError as exc:
-        raise unreachable(provider) from exc
+    # Before the request went out (its capacity goes back): NewConnectionError (refused, DNS) is a
+    # ConnectTimeoutError too, so it is caught first; a failed TLS handshake sends nothing either.
+    except (urllib3_errors.NewConnectionError, urllib3_errors.SSLError) as exc:
+        raise not_connected(provider) from exc
+    except urllib3_errors.ConnectTimeoutError as exc:
+        raise not_connected(provider, timeout_seconds) from exc
     except urllib3_errors.TimeoutError as exc:
         raise timed_out(provider, timeout_seconds) from exc
     except urllib3_errors.HTTPError as exc:

@@ -21,6 +21,7 @@ from vmx.capacity.ledger import (
     limits_for,
     tightest,
 )
+from vmx.capacity.settlements import DeferredSettlement, SettlementQueue
 from vmx.clock import Clock
 from vmx.completions.openai_models import (
     ChatCompletion,
@@ -147,8 +148,13 @@ class CompletionService:
         clock: Clock,
         idle_timeout_seconds: float,
         events: EventPublisher,
+        settlements: SettlementQueue,
+        settle_attempt_seconds: float,
     ):
+        """`settle_attempt_seconds` bounds one settling write of `counters` (its client's timeouts and retries)."""
         self._events = events
+        self._settlements = settlements
+        self._settle_attempt_seconds = settle_attempt_seconds
         self._connections = connections
         self._counters = counters
         self._credentials = credentials
@@ -176,10 +182,8 @@ class CompletionService:
                 return self._stream(admitted, afterwards)
             return self._whole(admitted, afterwards)
         except ProviderError as error:
-            if error.reached:
-                afterwards.add("reconcile", partial(self._reconcile, admitted.reservations, 0))
-            else:
-                afterwards.add("release", partial(self._release, admitted.reservations))
+            # a provider that was reached may have counted the request: it keeps its request, no tokens
+            self._settle_after(afterwards, admitted.reservations, (lambda: 0) if error.reached else None)
             outcome = admitted.attempt.failed(error.status, error.code)
             afterwards.add("publish", partial(self._publish, admitted.attempt, outcome, error.rate_limit_headers))
             raise ProviderFailure(error, _after(admitted.reservations, 0)) from error
@@ -243,7 +247,7 @@ class CompletionService:
     def _whole(self, admitted: "_Admitted", afterwards: Afterwards) -> CompletionOutcome:
         result = self._call_provider(admitted.call)
         usage = result.completion.usage
-        afterwards.add("reconcile", partial(self._reconcile, admitted.reservations, usage.total_tokens))
+        self._settle_after(afterwards, admitted.reservations, lambda: usage.total_tokens)
         outcome = admitted.attempt.succeeded(usage)
         afterwards.add("publish", partial(self._publish, admitted.attempt, outcome, result.rate_limit_headers))
         completion = result.completion.model_copy(update={"model": admitted.model})
@@ -253,14 +257,17 @@ class CompletionService:
         upstream = self._open_stream(admitted.call)
         tally = _StreamTally(admitted.prompt_tokens)
 
-        def settle() -> None:
+        def close() -> None:
             # a body closed before its first piece never ran the relay: its client went away all the same
             tally.end = tally.end or "client-disconnected"
             upstream.close()
-            self._reconcile(admitted.reservations, tally.total_tokens)
+
+        def publish() -> None:
             self._publish(admitted.attempt, admitted.attempt.streamed(tally), upstream.rate_limit_headers)
 
-        afterwards.add("settle stream", settle)
+        afterwards.add("close stream", close)
+        self._settle_after(afterwards, admitted.reservations, lambda: tally.total_tokens)
+        afterwards.add("publish", publish)
         chunks = _relay(upstream, tally, admitted.model, admitted.call.request.include_stream_usage)
         return StreamOutcome(chunks, _after(admitted.reservations, admitted.reserved_tokens))
 
@@ -304,20 +311,37 @@ class CompletionService:
             dimension = CapacityDimension.SOURCE_IP if counter_scope and counter_scope.source_ip else None
             raise OverCapacity(connection.name, exceeded, RateLimits(*tightest(seen)), tokens, now, dimension) from None
         finally:
-            if not admitted and reservations:
+            if not admitted:
                 # Given back after the answer: a failed release (retried there) cannot turn a refusal into a 503.
-                afterwards.add("release", partial(self._release, reservations))
+                self._settle_after(afterwards, reservations, None)
         return reservations
 
-    def _reconcile(self, reservations: list[Reservation], actual_tokens: int) -> None:
-        now = self._clock()
-        for reservation in reservations:
-            # a scope that counts no tokens is only settled
-            self._counters.reconcile(reservation, actual_tokens if reservation.tokens else 0, now)
+    def _settle_after(
+        self, afterwards: Afterwards, reservations: list[Reservation], actual_tokens: Callable[[], int] | None
+    ) -> None:
+        """Each reservation's reconcile with `actual_tokens()` (read when it runs), or its release when None,
+        after the answer: retried while there is time (the store applies it once), then kept for later."""
 
-    def _release(self, reservations: list[Reservation]) -> None:
+        def tokens_of(reservation: Reservation) -> int | None:
+            if actual_tokens is None:
+                return None
+            # a scope that counts no tokens is only settled
+            return actual_tokens() if reservation.tokens else 0
+
         for reservation in reservations:
-            self._counters.release(reservation)
+
+            def settle(reservation: Reservation = reservation) -> None:
+                tokens = tokens_of(reservation)
+                if tokens is None:
+                    self._counters.release(reservation)
+                else:
+                    self._counters.reconcile(reservation, tokens, self._clock())
+
+            def keep(reservation: Reservation = reservation) -> None:
+                self._settlements.defer(DeferredSettlement(reservation, tokens_of(reservation)))
+
+            what = "release" if actual_tokens is None else "reconcile"
+            afterwards.add(what, settle, attempt_seconds=self._settle_attempt_seconds, give_up=keep)
 
     @staticmethod
     def _scoped_limits(connection: Connection, source_ip: str) -> list[tuple[CounterScope, list[WindowLimit]]]:

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from vmx.clock import utc_now
 from vmx.completions.calls import ProviderError
+from vmx.completions.failures import RETRY_HEADERS
 from vmx.completions.openai_models import SSE_DONE, ChatCompletionChunk, sse_chunk, sse_event
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.deadline import Deadline
@@ -80,7 +81,8 @@ def domain_refusal(error: DomainError) -> Response[Any]:
     param = error.details[0].field if error.details else None
     headers = None
     if isinstance(error, OverCapacity):
-        headers = rate_limit_headers(error.rate_limits, utc_now())
+        # from the refusal's own instant, as its Retry-After is: never a later window's
+        headers = rate_limit_headers(error.rate_limits, error.refused_at)
         if error.retry_after_seconds is not None:
             headers["Retry-After"] = str(error.retry_after_seconds)
     return openai_error(status_of(error).value, error.message, error.code, param, headers)
@@ -157,7 +159,10 @@ def register_openai_error_handlers(app: APIGatewayRestResolver, logger: Logger) 
     def _provider(failure: ProviderFailure) -> Response[Any]:
         error = failure.error
         logger.info("provider call failed", extra={"status": error.status, "error_code": error.code})
-        headers = rate_limit_headers(failure.rate_limits, utc_now())
+        # A provider's 429 is told by the provider's own limits, when it sent them: they are what refused it.
+        # (its retry headers are told by our Retry-After alone)
+        providers = {name: value for name, value in error.rate_limit_headers.items() if name not in RETRY_HEADERS}
+        headers = providers if error.status == 429 and providers else rate_limit_headers(failure.rate_limits, utc_now())
         if error.retry_after is not None:
             headers["Retry-After"] = error.retry_after
         return openai_error(error.status, error.message, error.code, headers=headers)

@@ -3,6 +3,7 @@ express the items): typed attribute values, and the one translation of the SDK's
 
 from typing import TYPE_CHECKING
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vmx.storage.errors import StorageUnavailable
@@ -23,3 +24,19 @@ def unavailable(exc: BotoCoreError | ClientError) -> StorageUnavailable:
     """Not the caller's fault: a 5xx."""
     code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
     return StorageUnavailable(f"DynamoDB request failed ({code or type(exc).__name__})")
+
+
+def longest_call_seconds(config: Config) -> float:
+    """How long one call of a client with `config` can take at most: every attempt waits out its connect and
+    read timeouts, with botocore's backoff (below 2**attempt seconds, in either retry mode) between them."""
+    retries = getattr(config, "retries", None) or {}
+    if "total_max_attempts" in retries:
+        attempts = int(retries["total_max_attempts"])
+    elif "max_attempts" in retries:
+        attempts = int(retries["max_attempts"]) + 1
+    else:
+        # botocore's defaults: 3 attempts in standard mode, 5 in legacy
+        attempts = 3 if retries.get("mode") == "standard" else 5
+    # botocore sets the options a Config was not given to their defaults (60 s each), which its stubs do not declare
+    timeouts = float(getattr(config, "connect_timeout", 60)) + float(getattr(config, "read_timeout", 60))
+    return attempts * timeouts + sum(2.0**attempt for attempt in range(attempts - 1))

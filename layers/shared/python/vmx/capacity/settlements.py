@@ -1,0 +1,77 @@
+"""Settlements kept for later: a reservation's release or reconcile that could not be written after its answer.
+
+The completion path retries a failed settlement while its invocation has time (vmx.afterwards), then hands it
+to a queue; the capacity-settlements consumer writes it from there, retried by SQS. Writing it late is safe:
+the store applies a settlement once (ledger.py), and skips windows that have rolled over since. A settlement
+that arrives after its reservation's mark was dropped as an orphan (capacity_store.ORPHANED_AFTER) changes
+nothing, which leaves the reservation counted in full: capacity over-counted, never under.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vmx.capacity.ledger import CounterScope, Reservation
+from vmx.connections.capacity import CapacityPeriod
+
+
+@dataclass(frozen=True)
+class DeferredSettlement:
+    reservation: Reservation
+    # None: a release (the provider was never reached); otherwise the tokens the answer really used
+    actual_tokens: int | None
+
+    def to_json(self) -> str:
+        reservation = self.reservation
+        return _Message(
+            connection_id=reservation.scope.connection_id,
+            source_ip=reservation.scope.source_ip,
+            request_id=reservation.request_id,
+            windows=dict(reservation.windows),
+            tokens=reservation.tokens,
+            orphans=list(reservation.orphans),
+            actual_tokens=self.actual_tokens,
+        ).model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        """Raises InvalidSettlement, naming fields and never quoting values, for text no retry can read."""
+        try:
+            message = _Message.model_validate_json(text)
+        except ValidationError as exc:
+            fields = sorted({".".join(str(part) for part in error["loc"]) or "body" for error in exc.errors()})
+            raise InvalidSettlement(f"invalid deferred settlement: {', '.join(fields)}") from None
+        reservation = Reservation(
+            scope=CounterScope(message.connection_id, message.source_ip),
+            request_id=message.request_id,
+            windows=message.windows,
+            tokens=message.tokens,
+            usage=(),
+            orphans=tuple(message.orphans),
+        )
+        return cls(reservation, message.actual_tokens)
+
+
+class InvalidSettlement(ValueError):
+    pass
+
+
+class SettlementQueue(Protocol):
+    def defer(self, settlement: DeferredSettlement) -> None:
+        """Keeps the settlement durably for the consumer; raises when it cannot."""
+        ...
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    version: Literal[1] = 1
+    connection_id: str = Field(min_length=1, max_length=256)
+    source_ip: str | None = Field(max_length=64)
+    request_id: str = Field(min_length=1, max_length=64)
+    windows: Mapping[CapacityPeriod, str]
+    tokens: int = Field(ge=0)
+    orphans: list[str] = Field(max_length=1000)
+    actual_tokens: int | None = Field(ge=0)
