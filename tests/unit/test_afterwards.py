@@ -164,3 +164,29 @@ def test_work_runs_once(attempt_seconds: float | None) -> None:
     again = afterwards.run(RecordingLog(), Deadline.after(60))
 
     assert (done, again) == (["published"], 0)
+
+
+def test_attempts_leave_time_for_the_repair_and_the_repair_starts_only_if_it_fits() -> None:
+    sleep, kept = ClockedSleep(), []
+    log = RecordingLog()
+    afterwards = Afterwards(sleep=sleep)
+    # 3 s left: an attempt (1 s) plus the repair (2.5 s) does not fit, so none starts; the repair does
+    afterwards.add(
+        "release", FailingTimes(0), attempt_seconds=1.0, give_up=lambda: kept.append("kept"), give_up_seconds=2.5
+    )
+    # the next step: not even its repair (5 s) fits
+    afterwards.add(
+        "reconcile",
+        lambda: (_ for _ in ()).throw(AssertionError("no attempt fits")),
+        attempt_seconds=1.0,
+        give_up=lambda: kept.append("late"),
+        give_up_seconds=5.0,
+    )
+
+    assert afterwards.run(log, sleep.deadline(3)) == 2
+    assert kept == ["kept"]
+    assert [line for line, _ in log.lines] == [
+        "no time left for work after the response",
+        "no time left for work after the response",
+        "no time left to keep work after the response for later",
+    ]

@@ -113,6 +113,7 @@ def completion_service(
         world.events,
         settlements or InMemorySettlementQueue(),
         settle_attempt_seconds=1.0,
+        defer_seconds=1.0,
     )
 
 

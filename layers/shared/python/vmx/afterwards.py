@@ -24,6 +24,8 @@ class _Step:
     # the longest one attempt can take; None: not safe to repeat, tried once
     attempt_seconds: float | None
     give_up: Callable[[], None] | None
+    # the longest `give_up` can take: kept free by every attempt
+    give_up_seconds: float
 
 
 class Afterwards:
@@ -48,10 +50,12 @@ class Afterwards:
         *,
         attempt_seconds: float | None = None,
         give_up: Callable[[], None] | None = None,
+        give_up_seconds: float = 0.0,
     ) -> None:
         """`what` names the work in the log line if it fails. `attempt_seconds`, for work that is safe to
-        repeat, bounds how long one attempt can take: an attempt starts only when that much time is left."""
-        self._steps.append(_Step(what, work, attempt_seconds, give_up))
+        repeat, bounds how long one attempt can take, and `give_up_seconds` how long its `give_up` can: an
+        attempt starts only when both fit in the time left, and `give_up` only when it does."""
+        self._steps.append(_Step(what, work, attempt_seconds, give_up, give_up_seconds))
 
     def run(self, log: FailureLog, deadline: Deadline) -> int:
         """Runs and forgets everything added so far, within `deadline`; returns how many steps failed."""
@@ -61,14 +65,15 @@ class Afterwards:
             if not self._attempt(step, log, deadline):
                 failed += 1
                 if step.give_up is not None:
-                    self._give_up(step.what, step.give_up, log)
+                    self._give_up(step, step.give_up, log, deadline)
         return failed
 
     def _attempt(self, step: _Step, log: FailureLog, deadline: Deadline) -> bool:
         pauses = iter(self._pauses if step.attempt_seconds is not None else ())
         pause = 0.0
         while True:
-            if step.attempt_seconds is not None and deadline.left() < pause + step.attempt_seconds:
+            needed = pause + (step.attempt_seconds or 0.0) + step.give_up_seconds
+            if step.attempt_seconds is not None and deadline.left() < needed:
                 log.error("no time left for work after the response", extra={"work": step.what})
                 return False
             if pause:
@@ -83,8 +88,11 @@ class Afterwards:
                     return False
 
     @staticmethod
-    def _give_up(what: str, give_up: Callable[[], None], log: FailureLog) -> None:
+    def _give_up(step: _Step, give_up: Callable[[], None], log: FailureLog, deadline: Deadline) -> None:
+        if deadline.left() < step.give_up_seconds:
+            log.error("no time left to keep work after the response for later", extra={"work": step.what})
+            return
         try:
             give_up()
         except Exception:  # the repair's own failure is the last word: logged, and counted with the step
-            log.exception("work after the response could not be kept for later", extra={"work": what})
+            log.exception("work after the response could not be kept for later", extra={"work": step.what})

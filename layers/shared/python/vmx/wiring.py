@@ -114,6 +114,7 @@ def completion_service(settings: CompletionsSettings, events: EventPublisher) ->
         events,
         settlements,
         settle_attempt_seconds=longest_call_seconds(capacity_config),
+        defer_seconds=longest_call_seconds(settlements_config),
     )
 
 

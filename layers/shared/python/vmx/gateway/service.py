@@ -150,11 +150,14 @@ class CompletionService:
         events: EventPublisher,
         settlements: SettlementQueue,
         settle_attempt_seconds: float,
+        defer_seconds: float,
     ):
-        """`settle_attempt_seconds` bounds one settling write of `counters` (its client's timeouts and retries)."""
+        """`settle_attempt_seconds` bounds one settling write of `counters`, and `defer_seconds` one send to
+        `settlements` (their clients' timeouts and retries)."""
         self._events = events
         self._settlements = settlements
         self._settle_attempt_seconds = settle_attempt_seconds
+        self._defer_seconds = defer_seconds
         self._connections = connections
         self._counters = counters
         self._credentials = credentials
@@ -341,7 +344,13 @@ class CompletionService:
                 self._settlements.defer(DeferredSettlement(reservation, tokens_of(reservation)))
 
             what = "release" if actual_tokens is None else "reconcile"
-            afterwards.add(what, settle, attempt_seconds=self._settle_attempt_seconds, give_up=keep)
+            afterwards.add(
+                what,
+                settle,
+                attempt_seconds=self._settle_attempt_seconds,
+                give_up=keep,
+                give_up_seconds=self._defer_seconds,
+            )
 
     @staticmethod
     def _scoped_limits(connection: Connection, source_ip: str) -> list[tuple[CounterScope, list[WindowLimit]]]:
