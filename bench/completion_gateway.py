@@ -35,6 +35,7 @@ from infra.system import AUTHORIZER, CREDENTIALS_KEY_ENV_VAR, FUNCTIONS, ROUTES,
 from local_stack.emulator import NAME_PREFIX, create_table
 from local_stack.gateway import ApiGateway, HttpRequest
 from local_stack.lambda_runtime import LambdaRuntime, load_handler
+from tests.event_fakes import InMemoryEventPublisher
 from tests.loopback_providers import LoopbackProvider, loopback_provider
 from vmx import wiring
 from vmx.settings import TenancySettings
@@ -271,7 +272,7 @@ def post(gateway: ApiGateway, path: str, token: str, body: dict[str, Any]) -> tu
 
 def environment_path() -> tuple[str, str]:
     """A workspace with an environment and an admin key: the environment's API path and the key."""
-    tenancy = wiring.tenancy_service(TenancySettings.from_environ(os.environ))
+    tenancy = wiring.tenancy_service(TenancySettings.from_environ(os.environ), InMemoryEventPublisher())
     workspace = tenancy.add_workspace(WorkspaceCreate(name="Bench"), created_by="bench")
     environment = tenancy.add_environment(workspace.workspace_id, EnvironmentCreate(name="bench"), created_by="bench")
     issued = tenancy.issue_api_key(

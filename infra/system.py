@@ -158,6 +158,8 @@ TENANCY = Function(
         # a forced delete removes an environment's connections with it
         CONNECTIONS_TABLE.logical_id: ("dynamodb:Query", "dynamodb:DeleteItem"),
     },
+    # ConnectionDeleted for each connection a forced delete removes
+    publishes_events=True,
 )
 
 CONNECTIONS = Function(

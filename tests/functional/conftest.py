@@ -11,6 +11,7 @@ from moto import mock_aws
 from infra.system import TABLES, WORK_QUEUES
 from local_stack.emulator import create_table
 from local_stack.gateway import ApiGateway
+from tests.event_fakes import InMemoryEventPublisher
 from tests.functional.api import Api, in_process_gateway
 from vmx import wiring
 from vmx.settings import TenancySettings
@@ -48,7 +49,7 @@ def gateway(aws: None) -> ApiGateway:
 
 @pytest.fixture
 def tenancy(aws: None) -> TenancyService:
-    return wiring.tenancy_service(TenancySettings.from_environ(os.environ))
+    return wiring.tenancy_service(TenancySettings.from_environ(os.environ), InMemoryEventPublisher())
 
 
 @dataclass(frozen=True)

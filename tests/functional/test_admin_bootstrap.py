@@ -26,7 +26,7 @@ def deploy_stack(name: str) -> dict[str, str]:
         )
         for table in (TENANCY_TABLE, CONNECTIONS_TABLE)
     }
-    outputs = {**tables, "ApiUrl": "https://api.example.com/prod/"}
+    outputs = {**tables, "ApiUrl": "https://api.example.com/prod/", "EventBusName": "vmx-bootstrap-events"}
     template = {
         "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},

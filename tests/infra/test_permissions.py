@@ -157,6 +157,7 @@ def test_only_the_functions_that_publish_may_put_events_and_only_on_the_bus(synt
     }
 
     assert {name for name, resources in putting.items() if resources} == {
+        TENANCY.name,
         CONNECTIONS.name,
         COMPLETIONS.name,
         BEDROCK_QUOTAS.name,

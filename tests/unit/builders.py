@@ -97,7 +97,7 @@ class World:
         connections = InMemoryConnectionRepository(tenancy)
         cipher = FakeCipher()
         events = InMemoryEventPublisher()
-        tenancy_service = TenancyService(tenancy, connections, clock)
+        tenancy_service = TenancyService(tenancy, connections, clock, events)
         workspace = tenancy_service.add_workspace(WorkspaceCreate(name="Acme"), created_by="bootstrap")
         environment = tenancy_service.add_environment(
             workspace.workspace_id, EnvironmentCreate(name="production"), created_by="bootstrap"

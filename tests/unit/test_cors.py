@@ -138,7 +138,12 @@ def test_the_console_may_read_every_header_the_api_sets_for_it() -> None:
     assert {name.lower() for name in rate_limits} | {"etag", "retry-after", "x-amzn-requestid"} == exposed
 
 
-ENVIRONMENT = {"AWS_REGION": "us-east-1", "TENANCY_TABLE_NAME": "tenancy", "CONNECTIONS_TABLE_NAME": "connections"}
+ENVIRONMENT = {
+    "AWS_REGION": "us-east-1",
+    "TENANCY_TABLE_NAME": "tenancy",
+    "CONNECTIONS_TABLE_NAME": "connections",
+    "EVENT_BUS_NAME": "events",
+}
 
 
 @pytest.mark.parametrize("origin", [CONSOLE, "http://127.0.0.1:8400", "http://localhost:8400"])

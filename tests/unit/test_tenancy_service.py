@@ -10,6 +10,7 @@ from vmx.access.authentication import authenticate
 from vmx.access.policy import Principal
 from vmx.connections.service import ConnectionScope
 from vmx.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vmx.events.models import ConnectionDeleted
 from vmx.tenancy.models import ApiKey, ApiKeyCreate, EnvironmentCreate, Role, WorkspaceCreate
 from vmx.tenancy.service import IssuedKey
 
@@ -111,18 +112,22 @@ def test_a_workspace_with_connections_is_not_deleted_without_force(world: World)
 
 def test_a_forced_workspace_delete_removes_the_connections_of_every_environment(world: World) -> None:
     staging = world.another_environment()
-    add_connection(world, world.scope, "gpt")
-    add_connection(world, staging, "gpt")
+    removed = [add_connection(world, world.scope, "gpt"), add_connection(world, staging, "gpt")]
     other = world.another_workspace()
     add_connection(world, other, "gpt")
 
-    world.tenancy_service.delete_workspace(world.admin(), world.workspace_id, force=True)
+    admin = world.admin()
+    world.tenancy_service.delete_workspace(admin, world.workspace_id, force=True)
 
     assert world.connections.list_all(world.workspace_id, world.environment_id) == []
     assert world.connections.list_all(world.workspace_id, staging.environment_id) == []
     assert world.tenancy.get_workspace(world.workspace_id) is None
     assert world.tenancy.list_environments(world.workspace_id) == []
     assert len(world.connections.list_all(other.workspace_id, other.environment_id)) == 1
+    # each removed connection is told, as its own delete tells it, so that its remains are removed too
+    deleted = world.events.of_type(ConnectionDeleted)
+    assert sorted(event.connection_id for event in deleted) == sorted(removed)
+    assert {event.actor for event in deleted} == {admin.key_id}
 
 
 @pytest.mark.parametrize("role", [Role.EDITOR, Role.VIEWER, Role.GATEWAY])

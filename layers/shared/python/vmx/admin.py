@@ -3,6 +3,7 @@ platform-admin API key, against a deployed stack (`--stack-name`) or the tables 
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,12 @@ from vmx.tenancy.models import EnvironmentCreate, Role, WorkspaceCreate
 
 BOOTSTRAP_ACTOR = "bootstrap"
 # Stack outputs that name what the command needs, mapped to the settings' environment variables.
-_STACK_OUTPUTS = {"TenancyTableName": "TENANCY_TABLE_NAME", "ConnectionsTableName": "CONNECTIONS_TABLE_NAME"}
+_STACK_OUTPUTS = {
+    "TenancyTableName": "TENANCY_TABLE_NAME",
+    "ConnectionsTableName": "CONNECTIONS_TABLE_NAME",
+    "EventBusName": "EVENT_BUS_NAME",
+}
+_logger = logging.getLogger("vmx.admin")
 
 
 class Bootstrapped(BaseModel):
@@ -33,8 +39,11 @@ class AlreadyBootstrapped(Exception):
 def bootstrap(
     environ: Mapping[str, str], workspace_name: str = "Default", environment_name: str = "development"
 ) -> Bootstrapped:
-    service = wiring.tenancy_service(TenancySettings.from_environ(environ))
-    tenancy = wiring.tenancy_repository(TenancySettings.from_environ(environ))
+    settings = TenancySettings.from_environ(environ)
+    # bootstrapping deletes nothing, so publishes nothing: an event it could not publish would only be logged
+    events = wiring.event_publisher(settings.event_bus_name, settings.aws_region, _logger, lambda count: None)
+    service = wiring.tenancy_service(settings, events)
+    tenancy = wiring.tenancy_repository(settings)
     if tenancy.list_workspaces(limit=1, next_token=None).items:
         raise AlreadyBootstrapped("workspaces already exist; create more keys with the API instead")
     workspace = service.add_workspace(WorkspaceCreate(name=workspace_name), created_by=BOOTSTRAP_ACTOR)

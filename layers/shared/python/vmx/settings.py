@@ -37,6 +37,7 @@ class ConsoleOriginSettings(BaseModel):
 class TenancySettings(_Settings, ConsoleOriginSettings):
     tenancy_table_name: str = Field(validation_alias="TENANCY_TABLE_NAME", min_length=3)
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
+    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
 
 
 class CipherSettings(BaseModel):

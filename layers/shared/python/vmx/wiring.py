@@ -46,11 +46,11 @@ def tenancy_repository(settings: AuthorizerSettings | TenancySettings) -> Dynamo
     return DynamoTenancyRepository(settings.tenancy_table_name, settings.aws_region)
 
 
-def tenancy_service(settings: TenancySettings) -> TenancyService:
+def tenancy_service(settings: TenancySettings, events: EventPublisher) -> TenancyService:
     connections = DynamoConnectionRepository(
         settings.connections_table_name, settings.aws_region, tenancy_table_name=settings.tenancy_table_name
     )
-    return TenancyService(tenancy_repository(settings), connections, utc_now)
+    return TenancyService(tenancy_repository(settings), connections, utc_now, events)
 
 
 def connection_service(settings: ConnectionsSettings, events: EventPublisher) -> ConnectionService:

@@ -1,6 +1,5 @@
 """Use cases for workspaces, environments and API keys."""
 
-import contextlib
 import uuid
 from dataclasses import dataclass
 
@@ -11,6 +10,8 @@ from vmx.access.policy import Action, Principal, authorize, require_platform_adm
 from vmx.clock import Clock
 from vmx.connections.ports import ConnectionRepository, StaleVersion
 from vmx.errors import Conflict, ErrorDetail, InvalidInput, NotFound
+from vmx.events.models import ConnectionDeleted
+from vmx.events.publisher import EventPublisher
 from vmx.pagination import Page
 from vmx.tenancy.models import (
     ApiKey,
@@ -34,10 +35,14 @@ class IssuedKey:
 
 
 class TenancyService:
-    def __init__(self, tenancy: TenancyRepository, connections: ConnectionRepository, clock: Clock):
+    def __init__(
+        self, tenancy: TenancyRepository, connections: ConnectionRepository, clock: Clock, events: EventPublisher
+    ):
+        """`events` hears of each connection a forced delete removes, as a connection's own delete publishes it."""
         self._tenancy = tenancy
         self._connections = connections
         self._clock = clock
+        self._events = events
 
     # Workspaces
 
@@ -81,7 +86,7 @@ class TenancyService:
         for _ in range(_FORCED_DELETE_SWEEPS):
             if force:
                 for environment in self._tenancy.list_environments(workspace_id):
-                    self._delete_connections(workspace_id, environment.environment_id)
+                    self._delete_connections(principal, workspace_id, environment.environment_id)
             try:
                 self._tenancy.delete_workspace_if_empty(workspace_id)
             except Conflict:
@@ -127,7 +132,7 @@ class TenancyService:
         self._environment(workspace_id, environment_id)
         for _ in range(_FORCED_DELETE_SWEEPS):
             if force:
-                self._delete_connections(workspace_id, environment_id)
+                self._delete_connections(principal, workspace_id, environment_id)
             try:
                 self._tenancy.delete_environment_if_empty(workspace_id, environment_id)
             except Conflict:
@@ -219,11 +224,15 @@ class TenancyService:
                 return False
             next_token = page.next_token
 
-    def _delete_connections(self, workspace_id: str, environment_id: str) -> None:
+    def _delete_connections(self, principal: Principal, workspace_id: str, environment_id: str) -> None:
         for connection in self._connections.list_all(workspace_id, environment_id):
-            # one that changed meanwhile is left to the caller's next sweep
-            with contextlib.suppress(StaleVersion):
+            try:
                 self._connections.remove(connection)
+            except StaleVersion:
+                # one that changed meanwhile is left to the caller's next sweep
+                continue
+            # so that what it leaves behind (counters, usage, discovered limits) is removed too
+            self._events.publish([ConnectionDeleted.of(connection, principal.key_id, self._clock())])
 
     def _workspace(self, workspace_id: str) -> Workspace:
         workspace = self._tenancy.get_workspace(workspace_id)
