@@ -122,6 +122,10 @@ class VmxAiConnectionsStack(Stack):
             self, "Console", console_dir=console_dir, api_url=self.api.rest_api.url, api_origin=self.api.origin
         )
         self.api.allow_browser_origin(self.console.origin)
+        # No connection may point at this API (vmx.providers.addresses): its own execute-api host name.
+        own_host = f"{self.api.rest_api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}"
+        for name in system.BASE_URL_CHECKERS:
+            self.functions[name].function.add_environment(system.OWN_API_HOSTS_ENV_VAR, own_host)
         for name in dict.fromkeys(route.function for route in system.ROUTES):
             self.functions[name].function.add_environment(system.CONSOLE_ORIGIN_ENV_VAR, self.console.origin)
 

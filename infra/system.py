@@ -325,6 +325,11 @@ ROUTES: tuple[Route, ...] = (
 # How long API Gateway caches an authorizer decision: a revoked key may pass for at most this long.
 AUTHORIZER_CACHE_SECONDS = 60
 
+# The functions that judge where a connection's baseUrl may point (vmx.settings.BaseUrlSettings), and how
+# they are told the API's own host name. The local stack sets it to its own address.
+BASE_URL_CHECKERS = (CONNECTIONS.name, COMPLETIONS.name)
+OWN_API_HOSTS_ENV_VAR = "OWN_API_HOSTS"
+
 # Names the credentials KMS key to the functions with kms_actions, in the stack and the local stack.
 CREDENTIALS_KEY_ENV_VAR = "CREDENTIALS_KMS_KEY_ID"
 

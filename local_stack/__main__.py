@@ -116,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             logger.error("cannot listen on %s:%d (%s); pass --port or set PORT", args.host, args.port, exc)
             return 1
+        # Providers on this machine are what the local stack is for; the stack itself is no provider.
+        os.environ["ALLOW_LOOPBACK_BASE_URLS"] = "true"
+        os.environ[system.OWN_API_HOSTS_ENV_VAR] = ",".join(
+            f"{host}:{server.port}" for host in own_host_names(args.host)
+        )
         delivery = EventDelivery(provisioned.queues, moto_client("sqs", endpoint_url), lambdas.invoke)
         # Leaving the block stops the pollers first, then the server, then the functions' instances; moto
         # stops last of all.
@@ -158,6 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         moto.stop()
     logger.info("stopped")
     return 0
+
+
+def own_host_names(host: str) -> list[str]:
+    """The names a client on this machine may reach the local stack by."""
+    loopback = {"127.0.0.1", "localhost", "::1"}
+    return sorted(loopback) if host in loopback or host == "0.0.0.0" else [host]  # noqa: S104 - compared, not bound
 
 
 def _fed_by(spec: system.EventQueue | system.WorkQueue) -> str:

@@ -15,6 +15,8 @@ os.environ.update(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "CREDENTIALS_CIPHER": "sodium",
         "CREDENTIALS_SODIUM_KEY": base64.b64encode(os.urandom(32)).decode(),
+        # the loopback providers the tests run
+        "ALLOW_LOOPBACK_BASE_URLS": "true",
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
     }
@@ -29,3 +31,8 @@ def pytest_configure() -> None:
     from local_stack.moto_server import install_cheaper_moto
 
     install_cheaper_moto()
+    # No name a test stores as a baseUrl is looked up on the machine's resolver (a DNS query is traffic).
+    from tests.fake_resolver import FakeResolver
+    from vmx.providers import addresses
+
+    addresses.system_resolver = FakeResolver()

@@ -15,9 +15,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx import wiring
 from vmx.clock import utc_now
+from vmx.completions.http_json import HOP_HEADER
 from vmx.completions.openai_models import ChatCompletionRequest
 from vmx.connections.service import ConnectionScope
 from vmx.deadline import Deadline
+from vmx.errors import InvalidInput
 from vmx.events.publisher import EventPublisher
 from vmx.gateway.service import CompletionOutcome, CompletionService, StreamOutcome
 from vmx.gateway.views import ModelList
@@ -70,6 +72,11 @@ def answers() -> ThreadPoolExecutor:
 def create_chat_completion(
     workspaceId: UUID, environmentId: UUID, request: Annotated[ChatCompletionRequest, Body()]
 ) -> Response[Any]:
+    if app.current_event.headers.get(HOP_HEADER) is not None:
+        # sent by this gateway to a "provider": a connection points back at it; refused before admission
+        raise InvalidInput(
+            "this request came from this gateway: an AI connection's baseUrl leads back to it", code="loop_detected"
+        )
     exchange: Exchange = app.context["exchange"]
     principal = current_principal(app)
     source_ip = app.current_event.request_context.identity.source_ip

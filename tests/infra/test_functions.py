@@ -74,6 +74,11 @@ def test_each_function_gets_only_its_tables_its_key_its_bus_its_queues_and_the_p
     streaming_variables = (
         {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/bin/vmx-streaming-runtime"} if spec.streams_responses else {}
     )
+    api_id = synthesized.logical_id(synthesized.stack.api.rest_api)
+    own_host = {
+        "Fn::Join": ["", [{"Ref": api_id}, ".execute-api.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]]
+    }
+    address_variables = {system.OWN_API_HOSTS_ENV_VAR: own_host} if spec.name in system.BASE_URL_CHECKERS else {}
     queue_variables = {
         queue.url_env_var: {"Ref": synthesized.logical_id(synthesized.stack.work_queues[queue.name].queue)}
         for queue in system.WORK_QUEUES
@@ -87,6 +92,7 @@ def test_each_function_gets_only_its_tables_its_key_its_bus_its_queues_and_the_p
         **console_variables,
         **streaming_variables,
         **queue_variables,
+        **address_variables,
     }
 
 

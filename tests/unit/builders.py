@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.event_fakes import InMemoryEventPublisher
+from tests.fake_resolver import FakeResolver
 from tests.fakes import FakeCipher, FakeClock, InMemoryConnectionRepository, InMemoryTenancyRepository
 from vmx.access.policy import Principal
 from vmx.connections.models import Connection, ConnectionCreate, ConnectionPatch
 from vmx.connections.service import ConnectionScope, ConnectionService
+from vmx.providers.addresses import AddressPolicy
 from vmx.providers.catalog import ProviderId
 from vmx.tenancy.models import EnvironmentCreate, Role, WorkspaceCreate
 from vmx.tenancy.service import TenancyService
@@ -107,7 +109,9 @@ class World:
             tenancy=tenancy,
             connections=connections,
             cipher=cipher,
-            connection_service=ConnectionService(connections, tenancy, cipher, clock, events),
+            connection_service=ConnectionService(
+                connections, tenancy, cipher, clock, events, AddressPolicy(allow_loopback=True, resolve=FakeResolver())
+            ),
             events=events,
             tenancy_service=tenancy_service,
             scope=ConnectionScope(workspace.workspace_id, environment.environment_id),

@@ -54,13 +54,26 @@ class CipherSettings(BaseModel):
         return self
 
 
-class ConnectionsSettings(TenancySettings, CipherSettings):
+class BaseUrlSettings(BaseModel):
+    """Where a connection's baseUrl may point (vmx.providers.addresses)."""
+
+    # a proxy or fake provider on this machine: for the local stack and tests only, never in AWS
+    allow_loopback_base_urls: bool = Field(default=False, validation_alias="ALLOW_LOOPBACK_BASE_URLS")
+    # the gateway's own API, as host or host:port, comma-separated: no connection may point there
+    own_api_hosts: str = Field(default="", validation_alias="OWN_API_HOSTS", max_length=4096)
+
+    @property
+    def own_hosts(self) -> frozenset[str]:
+        return frozenset(host.strip().lower() for host in self.own_api_hosts.split(",") if host.strip())
+
+
+class ConnectionsSettings(TenancySettings, CipherSettings, BaseUrlSettings):
     event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
     usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
 
 
-class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings):
+class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings, BaseUrlSettings):
     event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)

@@ -3,7 +3,6 @@
 from collections.abc import Callable
 
 import boto3
-import urllib3
 from botocore.config import Config
 
 from vmx.clock import utc_now
@@ -19,8 +18,10 @@ from vmx.gateway.credentials_cache import CredentialCache
 from vmx.gateway.recent_connections import RecentConnections
 from vmx.gateway.service import CompletionService
 from vmx.gateway.usage_report import UsageReporter
+from vmx.providers.addresses import AddressPolicy, guarded_pool_manager
 from vmx.settings import (
     AuthorizerSettings,
+    BaseUrlSettings,
     BedrockQuotasSettings,
     CapacitySettlementsSettings,
     CipherSettings,
@@ -53,12 +54,18 @@ def tenancy_service(settings: TenancySettings, events: EventPublisher) -> Tenanc
     return TenancyService(tenancy_repository(settings), connections, utc_now, events)
 
 
+def address_policy(settings: BaseUrlSettings) -> AddressPolicy:
+    return AddressPolicy(allow_loopback=settings.allow_loopback_base_urls, own_hosts=settings.own_hosts)
+
+
 def connection_service(settings: ConnectionsSettings, events: EventPublisher) -> ConnectionService:
     connections = DynamoConnectionRepository(
         settings.connections_table_name, settings.aws_region, tenancy_table_name=settings.tenancy_table_name
     )
     cipher = credential_cipher(settings, settings.aws_region)
-    return ConnectionService(connections, tenancy_repository(settings), cipher, utc_now, events)
+    return ConnectionService(
+        connections, tenancy_repository(settings), cipher, utc_now, events, address_policy(settings)
+    )
 
 
 def usage_reporter(settings: ConnectionsSettings) -> UsageReporter:
@@ -98,7 +105,7 @@ def completion_service(settings: CompletionsSettings, events: EventPublisher) ->
         settings.capacity_settlements_queue_url,
     )
     transports = Transports(
-        http=urllib3.PoolManager(maxsize=10),
+        http=guarded_pool_manager(address_policy(settings), maxsize=10),
         bedrock_client=bedrock_client_factory(
             boto3.client("sts", region_name=settings.aws_region), endpoint_url=settings.bedrock_endpoint_url
         ),

@@ -104,6 +104,12 @@ def not_connected(provider: str, timeout_seconds: float | None = None) -> Provid
     return ProviderError(502, "provider_unreachable", f"{provider} could not be reached", reached=False)
 
 
+def address_refused(provider: str, reason: str) -> ProviderError:
+    """The connection's address is one the gateway does not connect to (vmx.providers.addresses)."""
+    message = f"{provider} was not called: the AI connection's address is refused ({reason}); change its baseUrl"
+    return ProviderError(502, "provider_address_refused", message, reached=False)
+
+
 def invalid_response(provider: str, why: str) -> ProviderError:
     return ProviderError(502, "provider_invalid_response", f"{provider} answered with {why}")
 

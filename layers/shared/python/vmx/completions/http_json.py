@@ -11,6 +11,7 @@ from urllib3 import exceptions as urllib3_errors
 from vmx.completions.calls import ProviderError
 from vmx.completions.failures import (
     Redactor,
+    address_refused,
     failure_for_status,
     invalid_response,
     not_connected,
@@ -19,6 +20,11 @@ from vmx.completions.failures import (
     timed_out,
     unreachable,
 )
+from vmx.providers.addresses import ForbiddenAddress
+
+# Sent with every request to a provider: a request that arrives carrying it went through this gateway already,
+# so a connection pointing at the gateway (directly or through a proxy) is refused instead of looping.
+HOP_HEADER = "x-vmx-hop"
 
 # Far above any completion; a provider (or a proxy at a configured baseUrl) cannot exhaust our memory.
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
@@ -94,12 +100,14 @@ def send_post(
             "POST",
             url,
             body=json.dumps(payload).encode(),
-            headers={"content-type": "application/json", **headers},
+            headers={"content-type": "application/json", HOP_HEADER: "1", **headers},
             timeout=timeout,
             retries=False,
             redirect=False,
             preload_content=False,
         )
+    except ForbiddenAddress as exc:
+        raise address_refused(provider, exc.reason) from exc
     # Before the request went out (its capacity goes back): NewConnectionError (refused, DNS) is a
     # ConnectTimeoutError too, so it is caught first; a failed TLS handshake sends nothing either.
     except (urllib3_errors.NewConnectionError, urllib3_errors.SSLError) as exc:

@@ -14,6 +14,7 @@ from vmx.errors import ErrorDetail, InvalidInput, NotFound, PreconditionFailed
 from vmx.events.models import ConnectionCreated, ConnectionDeleted, ConnectionUpdated
 from vmx.events.publisher import EventPublisher
 from vmx.pagination import Page
+from vmx.providers.addresses import AddressPolicy, AddressRefused
 from vmx.providers.catalog import provider_by_id
 from vmx.tenancy.ports import TenancyRepository
 
@@ -35,7 +36,10 @@ class ConnectionService:
         cipher: CredentialCipher,
         clock: Clock,
         events: EventPublisher,
+        addresses: AddressPolicy,
     ):
+        """`addresses` decides where a `baseUrl` may point (vmx.providers.addresses)."""
+        self._addresses = addresses
         self._events = events
         self._connections = connections
         self._tenancy = tenancy
@@ -47,6 +51,7 @@ class ConnectionService:
         self._require_environment(scope)
         provider = provider_by_id(request.provider)
         change = new_config(provider, request.config)
+        self._check_base_url(change)
         connection_id = str(uuid.uuid4())
         now = self._clock()
         connection = Connection(
@@ -154,6 +159,8 @@ class ConnectionService:
         if "allowed_models" in changes:
             updated.allowed_models = patch.allowed_models
         config_change = self._config_change(current, patch)
+        if config_change is not None:
+            self._check_base_url(config_change)
         now = self._clock()
         if config_change is not None:
             updated.provider = provider_by_id(patch.provider or current.provider).id
@@ -179,6 +186,15 @@ class ConnectionService:
             return None
         provider = provider_by_id(current.provider)
         return merged_config(provider, current.settings, frozenset(current.secrets), patch.config)
+
+    def _check_base_url(self, change: ConfigChange) -> None:
+        base_url = change.settings.get("baseUrl")
+        if base_url is None:
+            return
+        try:
+            self._addresses.check_url(base_url)
+        except AddressRefused as refused:
+            _refuse("config.baseUrl", f"the gateway does not send credentials there: {refused}")
 
     def _existing(self, scope: ConnectionScope, connection_id: str) -> Connection:
         connection = self._connections.get(scope.workspace_id, scope.environment_id, connection_id)
