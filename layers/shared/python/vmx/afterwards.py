@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vmx.deadline import Deadline
+from vmx.failures import described
 
 # Pauses before the second, third and fourth attempt of work that is safe to repeat.
 RETRY_PAUSES_SECONDS = (0.05, 0.2, 0.5)
@@ -13,8 +14,6 @@ RETRY_PAUSES_SECONDS = (0.05, 0.2, 0.5)
 
 class FailureLog(Protocol):
     def error(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None: ...
-
-    def exception(self, msg: object, *args: object, extra: dict[str, object] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -81,10 +80,10 @@ class Afterwards:
             try:
                 step.work()
                 return True
-            except Exception:  # every failure is logged; one step's failure must not skip the others
+            except Exception as error:  # noqa: BLE001 - every failure is logged; one must not skip the others
                 pause = next(pauses, -1.0)
                 if pause < 0:
-                    log.exception("work after the response failed", extra={"work": step.what})
+                    log.error("work after the response failed", extra={"work": step.what, **described(error)})
                     return False
 
     @staticmethod
@@ -94,5 +93,7 @@ class Afterwards:
             return
         try:
             give_up()
-        except Exception:  # the repair's own failure is the last word: logged, and counted with the step
-            log.exception("work after the response could not be kept for later", extra={"work": step.what})
+        except Exception as error:  # noqa: BLE001 - the repair's failure is the last word: logged, counted
+            log.error(
+                "work after the response could not be kept for later", extra={"work": step.what, **described(error)}
+            )

@@ -40,6 +40,7 @@ from vmx.completions.failures import (
     out_of_time,
     timed_out,
     unreachable,
+    unsendable_credentials,
     went_silent,
 )
 from vmx.completions.openai_models import (
@@ -91,6 +92,8 @@ def converse(call: ProviderCall, transports: Transports) -> ProviderResult:
         response = client.converse(**params)
     except (ClientError, BotoCoreError) as exc:
         raise _failure(exc, provider, call) from exc
+    except ValueError:
+        raise unsendable_credentials(provider) from None
     created = int(transports.clock().timestamp())
     return ProviderResult(completion_from_converse(response, call.model, created, provider), _limits(response))
 
@@ -105,6 +108,8 @@ def invoke(call: ProviderCall, transports: Transports) -> ProviderResult:
         raw = response["body"].read()
     except (ClientError, BotoCoreError) as exc:
         raise _failure(exc, provider, call) from exc
+    except ValueError:
+        raise unsendable_credentials(provider) from None
     try:
         body = json.loads(raw)
     except ValueError:
@@ -346,6 +351,8 @@ def _open_stream(
         return getattr(client, operation)(**params)
     except (ClientError, BotoCoreError) as exc:
         raise _failure(exc, PROVIDERS[call.provider].name, call) from exc
+    except ValueError:
+        raise unsendable_credentials(PROVIDERS[call.provider].name) from None
 
 
 def _stream_events(events: Iterable[Any], provider: str, call: ProviderCall) -> Iterator[Any]:

@@ -110,6 +110,15 @@ def address_refused(provider: str, reason: str) -> ProviderError:
     return ProviderError(502, "provider_address_refused", message, reached=False)
 
 
+def unsendable_credentials(provider: str) -> ProviderError:
+    """The stored credentials hold what no HTTP header may carry (stored before such secrets were refused)."""
+    message = (
+        f"{provider} was not called: the AI connection's credentials hold characters no request can carry "
+        "(a line break, perhaps); set them again"
+    )
+    return ProviderError(502, "credentials_unusable", message, reached=False)
+
+
 def invalid_response(provider: str, why: str) -> ProviderError:
     return ProviderError(502, "provider_invalid_response", f"{provider} answered with {why}")
 

@@ -19,6 +19,7 @@ from vmx.completions.failures import (
     rate_limit_headers,
     timed_out,
     unreachable,
+    unsendable_credentials,
 )
 from vmx.providers.addresses import ForbiddenAddress
 
@@ -108,6 +109,9 @@ def send_post(
         )
     except ForbiddenAddress as exc:
         raise address_refused(provider, exc.reason) from exc
+    except ValueError:
+        # http.client refuses a header value with a line break in it, and its message quotes the value
+        raise unsendable_credentials(provider) from None
     # Before the request went out (its capacity goes back): NewConnectionError (refused, DNS) is a
     # ConnectTimeoutError too, so it is caught first; a failed TLS handshake sends nothing either.
     except (urllib3_errors.NewConnectionError, urllib3_errors.SSLError) as exc:

@@ -22,6 +22,7 @@ from vmx.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from vmx.failures import described
 from vmx.storage.errors import StorageUnavailable
 from vmx.validation import error_details, summary
 
@@ -104,5 +105,5 @@ def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[Any]:
-        logger.exception("unexpected error")
+        logger.error("unexpected error", extra=described(error))
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")

@@ -23,6 +23,7 @@ from vmx.completions.openai_models import SSE_DONE, ChatCompletionChunk, sse_chu
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.deadline import Deadline
 from vmx.errors import DomainError
+from vmx.failures import described
 from vmx.gateway.service import OverCapacity, ProviderFailure, RateLimits
 from vmx.http.errors import request_validation_details, status_of
 from vmx.settings import BOOKKEEPING_SECONDS
@@ -70,8 +71,8 @@ def event_stream(chunks: Iterator[ChatCompletionChunk], include_usage: bool, log
         log.info("provider failed during the stream", extra={"status": error.status, "error_code": error.code})
         yield sse_event(openai_error_body(error.status, error.message, error.code))
         return
-    except Exception:  # the status has gone out: whatever failed, the client must hear of it, not hang
-        log.exception("the stream failed")
+    except Exception as error:  # noqa: BLE001 - the status has gone out: the client must hear of it, not hang
+        log.error("the stream failed", extra=described(error))
         yield sse_event(openai_error_body(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "internal_error"))
         return
     yield SSE_DONE
@@ -145,7 +146,7 @@ def late_error_body(error: Exception, log: Logger) -> dict[str, Any]:
     if isinstance(error, DomainError):
         log.info("request refused", extra={"error_code": error.code, "error_message": error.message})
         return openai_error_body(status_of(error).value, error.message, error.code)
-    log.exception("the answer failed")
+    log.error("the answer failed", extra=described(error))
     return openai_error_body(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "internal_error")
 
 
@@ -192,5 +193,5 @@ def register_openai_error_handlers(app: APIGatewayRestResolver, logger: Logger) 
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[Any]:
-        logger.exception("unexpected error")
+        logger.error("unexpected error", extra=described(error))
         return openai_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "internal_error")
