@@ -81,7 +81,7 @@ def credentials_for(access: BedrockAccess, roles: AssumedRoles) -> AwsCredential
     credentials = access.keys if access.role_arn is None else roles.credentials(access.role_arn, access.external_id)
     if credentials is None:
         message = "the AI connection gives neither an IAM role nor access keys for AWS Bedrock"
-        raise ProviderError(502, "connection_misconfigured", message)
+        raise ProviderError(502, "connection_misconfigured", message, reached=False)
     return credentials
 
 

@@ -115,4 +115,4 @@ def connection_config(call: ProviderCall, kind: type[ConfigT]) -> ConfigT:
     except ValidationError:
         name = PROVIDERS[call.provider].name
         message = f"the AI connection's configuration is not valid for {name}; update the connection"
-        raise ProviderError(502, "connection_misconfigured", message) from None
+        raise ProviderError(502, "connection_misconfigured", message, reached=False) from None
