@@ -122,24 +122,41 @@ def _add_headers(result: dict[str, Any], headers: dict[str, str]) -> None:
 
 
 def _check_body(event: dict[str, Any]) -> None:
+    """Refuses a body the routes cannot read, and names a JSON one's media type as the resolver expects it."""
     body = event.get("body")
     if not body:
         return
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
     if len(raw) > MAX_BODY_BYTES:
         raise BodyTooLarge(f"request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
-    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        raise UnsupportedMediaType(f"request bodies must be JSON (Content-Type: application/json), not {content_type}")
+    headers = {key.lower(): (key, value) for key, value in (event.get("headers") or {}).items()}
+    encoding = headers.get("content-encoding", ("", "identity"))[1].strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(f"request bodies are read as sent: Content-Encoding {encoding[:64]} is not decoded")
+    name, value = headers.get("content-type", ("Content-Type", ""))
+    # media types are case-insensitive (RFC 9110); application/json and any +json type are JSON
+    media_type = value.split(";")[0].strip().lower()
+    if not media_type:
+        raise UnsupportedMediaType("a request body needs Content-Type: application/json")
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"request bodies must be JSON (Content-Type: application/json), not {media_type[:64]}"
+        )
+    # Powertools' resolver parses a body only under the exact type
+    event["headers"][name] = "application/json"
+    if event.get("multiValueHeaders") and name in event["multiValueHeaders"]:
+        event["multiValueHeaders"][name] = ["application/json"]
     try:
         json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise _bad_body("is not UTF-8 text", "invalid_encoding") from None
     except RecursionError:
         raise _bad_body("nests too deeply", "too_deep") from None
-    except ValueError:
+    except json.JSONDecodeError:
         pass  # malformed JSON: the resolver reports where
+    except ValueError:
+        # Python refuses to read an integer of more than 4,300 digits
+        raise _bad_body("holds a number too long to read (more than 4,300 digits)", "number_too_long") from None
 
 
 def _bad_body(problem: str, error_type: str) -> InvalidInput:
