@@ -14,7 +14,14 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.standard_function import LOG_RETENTION
-from infra.system import AUTHORIZER_CACHE_SECONDS, CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS, MAX_BODY_BYTES, Route
+from infra.system import (
+    AUTHORIZER_CACHE_SECONDS,
+    CORS_ALLOW_HEADERS,
+    CORS_MAX_AGE_SECONDS,
+    MAX_BODY_BYTES,
+    SECURITY_HEADERS,
+    Route,
+)
 
 AUTHORIZATION_HEADER = "Authorization"
 # Whole-API steady rate and burst, in requests per second, before API Gateway answers 429.
@@ -135,7 +142,10 @@ class Api(Construct):
                 error.response_type,
                 type=apigw.ResponseType.of(error.response_type),
                 status_code=error.status,
-                response_headers={"Content-Type": "'application/json'"},
+                response_headers={
+                    "Content-Type": "'application/json'",
+                    **{name: f"'{value}'" for name, value in SECURITY_HEADERS.items()},
+                },
                 templates={"application/json": error.body},
             )
             for error in GATEWAY_ERRORS

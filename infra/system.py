@@ -7,6 +7,7 @@ tables on the emulator and routes on the loopback gateway, so the two cannot dri
 from dataclasses import dataclass, field
 
 from vmx.http.limits import MAX_BODY_BYTES as MAX_BODY_BYTES
+from vmx.http.limits import SECURITY_HEADERS as SECURITY_HEADERS
 
 
 @dataclass(frozen=True)

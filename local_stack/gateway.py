@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from infra.system import AUTHORIZER_CACHE_SECONDS, CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS, STREAMING_FUNCTIONS, Route
+from infra.system import (
+    AUTHORIZER_CACHE_SECONDS,
+    CORS_ALLOW_HEADERS,
+    CORS_MAX_AGE_SECONDS,
+    SECURITY_HEADERS,
+    STREAMING_FUNCTIONS,
+    Route,
+)
 from local_stack.lambda_runtime import ACCOUNT_ID, REGION, Invoke, StreamedInvocation
 from vmx.http.streaming import PRELUDE_DELIMITER
 
@@ -65,7 +72,7 @@ class HttpResponse:
 def error_response(status: int, code: str, message: str, *headers: tuple[str, str]) -> HttpResponse:
     """The error shape of the API, which the stack's gateway responses use in AWS too."""
     body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
-    return HttpResponse(status, [("Content-Type", "application/json"), *headers], body)
+    return HttpResponse(status, [("Content-Type", "application/json"), *SECURITY_HEADERS.items(), *headers], body)
 
 
 def unauthorized() -> HttpResponse:

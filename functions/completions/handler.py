@@ -96,12 +96,12 @@ def create_chat_completion(
             keepalive_every = min(KEEPALIVE_INTERVAL_SECONDS, settings().whole_answer_keepalive_after_seconds)
             exchange.stream(whole_answer(answer, exchange.deadline, logger, keepalive_every))
             metrics.add_metric(name="CompletionsKeptAlive", unit=MetricUnit.Count, value=1)
-            return Response(200, content_types.APPLICATION_JSON, "", headers={"Cache-Control": "no-cache"})
+            return Response(200, content_types.APPLICATION_JSON, "")
     metrics.add_metric(name="CompletionsServed", unit=MetricUnit.Count, value=1)
     headers = rate_limit_headers(outcome.rate_limits, utc_now())
     if isinstance(outcome, StreamOutcome):
         exchange.stream(event_stream(outcome.chunks, request.include_stream_usage, logger))
-        return Response(200, "text/event-stream", "", headers={**headers, "Cache-Control": "no-cache"})
+        return Response(200, "text/event-stream", "", headers=headers)
     return Response(200, content_types.APPLICATION_JSON, outcome.completion.model_dump_json(), headers=headers)
 
 

@@ -373,4 +373,4 @@ def test_the_streamed_route_answers_the_console_origin_with_cors_and_rate_limit_
     assert headers["Access-Control-Allow-Origin"] == CONSOLE_ORIGIN
     assert "x-ratelimit-remaining-requests" in headers["Access-Control-Expose-Headers"]
     assert headers["x-ratelimit-remaining-requests"] == "99"
-    assert headers["Cache-Control"] == "no-cache"
+    assert headers["Cache-Control"] == "no-store"

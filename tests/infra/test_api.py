@@ -89,6 +89,8 @@ def test_every_error_api_gateway_answers_itself_has_our_json_shape(synthesized: 
         response = responses[response_type]
         assert response.get("StatusCode") == status, response_type
         assert response["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
+        assert response["ResponseParameters"]["gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'"
+        assert response["ResponseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"
         body = rendered(response["ResponseTemplates"]["application/json"], "what API Gateway says")
         assert set(body) == {"error"}
         assert body["error"]["code"] == code

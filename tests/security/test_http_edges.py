@@ -126,3 +126,29 @@ def test_an_integer_too_long_to_read_is_a_400_naming_the_body(tenant: Tenant, pl
     assert response.status == 400, response.text
     assert "4,300 digits" in response.error["message"]
     assert HUGE not in response.text
+
+
+def test_every_answer_says_nosniff_and_no_store_success_or_error_rest_or_openai_streamed_or_not(
+    tenant: Tenant, platform_admin: Api
+) -> None:
+    with loopback_provider("openai") as provider:
+        config = {"apiKey": provider.api_key or "sk-any", "baseUrl": provider.base_url}
+        tenant.api.post(tenant.connections_path, {"name": "streamed", "provider": "openai", "config": config})
+        completions = f"{tenant.workspace_path}/environments/{tenant.environment_id}/chat/completions"
+        chat = {"model": "streamed/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        answers = [
+            # the response that shows a new API key, once
+            tenant.api.post(f"{tenant.workspace_path}/api-keys", {"name": "ci", "role": "viewer"}),
+            tenant.api.get(tenant.connections_path),
+            tenant.api.get(f"{tenant.connections_path}/00000000-0000-4000-8000-000000000000"),
+            tenant.api.post(completions, chat),
+            tenant.api.post(completions, {**chat, "stream": True}),
+            tenant.api.post(completions, {**chat, "model": "missing/gpt-4o"}),
+            # refused by the gateway before any function
+            tenant.api.as_key("vmx_not-a-key").get(tenant.connections_path),
+        ]
+
+    assert [answer.status for answer in answers] == [201, 200, 404, 200, 200, 404, 401]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"

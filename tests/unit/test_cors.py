@@ -15,6 +15,7 @@ from vmx.capacity.ledger import WindowUsage
 from vmx.connections.capacity import CapacityPeriod
 from vmx.gateway.service import RateLimits
 from vmx.http.app import EXPOSED_HEADERS, new_app, resolve
+from vmx.http.limits import SECURITY_HEADERS
 from vmx.http.openai_errors import rate_limit_headers
 from vmx.settings import TenancySettings
 
@@ -114,6 +115,7 @@ def test_the_console_may_read_a_request_refused_before_routing(app: APIGatewayRe
     assert result["statusCode"] == 415
     assert result["headers"] == {
         "Content-Type": "application/json",
+        **SECURITY_HEADERS,
         "Access-Control-Allow-Origin": CONSOLE,
         "Vary": "Origin",
         "Access-Control-Expose-Headers": EXPOSED_HEADERS,
@@ -126,7 +128,7 @@ def test_a_refusal_to_another_origin_gets_no_cors_headers(app: APIGatewayRestRes
 
     result = call(app, event)
 
-    assert result["headers"] == {"Content-Type": "application/json"}
+    assert result["headers"] == {"Content-Type": "application/json", **SECURITY_HEADERS}
 
 
 def test_the_console_may_read_every_header_the_api_sets_for_it() -> None:

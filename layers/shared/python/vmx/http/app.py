@@ -18,7 +18,7 @@ from vmx.access.context import principal_from_context
 from vmx.access.policy import Principal
 from vmx.errors import BodyTooLarge, DomainError, ErrorDetail, InvalidInput, PreconditionFailed, UnsupportedMediaType
 from vmx.http.errors import domain_error_response, register_error_handlers
-from vmx.http.limits import MAX_BODY_BYTES
+from vmx.http.limits import MAX_BODY_BYTES, SECURITY_HEADERS
 
 PageSize = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096, description="From the previous page.")]
@@ -71,6 +71,7 @@ def resolve(
         }
     else:
         result = app.resolve(event, context)
+    _add_missing_headers(result, SECURITY_HEADERS)
     if allowed_origin is not None and _origin(event) == allowed_origin:
         _add_headers(
             result,
@@ -109,6 +110,12 @@ def if_match_version(app: APIGatewayRestResolver) -> int | None:
 
 def _origin(event: dict[str, Any]) -> str | None:
     return next((value for name, value in (event.get("headers") or {}).items() if name.lower() == "origin"), None)
+
+
+def _add_missing_headers(result: dict[str, Any], headers: dict[str, str]) -> None:
+    """Adds those of `headers` that the response does not set itself."""
+    present = {name.lower() for name in (*(result.get("multiValueHeaders") or {}), *(result.get("headers") or {}))}
+    _add_headers(result, {name: value for name, value in headers.items() if name.lower() not in present})
 
 
 def _add_headers(result: dict[str, Any], headers: dict[str, str]) -> None:
