@@ -81,8 +81,8 @@ export class Api {
     return this.all("/api/v1/workspaces");
   }
 
-  async environments(workspaceId) {
-    return (await this.get(`/api/v1/workspaces/${encodeURIComponent(workspaceId)}/environments`)).items;
+  environments(workspaceId) {
+    return this.all(`/api/v1/workspaces/${encodeURIComponent(workspaceId)}/environments`);
   }
 
   async providers() {

@@ -85,9 +85,9 @@ def delete_workspace(workspaceId: UUID, force: Force = "false") -> Response[None
 
 
 @app.get(WORKSPACE + "/environments")
-def list_environments(workspaceId: UUID) -> EnvironmentList:
-    environments = service().list_environments(current_principal(app), str(workspaceId))
-    return EnvironmentList(items=[EnvironmentView.of(item) for item in environments])
+def list_environments(workspaceId: UUID, limit: PageSize = 20, next_token: NextToken = None) -> EnvironmentList:
+    page = service().list_environments(current_principal(app), str(workspaceId), limit, next_token)
+    return EnvironmentList(items=[EnvironmentView.of(item) for item in page.items], next_token=page.next_token)
 
 
 @app.post(WORKSPACE + "/environments")

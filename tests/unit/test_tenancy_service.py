@@ -191,11 +191,11 @@ def test_an_environment_limited_key_lists_only_its_environments(world: World) ->
     staging = world.another_environment()
     limited = principal(world.workspace_id, Role.VIEWER, environment_ids={staging.environment_id})
 
-    listed = world.tenancy_service.list_environments(limited, world.workspace_id)
-    everything = world.tenancy_service.list_environments(world.admin(), world.workspace_id)
+    listed = world.tenancy_service.list_environments(limited, world.workspace_id, 20, None)
+    everything = world.tenancy_service.list_environments(world.admin(), world.workspace_id, 20, None)
 
-    assert [environment.environment_id for environment in listed] == [staging.environment_id]
-    assert [environment.name for environment in everything] == ["staging", "production"]
+    assert [environment.environment_id for environment in listed.items] == [staging.environment_id]
+    assert [environment.name for environment in everything.items] == ["staging", "production"]
 
 
 def test_an_environment_is_read_within_the_keys_reach(world: World) -> None:

@@ -5,12 +5,22 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StrictStr
 
+# Line and paragraph separators (U+2028, U+2029) break a log line or a header as a newline does.
+_SEPARATORS = frozenset({"Zl", "Zp"})
+
+
+def _refused_in_name(char: str) -> bool:
+    # C*: controls (U+0085 too), format characters (bidirectional overrides, zero-width ones), surrogates,
+    # private use and unassigned
+    category = unicodedata.category(char)
+    return category.startswith("C") or category in _SEPARATORS
+
 
 def _check_display_name(value: str) -> str:
     if value != value.strip():
         raise ValueError("must not start or end with whitespace")
-    if any(unicodedata.category(char).startswith("C") for char in value):
-        raise ValueError("must not contain control characters")
+    if any(_refused_in_name(char) for char in value):
+        raise ValueError("must not contain control, format or line-separator characters")
     return value
 
 
@@ -20,9 +30,25 @@ def _check_connection_name(value: str) -> str:
     return _check_display_name(value)
 
 
+# Embeddings, overrides and isolates reorder how text shows, so a description could read as something else.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _refused_in_description(char: str) -> bool:
+    category = unicodedata.category(char)
+    return (
+        (category == "Cc" and char not in "\n\t")
+        or category in _SEPARATORS
+        or category == "Cs"  # a lone surrogate cannot be stored as UTF-8
+        or char in _BIDI_CONTROLS
+    )
+
+
 def _check_description(value: str) -> str:
-    if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in value):
-        raise ValueError("must not contain control characters other than newlines and tabs")
+    if any(_refused_in_description(char) for char in value):
+        raise ValueError(
+            "must not contain control, line-separator or bidirectional-override characters other than newlines and tabs"
+        )
     return value
 
 
@@ -36,6 +62,8 @@ def _check_model_id(value: str) -> str:
         raise ValueError("must not be blank")
     if value != value.strip():
         raise ValueError("must not start or end with whitespace")
+    if any(_refused_in_name(char) for char in value):
+        raise ValueError("must not contain control, format or line-separator characters")
     return value
 
 

@@ -11,15 +11,16 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
+# Every provider key and AWS credential is printable ASCII without spaces; a secret with anything else (most
+# often the newline a paste carries) could only fail as a header, and the failure could quote it.
+_SECRET_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+
 
 def _usable_secret(value: SecretStr) -> SecretStr:
-    text = value.get_secret_value()
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    if not text.strip():
-        raise ValueError("must not be blank")
+    if not _SECRET_CHARACTERS.fullmatch(value.get_secret_value()):
+        raise ValueError(
+            "must be printable ASCII without spaces, tabs or line breaks (check for a newline copied with it)"
+        )
     return value
 
 

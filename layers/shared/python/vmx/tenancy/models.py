@@ -128,6 +128,7 @@ class WorkspaceList(ApiModel):
 
 class EnvironmentList(ApiModel):
     items: list[EnvironmentView]
+    next_token: str | None
 
 
 class ApiKeyList(ApiModel):

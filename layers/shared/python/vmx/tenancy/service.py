@@ -2,6 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import SecretStr
 
@@ -12,7 +13,7 @@ from vmx.connections.ports import ConnectionRepository, StaleVersion
 from vmx.errors import Conflict, ErrorDetail, InvalidInput, NotFound
 from vmx.events.models import ConnectionDeleted
 from vmx.events.publisher import EventPublisher
-from vmx.pagination import Page
+from vmx.pagination import Page, decode_token, encode_token, invalid_token
 from vmx.tenancy.models import (
     ApiKey,
     ApiKeyCreate,
@@ -115,13 +116,22 @@ class TenancyService:
         self._tenancy.add_environment(environment)
         return environment
 
-    def list_environments(self, principal: Principal, workspace_id: str) -> list[Environment]:
+    def list_environments(
+        self, principal: Principal, workspace_id: str, limit: int, next_token: str | None
+    ) -> Page[Environment]:
+        """Newest first. A workspace holds few environments: they are read at once and paged here."""
         authorize(principal, Action.READ, workspace_id)
         self._workspace(workspace_id)
         environments = self._tenancy.list_environments(workspace_id)
-        if principal.environment_ids is None or principal.platform_admin:
-            return environments
-        return [env for env in environments if env.environment_id in principal.environment_ids]
+        if principal.environment_ids is not None and not principal.platform_admin:
+            environments = [env for env in environments if env.environment_id in principal.environment_ids]
+        ordered = sorted(environments, key=_list_position, reverse=True)
+        if next_token:
+            after = _position_of_token(next_token, workspace_id)
+            ordered = [environment for environment in ordered if _list_position(environment) < after]
+        page = ordered[:limit]
+        more = len(ordered) > limit
+        return Page(page, _environments_token(workspace_id, page[-1]) if more else None)
 
     def get_environment(self, principal: Principal, workspace_id: str, environment_id: str) -> Environment:
         authorize(principal, Action.READ, workspace_id, environment_id)
@@ -253,3 +263,29 @@ class TenancyService:
         if key is None or key.workspace_id != workspace_id:
             raise NotFound(f"API key {key_id} not found in workspace {workspace_id}")
         return key
+
+
+def _list_position(environment: Environment) -> tuple[datetime, str]:
+    return environment.created_at, environment.environment_id
+
+
+def _environments_token(workspace_id: str, last: Environment) -> str:
+    created_at, environment_id = _list_position(last)
+    return encode_token(
+        {
+            "workspaceId": {"S": workspace_id},
+            "createdAt": {"S": created_at.isoformat()},
+            "environmentId": {"S": environment_id},
+        }
+    )
+
+
+def _position_of_token(token: str, workspace_id: str) -> tuple[datetime, str]:
+    key = decode_token(token, frozenset({"workspaceId", "createdAt", "environmentId"}), ("workspaceId", workspace_id))
+    try:
+        created_at = datetime.fromisoformat(key["createdAt"]["S"])
+    except ValueError:
+        raise invalid_token() from None
+    if created_at.tzinfo is None:
+        raise invalid_token()
+    return created_at, key["environmentId"]["S"]
