@@ -136,6 +136,10 @@ class VmxAiConnectionsStack(Stack):
             CfnOutput(self, f"{table_id}Name", value=table.table_name)
         CfnOutput(self, "CredentialsKeyArn", value=self.credentials_key.key.key_arn)
         CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
+        outbox = self.work_queues["event-outbox"]
+        CfnOutput(self, "EventOutboxQueueUrl", value=outbox.queue.queue_url)
+        # What `aws sqs start-message-move-task --source-arn` redrives to the outbox once the bus works again.
+        CfnOutput(self, "EventOutboxDeadLetterQueueArn", value=outbox.dead_letter_queue.queue_arn)
         # Subscribe to it (email, chat, paging) to hear about events that failed for good.
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
 

@@ -226,6 +226,15 @@ CAPACITY_SETTLEMENTS = Function(
     tables={CAPACITY_TABLE.logical_id: ("dynamodb:UpdateItem",)},
 )
 
+EVENT_OUTBOX = Function(
+    name="event-outbox",
+    description="Puts on the bus the events their publishers kept in the outbox while the bus failed",
+    source_dir="event_outbox",
+    publishes_events=True,
+    # a batch of ten messages, each one PutEvents of at most 2 s (vmx.wiring.event_outbox_consumer)
+    timeout_seconds=30,
+)
+
 CONNECTION_REMAINS = Function(
     name="connection-remains",
     description="Removes a deleted connection's capacity counters, usage statistics and discovered capacity",
@@ -259,6 +268,7 @@ FUNCTIONS: tuple[Function, ...] = (
     DISCOVERY,
     USAGE,
     CAPACITY_SETTLEMENTS,
+    EVENT_OUTBOX,
     CONNECTION_REMAINS,
     BEDROCK_QUOTAS,
 )
@@ -289,6 +299,18 @@ WORK_QUEUES: tuple[WorkQueue, ...] = (
         CAPACITY_SETTLEMENTS.name,
         senders=(COMPLETIONS.name,),
         url_env_var="CAPACITY_SETTLEMENTS_QUEUE_URL",
+    ),
+    # every function that publishes keeps there what the bus would not take (vmx.events.outbox)
+    WorkQueue(
+        "event-outbox",
+        EVENT_OUTBOX.name,
+        senders=tuple(
+            function.name for function in FUNCTIONS if function.publishes_events and function is not EVENT_OUTBOX
+        ),
+        url_env_var="EVENT_OUTBOX_QUEUE_URL",
+        # it holds events exactly while the bus fails: about half an hour of retries (each after the queue's
+        # visibility timeout) before a message is dead-lettered, with its alarm, for the operator to redrive
+        max_receive_count=10,
     ),
 )
 

@@ -4,6 +4,7 @@ import threading
 from collections.abc import Sequence
 from typing import TypeVar
 
+from vmx.deadline import Deadline
 from vmx.events.models import EventDetail
 
 _E = TypeVar("_E", bound=EventDetail)
@@ -14,7 +15,7 @@ class InMemoryEventPublisher:
         self._lock = threading.Lock()
         self.published: list[EventDetail] = []
 
-    def publish(self, events: Sequence[EventDetail]) -> None:
+    def publish(self, events: Sequence[EventDetail], deadline: Deadline | None = None) -> None:
         with self._lock:
             self.published.extend(events)
 

@@ -12,7 +12,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx import wiring
 from vmx.discovery.bedrock_quotas import BedrockQuotaPorts, refresh_bedrock_quotas
-from vmx.events.publisher import EventPublisher
 from vmx.settings import BedrockQuotasSettings
 
 logger = Logger()
@@ -29,17 +28,10 @@ METRICS = {
 }
 
 
-def _event_publisher(bus_name: str, region: str) -> EventPublisher:
-    def count_unpublished(count: int) -> None:
-        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=count)
-
-    return wiring.event_publisher(bus_name, region, logger, count_unpublished)
-
-
 @cache
 def ports() -> BedrockQuotaPorts:
     settings = BedrockQuotasSettings.from_environ(os.environ)
-    return wiring.bedrock_quotas(settings, _event_publisher(settings.event_bus_name, settings.aws_region))
+    return wiring.bedrock_quotas(settings, wiring.event_publisher(settings, logger, metrics))
 
 
 @logger.inject_lambda_context

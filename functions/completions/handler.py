@@ -20,7 +20,6 @@ from vmx.completions.openai_models import ChatCompletionRequest
 from vmx.connections.service import ConnectionScope
 from vmx.deadline import Deadline
 from vmx.errors import InvalidInput
-from vmx.events.publisher import EventPublisher
 from vmx.gateway.service import CompletionOutcome, CompletionService, StreamOutcome
 from vmx.gateway.views import ModelList
 from vmx.http.app import current_principal, new_app, resolve
@@ -45,13 +44,6 @@ ENVIRONMENT = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>"
 FLUSH_SECONDS = 1.0
 
 
-def _event_publisher(bus_name: str, region: str) -> EventPublisher:
-    def count_unpublished(count: int) -> None:
-        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=count)
-
-    return wiring.event_publisher(bus_name, region, logger, count_unpublished)
-
-
 @cache
 def settings() -> CompletionsSettings:
     return CompletionsSettings.from_environ(os.environ)
@@ -59,7 +51,7 @@ def settings() -> CompletionsSettings:
 
 @cache
 def service() -> CompletionService:
-    return wiring.completion_service(settings(), _event_publisher(settings().event_bus_name, settings().aws_region))
+    return wiring.completion_service(settings(), wiring.event_publisher(settings(), logger, metrics))
 
 
 @cache

@@ -21,7 +21,6 @@ from vmx.connections.models import (
     ConnectionView,
 )
 from vmx.connections.service import ConnectionScope, ConnectionService
-from vmx.events.publisher import EventPublisher
 from vmx.gateway.capacity_report import CapacityReport, CapacityReporter
 from vmx.gateway.usage_report import UsageReporter, UsageSeries
 from vmx.http.app import NextToken, PageSize, current_principal, etag, if_match_version, new_app, resolve
@@ -38,13 +37,6 @@ CONNECTIONS = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>/ai-
 ProviderFilter = Annotated[str | None, Query(max_length=64, description="Only connections of this provider.")]
 
 
-def _event_publisher(bus_name: str, region: str) -> EventPublisher:
-    def count_unpublished(count: int) -> None:
-        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=count)
-
-    return wiring.event_publisher(bus_name, region, logger, count_unpublished)
-
-
 @cache
 def settings() -> ConnectionsSettings:
     return ConnectionsSettings.from_environ(os.environ)
@@ -52,7 +44,7 @@ def settings() -> ConnectionsSettings:
 
 @cache
 def service() -> ConnectionService:
-    return wiring.connection_service(settings(), _event_publisher(settings().event_bus_name, settings().aws_region))
+    return wiring.connection_service(settings(), wiring.event_publisher(settings(), logger, metrics))
 
 
 @cache

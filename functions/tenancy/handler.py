@@ -14,7 +14,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from vmx import wiring
-from vmx.events.publisher import EventPublisher
 from vmx.http.app import NextToken, PageSize, current_principal, new_app, resolve
 from vmx.settings import TenancySettings
 from vmx.tenancy.models import (
@@ -47,16 +46,9 @@ def settings() -> TenancySettings:
     return TenancySettings.from_environ(os.environ)
 
 
-def _event_publisher(bus_name: str, region: str) -> EventPublisher:
-    def count_unpublished(count: int) -> None:
-        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=count)
-
-    return wiring.event_publisher(bus_name, region, logger, count_unpublished)
-
-
 @cache
 def service() -> TenancyService:
-    return wiring.tenancy_service(settings(), _event_publisher(settings().event_bus_name, settings().aws_region))
+    return wiring.tenancy_service(settings(), wiring.event_publisher(settings(), logger, metrics))
 
 
 @app.get("/api/v1/workspaces")

@@ -26,7 +26,12 @@ def deploy_stack(name: str) -> dict[str, str]:
         )
         for table in (TENANCY_TABLE, CONNECTIONS_TABLE)
     }
-    outputs = {**tables, "ApiUrl": "https://api.example.com/prod/", "EventBusName": "vmx-bootstrap-events"}
+    outputs = {
+        **tables,
+        "ApiUrl": "https://api.example.com/prod/",
+        "EventBusName": "vmx-bootstrap-events",
+        "EventOutboxQueueUrl": "https://sqs.us-east-1.amazonaws.com/000000000000/vmx-bootstrap-outbox",
+    }
     template = {
         "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},

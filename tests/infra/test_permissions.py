@@ -12,6 +12,7 @@ from infra.system import (
     CONNECTIONS,
     CONNECTIONS_TABLE,
     DISCOVERY,
+    EVENT_OUTBOX,
     EVENT_QUEUES,
     FUNCTIONS,
     TABLES,
@@ -159,6 +160,7 @@ def test_only_the_functions_that_publish_may_put_events_and_only_on_the_bus(synt
     assert {name for name, resources in putting.items() if resources} == {
         TENANCY.name,
         CONNECTIONS.name,
+        EVENT_OUTBOX.name,
         COMPLETIONS.name,
         BEDROCK_QUOTAS.name,
     }

@@ -1,13 +1,21 @@
 """A connection cannot be pointed inside (item 8 of issue 11) or back at the gateway (item 12): refused at
 create and at update with a 400 naming config.baseUrl, nothing stored; and a request that comes from this
-gateway is refused before it reserves anything."""
+gateway is refused before it reserves anything. Names resolve with the tests' fake resolver, and no socket is
+opened towards any address that is not loopback."""
 
+import json
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import urllib3.util.connection
 
+from infra.system import COMPLETIONS, CONNECTIONS
+from tests.fake_resolver import PUBLIC_ADDRESS, FakeResolver
 from tests.functional.conftest import Tenant
 from tests.loopback_providers import LoopbackProvider, loopback_provider
+from vmx.providers import addresses
 
 REFUSED = [
     "https://169.254.169.254/latest/meta-data",
@@ -17,7 +25,12 @@ REFUSED = [
     "https://192.168.1.1/v1",
     "https://[fd00::1]/v1",
     "https://[::ffff:10.0.0.1]/v1",
-    # a name that resolves (with the tests' resolver) to nothing
+    "https://[::10.0.0.1]/v1",
+    "https://[fec0::1]/v1",
+    # names, by what they resolve to (fake_names below), and one that resolves to nothing
+    "https://internal.example.com/v1",
+    "https://metadata.example.com/v1",
+    "https://mixed.example.com/v1",
     "https://nowhere.invalid/v1",
 ]
 MALFORMED = [
@@ -28,6 +41,58 @@ MALFORMED = [
     "ftp://proxy.example.com/v1",
     "http://proxy.example.com/v1",
 ]
+
+
+@pytest.fixture(autouse=True)
+def fake_names(monkeypatch: pytest.MonkeyPatch) -> FakeResolver:
+    """The resolver the functions use in the machine's place, for this module's names."""
+    resolver = FakeResolver(
+        {
+            "internal.example.com": ["10.0.0.7"],
+            "metadata.example.com": ["169.254.169.254"],
+            "mixed.example.com": [PUBLIC_ADDRESS, "192.168.0.2"],
+        }
+    )
+    monkeypatch.setattr(addresses, "system_resolver", resolver)
+    return resolver
+
+
+class NoConnect:
+    """In place of every socket connect urllib3 could make: any attempt is counted and fails."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def __call__(self, address: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(address)
+        raise AssertionError("no connection may be opened")
+
+
+@pytest.fixture
+def no_connect(monkeypatch: pytest.MonkeyPatch) -> NoConnect:
+    connect = NoConnect()
+    # the guarded pool's connect, and urllib3's own (were the pool ever unguarded)
+    monkeypatch.setattr(addresses, "create_connection", connect)
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", connect)
+    return connect
+
+
+@pytest.fixture
+def in_aws(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
+    """Turns the connections and completions functions into their AWS selves (no loopback) from the call on."""
+    # the handlers the in-process gateway loaded (tests/functional/api.py), and their cached settings and wiring
+    handlers = [sys.modules[f"local_stack_function_{function.name}"] for function in (CONNECTIONS, COMPLETIONS)]
+    cached = [cached for handler in handlers for cached in (handler.settings, handler.service)]
+
+    def switch() -> None:
+        monkeypatch.setenv("ALLOW_LOOPBACK_BASE_URLS", "false")
+        for function in cached:
+            function.cache_clear()
+
+    yield switch
+    # rebuilt from the restored environment when next used
+    for function in cached:
+        function.cache_clear()
 
 
 def create(tenant: Tenant, base_url: str, name: str = "prod") -> Any:
@@ -72,6 +137,61 @@ def provider() -> Any:
         yield server
 
 
+def completions_path(tenant: Tenant) -> str:
+    return f"{tenant.workspace_path}/environments/{tenant.environment_id}/chat/completions"
+
+
+PROMPT = [{"role": "user", "content": "hi"}]
+
+
+def test_in_aws_loopback_is_refused_when_stored_and_when_connecting(
+    tenant: Tenant, provider: LoopbackProvider, in_aws: Callable[[], None]
+) -> None:
+    # Given a connection to a loopback provider, stored where loopback is allowed
+    created = create(tenant, provider.base_url).body
+    path = f"{tenant.connections_path}/{created['connectionId']}"
+
+    # When the functions run as in AWS
+    in_aws()
+
+    # Then no connection to loopback can be made, stored, or kept by a change of key
+    answer = tenant.api.post(completions_path(tenant), {"model": "prod/gpt-4o-mini", "messages": PROMPT})
+    assert answer.status == 502
+    assert answer.error["code"] == "provider_address_refused"
+    assert "loopback" in answer.error["message"]
+    assert provider.requests == []
+    refused = create(tenant, "http://127.0.0.1:9/v1", name="other")
+    assert refused.status == 400
+    assert refused.error["details"][0]["field"] == "config.baseUrl"
+    assert tenant.api.patch(path, {"config": {"apiKey": "sk-new"}}).status == 400
+    assert [item["name"] for item in tenant.api.get(tenant.connections_path).body["items"]] == ["prod"]
+
+
+def test_a_name_rebound_inside_after_it_was_stored_is_not_connected_to_and_spends_nothing(
+    tenant: Tenant, fake_names: FakeResolver, no_connect: NoConnect
+) -> None:
+    # Given a connection whose name resolved to a public address when it was stored
+    fake_names.names["rebound.example.com"] = [PUBLIC_ADDRESS]
+    config = {"apiKey": "sk-rebound-secret", "baseUrl": "https://rebound.example.com/v1"}
+    body = {"name": "prod", "provider": "openai", "config": config, "capacity": [{"period": "day", "requests": 1}]}
+    assert tenant.api.post(tenant.connections_path, body).status == 201
+
+    # When its DNS now answers with a private address
+    fake_names.names["rebound.example.com"] = ["10.0.0.1"]
+    answers = [
+        tenant.api.post(completions_path(tenant), {"model": "prod/gpt-4o-mini", "messages": PROMPT}) for _ in range(2)
+    ]
+
+    # Then no socket is opened, the refusal names why, and the day's one request is not spent (no 429)
+    assert no_connect.calls == []
+    assert [answer.status for answer in answers] == [502, 502]
+    error = answers[0].error
+    assert error["code"] == "provider_address_refused"
+    assert "rebound.example.com" in error["message"]
+    assert "not a public address" in error["message"]
+    assert "sk-rebound-secret" not in answers[0].text
+
+
 def test_every_request_to_a_provider_carries_the_hop_marker(tenant: Tenant, provider: LoopbackProvider) -> None:
     config = {"apiKey": provider.api_key or "sk-any", "baseUrl": provider.base_url}
     tenant.api.post(tenant.connections_path, {"name": "prod", "provider": "openai", "config": config})
@@ -82,6 +202,19 @@ def test_every_request_to_a_provider_carries_the_hop_marker(tenant: Tenant, prov
         == 200
     )
 
+    assert provider.requests[0].headers["x-vmx-hop"] == "1"
+
+
+def test_a_streamed_request_to_a_provider_carries_the_hop_marker(tenant: Tenant, provider: LoopbackProvider) -> None:
+    config = {"apiKey": provider.api_key or "sk-any", "baseUrl": provider.base_url}
+    tenant.api.post(tenant.connections_path, {"name": "prod", "provider": "openai", "config": config})
+
+    streamed = tenant.api.post(
+        completions_path(tenant), {"model": "prod/gpt-4o-mini", "messages": PROMPT, "stream": True}
+    )
+
+    assert streamed.status == 200
+    assert provider.requests[0].body["stream"] is True
     assert provider.requests[0].headers["x-vmx-hop"] == "1"
 
 
@@ -96,10 +229,18 @@ def test_a_request_that_came_through_this_gateway_is_refused_before_admission(
     path = f"{tenant.workspace_path}/environments/{tenant.environment_id}/chat/completions"
     body = {"model": "prod/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
-    looped = tenant.api.post(path, body, headers={"X-Vmx-Hop": "1"})
+    looped = [tenant.api.post(path, body, headers={name: "1"}) for name in ("X-Vmx-Hop", "x-vmx-hop")]
 
-    assert looped.status == 400
-    assert looped.error["code"] == "loop_detected"
+    assert [response.status for response in looped] == [400, 400]
+    # OpenAI's error shape, which the gateway that sent it passes on to its own client
+    assert json.loads(looped[0].text) == {
+        "error": {
+            "message": "this request came from this gateway: an AI connection's baseUrl leads back to it",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "loop_detected",
+        }
+    }
     assert provider.requests == []
     # the day's one request is still there to be made
     assert tenant.api.post(path, body).status == 200

@@ -189,3 +189,18 @@ def test_attempts_leave_time_for_the_repair_and_the_repair_starts_only_if_it_fit
         "no time left for work after the response",
         "no time left to keep work after the response for later",
     ]
+
+
+def test_work_that_bounds_its_own_waits_is_given_the_runs_deadline_and_tried_once() -> None:
+    given: list[Deadline] = []
+    deadline = Deadline.after(7)
+    afterwards = Afterwards(sleep=ClockedSleep())
+
+    def publish(until: Deadline) -> None:
+        given.append(until)
+        raise StorageUnavailable("the bus is down")
+
+    afterwards.add_within("publish", publish)
+
+    assert afterwards.run(RecordingLog(), deadline) == 1
+    assert given == [deadline]

@@ -23,12 +23,16 @@ INSIDE = [
     "https://0xa9.0xfe.0xa9.0xfe/",
     "https://0251.0376.0251.0376/",
     "https://169.254.43518/",
+    "https://0xA9FEA9FE./",
+    "https://0251.254.43518/",
     "https://[::ffff:169.254.169.254]/",
     "https://[fd00:ec2::254]/",
     # private, shared, unspecified, broadcast, multicast, reserved, documentation
     "https://10.0.0.1/",
     "https://10.1/",
+    "https://10.0.0.1./",
     "https://167772161/",
+    "https://012.0.0.1/",
     "https://172.16.0.1/",
     "https://172.31.255.255/",
     "https://192.168.1.1/",
@@ -39,16 +43,37 @@ INSIDE = [
     "https://224.0.0.1/",
     "https://240.0.0.1/",
     "https://192.0.2.10/",
+    "https://192.0.0.9/",
+    "https://192.88.99.1/",
+    "https://198.18.0.1/",
+    # a number no resolver reads as an address, and that is no name either
+    "https://256.1.1.1/",
+    "https://4294967296/",
     # IPv6: unique local, link-local, IPv4 inside IPv6 (mapped, NAT64, 6to4)
     "https://[fc00::1]/",
     "https://[fe80::1%25eth0]/",
     "https://[::ffff:10.0.0.1]/",
     "https://[64:ff9b::a00:1]/",
     "https://[2002:a00:1::]/",
+    # IPv6 the gateway has no business with: IPv4-compatible and -translated, local-use NAT64, site-local,
+    # Teredo, multicast, documentation, unspecified (Python 3.11's ipaddress calls several of these global)
+    "https://[::10.0.0.1]/",
+    "https://[::169.254.169.254]/",
+    "https://[::8.8.8.8]/",
+    "https://[::ffff:0:10.0.0.1]/",
+    "https://[64:ff9b:1::a00:1]/",
+    "https://[fec0::1]/",
+    "https://[2001::1]/",
+    "https://[ff02::1]/",
+    "https://[3fff::1]/",
+    "https://[::]/",
     # loopback, where it is not allowed
     "http://127.0.0.1:8080/v1",
     "http://127.1/",
     "http://2130706433/",
+    "http://0x7f.1/",
+    "http://017700000001/",
+    "http://[::ffff:127.0.0.1]/",
     "http://[::1]:8080/",
     "http://localhost:8080/",
 ]
@@ -99,9 +124,25 @@ def test_a_name_that_does_not_resolve_is_refused(resolver: FakeResolver) -> None
         AddressPolicy(allow_loopback=False, resolve=resolver).check_url("https://nowhere.invalid/v1")
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/v1", "http://[::1]:8080/", "http://localhost:9/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v1",
+        "http://[::1]:8080/",
+        "http://localhost:9/",
+        "http://127.1:9/",
+        "http://[::ffff:127.0.0.1]:9/",
+    ],
+)
 def test_loopback_is_allowed_where_the_setting_allows_it(url: str, resolver: FakeResolver) -> None:
     AddressPolicy(allow_loopback=True, resolve=resolver).check_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://[64:ff9b::7f00:1]/", "https://[2002:7f00:1::]/", "https://[::127.0.0.1]/"])
+def test_loopback_carried_out_of_the_machine_is_no_loopback(url: str, resolver: FakeResolver) -> None:
+    # NAT64, 6to4 and IPv4-compatible addresses leave the machine: they never reach its own loopback
+    with pytest.raises(AddressRefused, match="not a public address"):
+        AddressPolicy(allow_loopback=True, resolve=resolver).check_url(url)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:4010/v1", "http://localhost:4010", "https://api.gw.example.com"])
@@ -116,6 +157,29 @@ def test_the_gateways_own_api_is_refused_even_where_loopback_is_allowed(url: str
         policy.check_url(url)
     # another port on the same machine is another server
     policy.check_url("http://127.0.0.1:4011/v1")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433:4010/v1",
+        "http://127.1:4010/",
+        "http://0x7f000001:4010/",
+        "http://127.0.0.2:4010/",
+        "http://[::1]:4010/",
+        "http://[::ffff:127.0.0.1]:4010/",
+        "http://me.example.com:4010/",
+    ],
+)
+def test_the_local_stacks_own_port_is_refused_on_every_loopback_address(url: str) -> None:
+    policy = AddressPolicy(
+        allow_loopback=True,
+        own_hosts=frozenset({"127.0.0.1:4010", "localhost:4010", "::1:4010"}),
+        resolve=FakeResolver({"me.example.com": ["127.0.0.1"]}),
+    )
+
+    with pytest.raises(AddressRefused, match="own API"):
+        policy.check_url(url)
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
@@ -166,6 +230,34 @@ def test_a_name_whose_dns_changed_to_an_inside_address_is_refused_before_any_soc
 
     assert connect.calls == []
     assert "not a public address" in refused.value.reason
+
+
+def test_a_name_that_stopped_resolving_is_a_failed_connection_not_a_refused_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connect = CountingConnect()
+    monkeypatch.setattr(addresses, "create_connection", connect)
+    pool = guarded_pool_manager(AddressPolicy(allow_loopback=False, resolve=FakeResolver()))
+
+    with pytest.raises(urllib3.exceptions.NameResolutionError) as failed:
+        pool.request("GET", "https://gone.example.net.invalid/v1", retries=False)
+
+    assert not isinstance(failed.value, ForbiddenAddress)
+    assert connect.calls == []
+
+
+def test_the_pool_refuses_the_gateways_own_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    connect = CountingConnect()
+    monkeypatch.setattr(addresses, "create_connection", connect)
+    policy = AddressPolicy(
+        allow_loopback=True, own_hosts=frozenset({"127.0.0.1:4010", "api.gw.example.com"}), resolve=FakeResolver()
+    )
+    pool = guarded_pool_manager(policy)
+
+    for url in ("https://api.gw.example.com/v1", "http://2130706433:4010/v1"):
+        with pytest.raises(ForbiddenAddress, match="own API"):
+            pool.request("GET", url, retries=False)
+    assert connect.calls == []
 
 
 def test_the_pool_connects_to_the_address_it_checked(loopback_server: int) -> None:

@@ -145,6 +145,7 @@ ENVIRONMENT = {
     "TENANCY_TABLE_NAME": "tenancy",
     "CONNECTIONS_TABLE_NAME": "connections",
     "EVENT_BUS_NAME": "events",
+    "EVENT_OUTBOX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/outbox",
 }
 
 

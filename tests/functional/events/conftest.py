@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from vmx.events.models import EVENT_SOURCE, ReceivedEvent, parse_event
+from vmx.events.outbox import EventOutbox
 from vmx.events.publisher import EventBridgePublisher, FailureLog, RetryPolicy
 
 if TYPE_CHECKING:
@@ -21,10 +22,26 @@ BUS_NAME = "vmx-test-events"
 
 @dataclass
 class Reports:
-    """What the publisher reported: its waits, and the counts the handler turns into EventsNotPublished."""
+    """What the publisher reported: its waits, and the counts the handler turns into EventsDeferred and
+    EventsNotPublished."""
 
     sleeps: list[float] = field(default_factory=list)
     not_published: list[int] = field(default_factory=list)
+    deferred: list[int] = field(default_factory=list)
+
+
+@dataclass
+class KeptEntries:
+    """An outbox that keeps what it is given, or (down) nothing."""
+
+    entries: list[Any] = field(default_factory=list)
+    down: bool = False
+
+    def keep(self, entries: Sequence[Any]) -> list[int]:
+        if self.down:
+            return list(range(len(entries)))
+        self.entries += entries
+        return []
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,21 @@ def log() -> logging.Logger:
     return logging.getLogger("vmx.events.test")
 
 
-def publisher_for(client: "EventBridgeClient", log: FailureLog, reports: Reports) -> EventBridgePublisher:
+@pytest.fixture
+def outbox() -> KeptEntries:
+    return KeptEntries()
+
+
+def publisher_for(
+    client: "EventBridgeClient", log: FailureLog, reports: Reports, outbox: EventOutbox | None = None
+) -> EventBridgePublisher:
     return EventBridgePublisher(
-        client, BUS_NAME, log, reports.not_published.append, RetryPolicy(), sleep=reports.sleeps.append
+        client,
+        BUS_NAME,
+        log,
+        reports.not_published.append,
+        outbox or KeptEntries(down=True),
+        reports.deferred.append,
+        RetryPolicy(),
+        sleep=reports.sleeps.append,
     )

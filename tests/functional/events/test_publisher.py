@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from tests.functional.events.conftest import BUS_NAME, Bus, Reports, publisher_for
+from tests.functional.events.conftest import BUS_NAME, Bus, KeptEntries, Reports, publisher_for
 from tests.unit.events.samples import completion_recorded, one_of_each
 from vmx.events.models import EventDetail, put_events_entry
 
@@ -149,7 +149,8 @@ def test_events_that_keep_failing_are_logged_and_counted_without_raising(
 
     publisher_for(client, log, reports).publish(events)
 
-    assert reports == Reports(sleeps=[0.1, 0.2, 0.4], not_published=[2])
+    # the outbox (down here) is tried twice too
+    assert reports == Reports(sleeps=[0.1, 0.2, 0.4, 0.1], not_published=[2])
     assert failures_logged(caplog) == [
         (str(event.event_id), "CompletionRecorded", "InternalFailure") for event in events
     ]
@@ -226,4 +227,44 @@ def test_an_unreachable_endpoint_is_retried_then_reported(log: logging.Logger, r
 
     publisher_for(client, log, reports).publish([completion_recorded()])
 
-    assert reports == Reports(sleeps=[0.1, 0.2, 0.4], not_published=[1])
+    assert reports == Reports(sleeps=[0.1, 0.2, 0.4, 0.1], not_published=[1])
+
+
+def test_events_the_bus_keeps_refusing_go_to_the_outbox_with_their_ids_and_nothing_is_lost(
+    client: "EventBridgeClient",
+    stubbed: Stubber,
+    log: logging.Logger,
+    reports: Reports,
+    outbox: KeptEntries,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events = [completion_recorded(), completion_recorded(), completion_recorded()]
+    # the first goes through at once; the other two keep failing
+    internal = {"ErrorCode": "InternalFailure", "ErrorMessage": "Internal failure"}
+    stubbed.add_response(
+        "put_events", {"FailedEntryCount": 2, "Entries": [{"EventId": "1"}, internal, internal]}, entries(events)
+    )
+    for _ in range(3):
+        stubbed.add_response(
+            "put_events", {"FailedEntryCount": 2, "Entries": [internal, internal]}, entries(events[1:])
+        )
+
+    publisher_for(client, log, reports, outbox).publish(events)
+
+    assert reports == Reports(sleeps=[0.1, 0.2, 0.4], deferred=[2])
+    assert [json.loads(entry["Detail"])["eventId"] for entry in outbox.entries] == [
+        str(event.event_id) for event in events[1:]
+    ]
+    assert failures_logged(caplog) == []
+
+
+def test_an_entry_eventbridge_will_never_take_is_not_kept_for_later(
+    client: "EventBridgeClient", stubbed: Stubber, log: logging.Logger, reports: Reports, outbox: KeptEntries
+) -> None:
+    event = completion_recorded()
+    refusal = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "MalformedDetail", "ErrorMessage": "no"}]}
+    stubbed.add_response("put_events", refusal, entries([event]))
+
+    publisher_for(client, log, reports, outbox).publish([event])
+
+    assert (reports.not_published, outbox.entries) == ([1], [])

@@ -21,6 +21,7 @@ _STACK_OUTPUTS = {
     "TenancyTableName": "TENANCY_TABLE_NAME",
     "ConnectionsTableName": "CONNECTIONS_TABLE_NAME",
     "EventBusName": "EVENT_BUS_NAME",
+    "EventOutboxQueueUrl": "EVENT_OUTBOX_QUEUE_URL",
 }
 _logger = logging.getLogger("vmx.admin")
 
@@ -41,7 +42,7 @@ def bootstrap(
 ) -> Bootstrapped:
     settings = TenancySettings.from_environ(environ)
     # bootstrapping deletes nothing, so publishes nothing: an event it could not publish would only be logged
-    events = wiring.event_publisher(settings.event_bus_name, settings.aws_region, _logger, lambda count: None)
+    events = wiring.event_publisher(settings, _logger, metrics=None)
     service = wiring.tenancy_service(settings, events)
     tenancy = wiring.tenancy_repository(settings)
     if tenancy.list_workspaces(limit=1, next_token=None).items:

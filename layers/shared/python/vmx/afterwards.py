@@ -19,7 +19,8 @@ class FailureLog(Protocol):
 @dataclass(frozen=True)
 class _Step:
     what: str
-    work: Callable[[], None]
+    # given the run's deadline, which work that bounds its own waits (a publish) keeps to
+    work: Callable[[Deadline], None]
     # the longest one attempt can take; None: not safe to repeat, tried once
     attempt_seconds: float | None
     give_up: Callable[[], None] | None
@@ -54,7 +55,11 @@ class Afterwards:
         """`what` names the work in the log line if it fails. `attempt_seconds`, for work that is safe to
         repeat, bounds how long one attempt can take, and `give_up_seconds` how long its `give_up` can: an
         attempt starts only when both fit in the time left, and `give_up` only when it does."""
-        self._steps.append(_Step(what, work, attempt_seconds, give_up, give_up_seconds))
+        self._steps.append(_Step(what, lambda deadline: work(), attempt_seconds, give_up, give_up_seconds))
+
+    def add_within(self, what: str, work: Callable[[Deadline], None]) -> None:
+        """Work tried once, given the deadline of the run, within which it returns (it bounds its own waits)."""
+        self._steps.append(_Step(what, work, None, None, 0.0))
 
     def run(self, log: FailureLog, deadline: Deadline) -> int:
         """Runs and forgets everything added so far, within `deadline`; returns how many steps failed."""
@@ -78,7 +83,7 @@ class Afterwards:
             if pause:
                 self._sleep(pause)
             try:
-                step.work()
+                step.work(deadline)
                 return True
             except Exception as error:  # noqa: BLE001 - every failure is logged; one must not skip the others
                 pause = next(pauses, -1.0)

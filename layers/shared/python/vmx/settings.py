@@ -34,10 +34,17 @@ class ConsoleOriginSettings(BaseModel):
     console_origin: str | None = Field(default=None, validation_alias="CONSOLE_ORIGIN", pattern=BROWSER_ORIGIN_PATTERN)
 
 
-class TenancySettings(_Settings, ConsoleOriginSettings):
+class EventSettings(BaseModel):
+    """Where a function that publishes events sends them: the bus, and the outbox for what the bus will not take."""
+
+    aws_region: str = Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
+    event_outbox_queue_url: str = Field(validation_alias="EVENT_OUTBOX_QUEUE_URL", min_length=1)
+
+
+class TenancySettings(_Settings, ConsoleOriginSettings, EventSettings):
     tenancy_table_name: str = Field(validation_alias="TENANCY_TABLE_NAME", min_length=3)
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
-    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
 
 
 class CipherSettings(BaseModel):
@@ -68,13 +75,11 @@ class BaseUrlSettings(BaseModel):
 
 
 class ConnectionsSettings(TenancySettings, CipherSettings, BaseUrlSettings):
-    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
     usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
 
 
-class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings, BaseUrlSettings):
-    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
+class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings, BaseUrlSettings, EventSettings):
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
     # where a settlement that failed after its answer is kept, for the capacity-settlements consumer
@@ -104,6 +109,10 @@ class UsageSettings(_Settings):
     usage_table_name: str = Field(validation_alias="USAGE_TABLE_NAME", min_length=3)
 
 
+class EventOutboxSettings(_Settings):
+    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)
+
+
 class CapacitySettlementsSettings(_Settings):
     capacity_table_name: str = Field(validation_alias="CAPACITY_TABLE_NAME", min_length=3)
 
@@ -114,6 +123,5 @@ class ConnectionRemainsSettings(_Settings):
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
 
 
-class BedrockQuotasSettings(_Settings, CipherSettings):
+class BedrockQuotasSettings(_Settings, CipherSettings, EventSettings):
     connections_table_name: str = Field(validation_alias="CONNECTIONS_TABLE_NAME", min_length=3)
-    event_bus_name: str = Field(validation_alias="EVENT_BUS_NAME", min_length=1)

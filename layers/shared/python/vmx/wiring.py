@@ -3,6 +3,8 @@
 from collections.abc import Callable
 
 import boto3
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from vmx.clock import utc_now
@@ -12,7 +14,15 @@ from vmx.connections.service import ConnectionService
 from vmx.credentials.kms import KmsCipher
 from vmx.credentials.ports import CredentialCipher
 from vmx.discovery.bedrock_quotas import AwsBedrockAccounts, BedrockQuotaPorts, aws_clients
-from vmx.events.publisher import EventBridgePublisher, EventPublisher, FailureLog
+from vmx.events.outbox import EventOutboxConsumer, SqsEventOutbox
+from vmx.events.publisher import (
+    EVENTS_DEFERRED_METRIC,
+    EVENTS_NOT_PUBLISHED_METRIC,
+    EventBridgePublisher,
+    EventPublisher,
+    FailureLog,
+    RetryPolicy,
+)
 from vmx.gateway.capacity_report import CapacityReporter
 from vmx.gateway.credentials_cache import CredentialCache
 from vmx.gateway.recent_connections import RecentConnections
@@ -29,6 +39,8 @@ from vmx.settings import (
     ConnectionRemainsSettings,
     ConnectionsSettings,
     DiscoverySettings,
+    EventOutboxSettings,
+    EventSettings,
     TenancySettings,
     UsageSettings,
 )
@@ -79,13 +91,51 @@ def capacity_reporter(settings: ConnectionsSettings) -> CapacityReporter:
     return CapacityReporter(connections, counters, utc_now)
 
 
-def event_publisher(
-    bus_name: str, region: str, log: FailureLog, on_not_published: Callable[[int], None]
-) -> EventPublisher:
-    # the publisher retries within its own bounded budget: botocore must not retry on top of it
-    config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
-    client = boto3.client("events", region_name=region, config=config)
-    return EventBridgePublisher(client, bus_name, log, on_not_published)
+# The bus and the outbox get one attempt per call from botocore (the publisher retries within its own budget); one
+# call takes at most its connect and read timeouts.
+_CONNECT_SECONDS = 0.5
+_READ_SECONDS = 1.0
+BUS_CLIENT_CONFIG = Config(
+    retries={"total_max_attempts": 1}, connect_timeout=_CONNECT_SECONDS, read_timeout=_READ_SECONDS
+)
+OUTBOX_CLIENT_CONFIG = Config(
+    retries={"total_max_attempts": 1}, connect_timeout=_CONNECT_SECONDS, read_timeout=_READ_SECONDS
+)
+# The longest a publish takes, bus and outbox both failing slowly (4.6 s: two attempts on the bus, one on the
+# outbox, as many as fit; vmx.events.publisher.RetryPolicy): well within every publishing function's timeout.
+PUBLISH_RETRY = RetryPolicy(
+    attempt_seconds=_CONNECT_SECONDS + _READ_SECONDS, keep_seconds=_CONNECT_SECONDS + _READ_SECONDS, budget_seconds=5.0
+)
+
+
+def event_publisher(settings: EventSettings, log: FailureLog, metrics: Metrics | None) -> EventPublisher:
+    """Counts in `metrics` the events kept for later (EventsDeferred) and those lost (EventsNotPublished)."""
+
+    def count(name: str) -> Callable[[int], None]:
+        return lambda events: metrics.add_metric(name=name, unit=MetricUnit.Count, value=events) if metrics else None
+
+    outbox = SqsEventOutbox(
+        boto3.client("sqs", region_name=settings.aws_region, config=OUTBOX_CLIENT_CONFIG),
+        settings.event_outbox_queue_url,
+    )
+    return EventBridgePublisher(
+        boto3.client("events", region_name=settings.aws_region, config=BUS_CLIENT_CONFIG),
+        settings.event_bus_name,
+        log,
+        on_not_published=count(EVENTS_NOT_PUBLISHED_METRIC),
+        outbox=outbox,
+        on_deferred=count(EVENTS_DEFERRED_METRIC),
+        retry=PUBLISH_RETRY,
+    )
+
+
+def event_outbox_consumer(settings: EventOutboxSettings) -> EventOutboxConsumer:
+    # one attempt per message and invocation: SQS delivers a failed one again (system.EVENT_OUTBOX's timeout
+    # holds a whole batch of calls that time out)
+    config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=1)
+    return EventOutboxConsumer(
+        boto3.client("events", region_name=settings.aws_region, config=config), settings.event_bus_name
+    )
 
 
 def completion_service(settings: CompletionsSettings, events: EventPublisher) -> CompletionService:

@@ -101,7 +101,8 @@ def send_post(
             "POST",
             url,
             body=json.dumps(payload).encode(),
-            headers={"content-type": "application/json", HOP_HEADER: "1", **headers},
+            # the hop marker last: no adapter's headers can drop it
+            headers={"content-type": "application/json", **headers, HOP_HEADER: "1"},
             timeout=timeout,
             retries=False,
             redirect=False,

@@ -188,7 +188,9 @@ class CompletionService:
             # a provider that was reached may have counted the request: it keeps its request, no tokens
             self._settle_after(afterwards, admitted.reservations, (lambda: 0) if error.reached else None)
             outcome = admitted.attempt.failed(error.status, error.code)
-            afterwards.add("publish", partial(self._publish, admitted.attempt, outcome, error.rate_limit_headers))
+            afterwards.add_within(
+                "publish", partial(self._publish, admitted.attempt, outcome, error.rate_limit_headers)
+            )
             raise ProviderFailure(error, _after(admitted.reservations, 0)) from error
 
     def _admit(
@@ -212,14 +214,14 @@ class CompletionService:
             _check_allowed(connection, address.model_id)
         except Forbidden as refusal:
             outcome = attempt.failed(HTTPStatus.FORBIDDEN, refusal.code)
-            afterwards.add("publish", partial(self._publish, attempt, outcome))
+            afterwards.add_within("publish", partial(self._publish, attempt, outcome, None))
             raise
         # Before the reservation: credentials that cannot be opened must not spend capacity.
         try:
             secrets = self._credentials.secrets_of(connection)
         except (CredentialsUnavailable, CredentialsUnreadable) as failure:
             status, code = CREDENTIALS_FAILURES[type(failure)]
-            afterwards.add("publish", partial(self._publish, attempt, attempt.failed(status, code)))
+            afterwards.add_within("publish", partial(self._publish, attempt, attempt.failed(status, code), None))
             raise
         prompt_tokens = estimate_prompt_tokens(request)
         answer_tokens = _answer_tokens(request)
@@ -233,7 +235,7 @@ class CompletionService:
         try:
             reservations = self._reserve(connection, source_ip, reserved_tokens, self._clock(), afterwards)
         except OverCapacity as refused:
-            afterwards.add("publish", partial(self._publish, attempt, attempt.refused(refused)))
+            afterwards.add_within("publish", partial(self._publish, attempt, attempt.refused(refused), None))
             raise
         call = ProviderCall(
             provider=connection.provider,
@@ -252,7 +254,7 @@ class CompletionService:
         usage = result.completion.usage
         self._settle_after(afterwards, admitted.reservations, lambda: usage.total_tokens)
         outcome = admitted.attempt.succeeded(usage)
-        afterwards.add("publish", partial(self._publish, admitted.attempt, outcome, result.rate_limit_headers))
+        afterwards.add_within("publish", partial(self._publish, admitted.attempt, outcome, result.rate_limit_headers))
         completion = result.completion.model_copy(update={"model": admitted.model})
         return CompletionOutcome(completion, _after(admitted.reservations, usage.total_tokens))
 
@@ -265,26 +267,28 @@ class CompletionService:
             tally.end = tally.end or "client-disconnected"
             upstream.close()
 
-        def publish() -> None:
-            self._publish(admitted.attempt, admitted.attempt.streamed(tally), upstream.rate_limit_headers)
+        def publish(deadline: Deadline) -> None:
+            self._publish(admitted.attempt, admitted.attempt.streamed(tally), upstream.rate_limit_headers, deadline)
 
         afterwards.add("close stream", close)
         self._settle_after(afterwards, admitted.reservations, lambda: tally.total_tokens)
-        afterwards.add("publish", publish)
+        afterwards.add_within("publish", publish)
         chunks = _relay(upstream, tally, admitted.model, admitted.call.request.include_stream_usage)
         return StreamOutcome(chunks, _after(admitted.reservations, admitted.reserved_tokens))
 
-    def _publish(self, attempt: "_Attempt", outcome: "_Outcome", headers: Mapping[str, str] | None = None) -> None:
+    def _publish(
+        self, attempt: "_Attempt", outcome: "_Outcome", headers: Mapping[str, str] | None, deadline: Deadline
+    ) -> None:
         """One CompletionRecorded per attempt, plus RateLimitsObserved when the provider reported limits that
         the connection does not show yet. Runs after the answer went out, so its time is the answer's end.
-        Publishing never fails the request (the publisher says so)."""
+        Publishing never fails the request, and returns by `deadline` (the publisher says so)."""
         recorded = attempt.recorded(outcome, self._clock())
         events: list[EventDetail] = [recorded]
         if headers:
             observed = rate_limits_observed(attempt.connection, attempt.model, headers, recorded.occurred_at)
             if observed is not None:
                 events.append(observed)
-        self._events.publish(events)
+        self._events.publish(events, deadline)
 
     def list_models(self, principal: Principal, scope: ConnectionScope) -> list[str]:
         authorize(principal, Action.USE_CONNECTIONS, scope.workspace_id, scope.environment_id)
