@@ -22,6 +22,7 @@ from infra.system import (
     SECURITY_HEADERS,
     Route,
 )
+from vmx.http.gateway_errors import gateway_error_payload, method_not_allowed_message
 
 AUTHORIZATION_HEADER = "Authorization"
 # Whole-API steady rate and burst, in requests per second, before API Gateway answers 429.
@@ -35,12 +36,16 @@ REQUESTS_PER_IP_PER_5_MINUTES = 2000
 GATEWAY_MESSAGE = "$context.error.messageString"
 # WAF reads at most this much of a body; a larger body is "oversize" and can be matched as such.
 WAF_BODY_INSPECTION_LIMITS = {16 * 1024: "KB_16", 32 * 1024: "KB_32", 48 * 1024: "KB_48", 64 * 1024: "KB_64"}
+# What the 405 of a method no route defines says; the request template only picks its integration response.
+METHOD_NOT_ALLOWED_REQUEST = '{"statusCode": 405}'
+_MESSAGE_SLOT = "\x00message\x00"
 
 
-def error_json(code: str, message_json: str) -> str:
-    """Our error shape, with no details; `message_json` is already JSON so that API Gateway's placeholder
-    can stand in for it."""
-    return f'{{"error":{{"code":{json.dumps(code)},"message":{message_json},"details":[]}}}}'
+def error_json(status: int, code: str, message_json: str) -> str:
+    """The errors API Gateway and the firewall answer themselves (vmx.http.gateway_errors), with `message_json`
+    already JSON so that API Gateway's placeholder can stand in for it."""
+    body = json.dumps(gateway_error_payload(status, code, _MESSAGE_SLOT), separators=(",", ":"))
+    return body.replace(json.dumps(_MESSAGE_SLOT), message_json)
 
 
 @dataclass(frozen=True)
@@ -55,13 +60,15 @@ class GatewayError:
 
     @property
     def body(self) -> str:
-        return error_json(self.code, json.dumps(self.message) if self.message else GATEWAY_MESSAGE)
+        family = 500 if self.response_type == "DEFAULT_5XX" else 400
+        status = int(self.status) if self.status else family
+        return error_json(status, self.code, json.dumps(self.message) if self.message else GATEWAY_MESSAGE)
 
 
 GATEWAY_ERRORS = (
     GatewayError("UNAUTHORIZED", "unauthorized", "401"),
     GatewayError("ACCESS_DENIED", "forbidden", "403"),
-    # What API Gateway answers for a path or method that no route defines.
+    # What API Gateway answers for a path no route defines (a method a path lacks is a 405: _MethodNotAllowed).
     GatewayError("MISSING_AUTHENTICATION_TOKEN", "not_found", "404", "no such route"),
     GatewayError("THROTTLED", "throttled", "429"),
     # 400 like the firewall and the handlers; API Gateway's own limit (10 MB) is far above MAX_BODY_BYTES.
@@ -69,6 +76,14 @@ GATEWAY_ERRORS = (
     GatewayError("DEFAULT_4XX", "bad_request"),
     GatewayError("DEFAULT_5XX", "internal_error"),
 )
+
+
+def method_not_allowed_headers(methods: Sequence[str], origin: str | None = None) -> dict[str, str]:
+    """The headers of a 405, as API Gateway's static values (quoted)."""
+    headers = {"Allow": ", ".join(methods), **SECURITY_HEADERS}
+    if origin is not None:
+        headers |= {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {f"method.response.header.{name}": f"'{value}'" for name, value in headers.items()}
 
 
 class Api(Construct):
@@ -137,6 +152,9 @@ class Api(Construct):
                 authorizer=authorizer if route.authorized else None,
                 authorization_type=apigw.AuthorizationType.CUSTOM if route.authorized else apigw.AuthorizationType.NONE,
             )
+        self._not_allowed = {
+            path: self._method_not_allowed(path, methods) for path, methods in self._methods_by_path.items()
+        }
         self.gateway_responses = [
             self.rest_api.add_gateway_response(
                 error.response_type,
@@ -172,6 +190,45 @@ class Api(Construct):
                 "one, it allows writing only to CloudWatch Logs, and API Gateway names the log groups.",
             )
         )
+
+    def _method_not_allowed(self, path: str, methods: Sequence[str]) -> apigw.Method:
+        """Any method `path` does not define answers 405 naming those it does (API Gateway alone would say
+        MISSING_AUTHENTICATION_TOKEN, as for a path that does not exist): a MOCK, reaching no function or data.
+        A request body of another type than JSON is a 415 (UNSUPPORTED_MEDIA_TYPE, a DEFAULT_4XX) instead."""
+        headers = method_not_allowed_headers(methods)
+        body = json.dumps(
+            gateway_error_payload(405, "method_not_allowed", method_not_allowed_message(list(methods))),
+            separators=(",", ":"),
+        )
+        method = self.rest_api.root.resource_for_path(path).add_method(
+            "ANY",
+            apigw.MockIntegration(
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                request_templates={"application/json": METHOD_NOT_ALLOWED_REQUEST},
+                integration_responses=[
+                    apigw.IntegrationResponse(
+                        status_code="405", response_parameters=headers, response_templates={"application/json": body}
+                    )
+                ],
+            ),
+            method_responses=[
+                apigw.MethodResponse(status_code="405", response_parameters=dict.fromkeys(headers, True))
+            ],
+            authorization_type=apigw.AuthorizationType.NONE,
+        )
+        Validations.of(method).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-APIG4",
+                reason="A wrong method's 405: API Gateway answers it itself (MOCK) with a fixed JSON body and "
+                "the Allow header, reaching no function or data, so there is nothing to authorize.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-COG4",
+                reason="A wrong method's 405 answered by API Gateway itself (MOCK), reaching no function or data: "
+                "there is no caller to authenticate, with Cognito or otherwise.",
+            ),
+        )
+        return method
 
     @staticmethod
     def _integration(function: lambda_.IFunction, streams: bool) -> apigw.LambdaIntegration:
@@ -209,6 +266,12 @@ class Api(Construct):
                     "answers it itself (MOCK) with headers only, reaching no function or data.",
                 ),
             )
+        for path, method in self._not_allowed.items():
+            # a MOCK's responses cannot change once made: the template's own are replaced with the origin's
+            headers = method_not_allowed_headers(self._methods_by_path[path], origin)
+            cfn_method = cast(apigw.CfnMethod, method.node.default_child)
+            cfn_method.add_property_override("Integration.IntegrationResponses.0.ResponseParameters", headers)
+            cfn_method.add_property_override("MethodResponses.0.ResponseParameters", dict.fromkeys(headers, True))
         for response in self.gateway_responses:
             resource = cast(apigw.CfnGatewayResponse, response.node.default_child)
             resource.response_parameters = {
@@ -243,12 +306,12 @@ class ApiFirewall(Construct):
                 "bodyTooLarge": wafv2.CfnWebACL.CustomResponseBodyProperty(
                     content_type="APPLICATION_JSON",
                     content=error_json(
-                        "body_too_large", json.dumps(f"request body is larger than {MAX_BODY_BYTES} bytes")
+                        400, "body_too_large", json.dumps(f"request body is larger than {MAX_BODY_BYTES} bytes")
                     ),
                 ),
                 "throttled": wafv2.CfnWebACL.CustomResponseBodyProperty(
                     content_type="APPLICATION_JSON",
-                    content=error_json("throttled", json.dumps("too many requests from this address")),
+                    content=error_json(429, "throttled", json.dumps("too many requests from this address")),
                 ),
             },
             rules=[

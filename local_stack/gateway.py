@@ -27,6 +27,7 @@ from infra.system import (
     Route,
 )
 from local_stack.lambda_runtime import ACCOUNT_ID, REGION, Invoke, StreamedInvocation
+from vmx.http.gateway_errors import gateway_error_payload, method_not_allowed_message
 from vmx.http.streaming import PRELUDE_DELIMITER
 
 STAGE = "local"
@@ -70,9 +71,16 @@ class HttpResponse:
 
 
 def error_response(status: int, code: str, message: str, *headers: tuple[str, str]) -> HttpResponse:
-    """The error shape of the API, which the stack's gateway responses use in AWS too."""
-    body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
+    """An error of the gateway itself, in the body the stack's gateway responses have in AWS: our shape and
+    OpenAI's at once, since API Gateway's own errors cannot tell the OpenAI routes from the others."""
+    body = json.dumps(gateway_error_payload(status, code, message)).encode()
     return HttpResponse(status, [("Content-Type", "application/json"), *SECURITY_HEADERS.items(), *headers], body)
+
+
+def method_not_allowed(methods: list[str]) -> HttpResponse:
+    """What the stack's MOCK ANY method of each route's path answers for the methods the path lacks."""
+    allow = ("Allow", ", ".join(methods))
+    return error_response(405, "method_not_allowed", method_not_allowed_message(methods), allow)
 
 
 def unauthorized() -> HttpResponse:
@@ -106,7 +114,7 @@ class Router:
 
     A `{param}` matches one non-empty segment; a literal segment beats a parameter, as in API Gateway,
     and so an empty segment (a trailing slash, `//`) matches nothing. A method the best-matching
-    resource does not define matches nothing either: API Gateway answers it as an unknown path.
+    resource does not define matches nothing either (`methods` names those it does, for the 405).
     """
 
     def __init__(self, routes: Iterable[Route]) -> None:
@@ -425,6 +433,8 @@ class ApiGateway:
             return self._preflight(methods)
         resolved = self._router.resolve(request.method, request.path)
         if resolved is None:
+            if methods := self._router.methods(request.path):
+                return self._own(method_not_allowed(methods))
             # API Gateway answers MISSING_AUTHENTICATION_TOKEN, which the stack maps to this 404.
             return self._own(error_response(404, "not_found", f"no such route: {request.method} {request.path}"))
         request_id = str(uuid.uuid4())

@@ -1,11 +1,12 @@
 """The loopback HTTP server in front of `ApiGateway`: framing, keep-alive and the access log."""
 
 import logging
+import socket
 import time
 from collections.abc import Iterator
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from io import BufferedIOBase
-from typing import Any
+from typing import Any, Protocol
 
 from local_stack.console import ConsoleFiles
 from local_stack.gateway import ApiGateway, HttpRequest, HttpResponse, body_too_large, error_response
@@ -13,8 +14,63 @@ from local_stack.gateway import ApiGateway, HttpRequest, HttpResponse, body_too_
 logger = logging.getLogger("local_stack")
 
 
+# How long a request's body may take to arrive, whole: a Content-Length larger than what is sent, or a body
+# trickled in, must not hold a worker (API Gateway's front end times such a request out too).
+BODY_READ_SECONDS = 10.0
+# The stdlib's own refusals, before any route is known, by status; each is answered in the API's JSON.
+_REFUSALS = {
+    HTTPStatus.BAD_REQUEST: ("bad_request", "the request line or its headers cannot be read"),
+    HTTPStatus.REQUEST_URI_TOO_LONG: ("uri_too_long", "the request target is too long"),
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: ("headers_too_large", "the request headers are too large or too many"),
+    HTTPStatus.NOT_IMPLEMENTED: ("not_implemented", "this method is not one the API answers"),
+    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: ("http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served"),
+}
+
+
 class BadRequestError(ValueError):
     """A request whose framing cannot be read."""
+
+
+class BodyTimeoutError(TimeoutError):
+    """A request body that did not arrive, whole, in time."""
+
+
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+    def readline(self, size: int, /) -> bytes: ...
+
+
+class _TimedBody:
+    """The request stream, read before a deadline: each read waits at most for the time left, so the whole body
+    (however it trickles in) takes no longer than `seconds`."""
+
+    def __init__(self, stream: Any, connection: socket.socket, seconds: float) -> None:
+        self._stream = stream
+        self._connection = connection
+        self._deadline = time.monotonic() + seconds
+
+    def read(self, size: int, /) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            piece = self._timed(self._stream.read1, size - len(data))
+            if not piece:
+                break
+            data += piece
+        return bytes(data)
+
+    def readline(self, size: int, /) -> bytes:
+        return bytes(self._timed(self._stream.readline, size))
+
+    def _timed(self, read: Any, size: int) -> bytes:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise BodyTimeoutError("the request body did not arrive in time")
+        self._connection.settimeout(left)
+        try:
+            return bytes(read(size))
+        except TimeoutError:
+            raise BodyTimeoutError("the request body did not arrive in time") from None
 
 
 class GatewayServer(ThreadingHTTPServer):
@@ -26,11 +82,13 @@ class GatewayServer(ThreadingHTTPServer):
         gateway: ApiGateway,
         max_body_bytes: int,
         console: ConsoleFiles | None = None,
+        body_read_seconds: float = BODY_READ_SECONDS,
     ) -> None:
         super().__init__(address, _RequestHandler)
         self.gateway = gateway
         self.max_body_bytes = max_body_bytes
         self.console = console
+        self.body_read_seconds = body_read_seconds
 
     @property
     def port(self) -> int:
@@ -49,13 +107,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         path = self.path.partition("?")[0]
         try:
             body = read_body(
-                self.rfile,
+                _TimedBody(self.rfile, self.connection, self.server.body_read_seconds),
                 self.headers.get("Transfer-Encoding"),
                 self.headers.get("Content-Length"),
                 self.server.max_body_bytes,
             )
         except BadRequestError as exc:
             response = error_response(400, "bad_request", str(exc), ("Connection", "close"))
+        except BodyTimeoutError as exc:
+            response = error_response(408, "request_timeout", str(exc), ("Connection", "close"))
         else:
             if body is None:
                 # WAF rejects these before API Gateway; the unread body leaves the connection unusable.
@@ -63,6 +123,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             else:
                 request = HttpRequest(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
                 response = self._serve(request)
+        # the idle keep-alive timeout again, for the response and the next request
+        self.connection.settimeout(self.timeout)
         self._write(response)
         # Never headers, query strings or bodies: they carry API keys and provider credentials.
         logger.info("%s %s %d %.1fms", self.command, path, response.status, (time.perf_counter() - started) * 1000)
@@ -107,6 +169,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             logger.info("%s %s: the client went away during the response", self.command, self.path.partition("?")[0])
             self.close_connection = True
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's refusals (a request line it cannot read, a target too long, a method it has no do_ for)
+        in the API's JSON rather than its HTML page; never quoting the request, which can hold a key."""
+        status = HTTPStatus(code)
+        error_code, description = _REFUSALS.get(status, ("bad_request", status.phrase))
+        self.close_connection = True
+        # the stdlib takes an unreadable request line for HTTP/0.9, which has no status line or headers
+        self.request_version = self.protocol_version
+        self._write(error_response(code, error_code, description, ("Connection", "close")))
+        logger.info("refused a request it cannot read: %d", code)
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """The stdlib's line includes the query string; `_dispatch` logs its own."""
 
@@ -114,9 +187,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         logger.warning(format, *args)
 
 
-def read_body(
-    stream: BufferedIOBase, transfer_encoding: str | None, content_length: str | None, limit: int
-) -> bytes | None:
+def read_body(stream: Readable, transfer_encoding: str | None, content_length: str | None, limit: int) -> bytes | None:
     """Reads a request body, or returns None, having read no more than `limit` bytes, when it is larger."""
     if transfer_encoding is not None:
         if transfer_encoding.strip().lower() != "chunked":
@@ -133,7 +204,7 @@ def read_body(
     return stream.read(length)
 
 
-def _read_chunked(stream: BufferedIOBase, limit: int) -> bytes | None:
+def _read_chunked(stream: Readable, limit: int) -> bytes | None:
     body = bytearray()
     while True:
         try:

@@ -7,6 +7,8 @@ import pytest
 
 from infra.system import AUTHORIZER, AUTHORIZER_CACHE_SECONDS, MAX_BODY_BYTES, ROUTES, Route
 from tests.infra.synthesized import Synthesized
+from tests.infra.test_console import console_origin
+from tests.infra.test_console import rendered as rendered_origin
 
 
 def only(resources: dict[str, Any]) -> dict[str, Any]:
@@ -25,8 +27,8 @@ def test_the_authorizer_checks_the_authorization_header_and_caches_its_answer(sy
 
 
 def test_the_api_has_exactly_the_routes_of_the_spec(synthesized: Synthesized) -> None:
-    """Besides the CORS preflights (test_console.py)."""
-    routes = {(method, path) for method, path in synthesized.routes if method != "OPTIONS"}
+    """Besides the CORS preflights (test_console.py) and the 405s of the methods a path lacks."""
+    routes = {(method, path) for method, path in synthesized.routes if method not in ("OPTIONS", "ANY")}
 
     assert routes == {(route.method, route.path) for route in ROUTES}
 
@@ -62,14 +64,14 @@ def test_the_stage_throttles_traces_and_writes_json_access_logs(synthesized: Syn
 
 
 GATEWAY_ERRORS = {
-    # response type: (status, code); None keeps the status API Gateway chose
-    "UNAUTHORIZED": ("401", "unauthorized"),
-    "ACCESS_DENIED": ("403", "forbidden"),
-    "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found"),
-    "THROTTLED": ("429", "throttled"),
-    "REQUEST_TOO_LARGE": ("400", "body_too_large"),
-    "DEFAULT_4XX": (None, "bad_request"),
-    "DEFAULT_5XX": (None, "internal_error"),
+    # response type: (status, code, OpenAI type); None keeps the status API Gateway chose
+    "UNAUTHORIZED": ("401", "unauthorized", "authentication_error"),
+    "ACCESS_DENIED": ("403", "forbidden", "permission_error"),
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found", "invalid_request_error"),
+    "THROTTLED": ("429", "throttled", "rate_limit_error"),
+    "REQUEST_TOO_LARGE": ("400", "body_too_large", "invalid_request_error"),
+    "DEFAULT_4XX": (None, "bad_request", "invalid_request_error"),
+    "DEFAULT_5XX": (None, "internal_error", "api_error"),
 }
 
 
@@ -78,35 +80,101 @@ def rendered(template: str, gateway_message: str) -> Any:
     return json.loads(template.replace("$context.error.messageString", json.dumps(gateway_message)))
 
 
-def test_every_error_api_gateway_answers_itself_has_our_json_shape(synthesized: Synthesized) -> None:
-    responses = {
+def gateway_responses(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
         response["Properties"]["ResponseType"]: response["Properties"]
         for response in synthesized.of_type("AWS::ApiGateway::GatewayResponse").values()
     }
 
+
+def test_every_error_api_gateway_answers_itself_reads_as_our_shape_and_as_openais(synthesized: Synthesized) -> None:
+    """One body per error for the whole API (API Gateway cannot choose by path): REST clients read code, message
+    and details; OpenAI SDKs under the completions' base URL read message, type, param and code."""
+    responses = gateway_responses(synthesized)
+
     assert set(responses) == set(GATEWAY_ERRORS)
-    for response_type, (status, code) in GATEWAY_ERRORS.items():
+    for response_type, (status, code, openai_type) in GATEWAY_ERRORS.items():
         response = responses[response_type]
         assert response.get("StatusCode") == status, response_type
         assert response["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/json'"
         assert response["ResponseParameters"]["gatewayresponse.header.X-Content-Type-Options"] == "'nosniff'"
         assert response["ResponseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"
-        body = rendered(response["ResponseTemplates"]["application/json"], "what API Gateway says")
-        assert set(body) == {"error"}
-        assert body["error"]["code"] == code
-        assert isinstance(body["error"]["message"], str)
-        assert body["error"]["details"] == []
+        template = response["ResponseTemplates"]["application/json"]
+        if response_type != "MISSING_AUTHENTICATION_TOKEN":
+            assert template == (
+                '{"error":{"message":$context.error.messageString,'
+                f'"type":"{openai_type}","param":null,"code":"{code}","details":[]}}}}'
+            )
+        body = rendered(template, "what API Gateway says")
+        assert body == {
+            "error": {
+                "message": "what API Gateway says"
+                if response_type != "MISSING_AUTHENTICATION_TOKEN"
+                else "no such route",
+                "type": openai_type,
+                "param": None,
+                "code": code,
+                "details": [],
+            }
+        }
 
 
-def test_an_unknown_path_or_method_is_a_json_404_rather_than_a_missing_token(synthesized: Synthesized) -> None:
-    (response,) = [
-        response["Properties"]
-        for response in synthesized.of_type("AWS::ApiGateway::GatewayResponse").values()
-        if response["Properties"]["ResponseType"] == "MISSING_AUTHENTICATION_TOKEN"
-    ]
+def test_an_unknown_path_is_a_json_404_rather_than_a_missing_token(synthesized: Synthesized) -> None:
+    response = gateway_responses(synthesized)["MISSING_AUTHENTICATION_TOKEN"]
 
-    body = rendered(response["ResponseTemplates"]["application/json"], "Missing Authentication Token")
-    assert body == {"error": {"code": "not_found", "message": "no such route", "details": []}}
+    assert response["ResponseTemplates"]["application/json"] == (
+        '{"error":{"message":"no such route","type":"invalid_request_error","param":null,'
+        '"code":"not_found","details":[]}}'
+    )
+
+
+@pytest.mark.parametrize("path", sorted({route.path for route in ROUTES}))
+def test_a_method_a_path_lacks_is_a_405_naming_those_it_has_answered_by_api_gateway(
+    synthesized: Synthesized, path: str
+) -> None:
+    methods = [route.method for route in ROUTES if route.path == path]
+    method = synthesized.routes["ANY", path]
+
+    # Given no function behind it and nothing to authorize
+    assert method["AuthorizationType"] == "NONE"
+    assert "AuthorizerId" not in method
+    integration = method["Integration"]
+    assert integration["Type"] == "MOCK"
+    assert integration["PassthroughBehavior"] == "NEVER"
+    assert integration["RequestTemplates"] == {"application/json": '{"statusCode": 405}'}
+    # Then every other method gets the 405, in both error shapes, with Allow and the security headers
+    (response,) = integration["IntegrationResponses"]
+    assert response["StatusCode"] == "405"
+    assert "SelectionPattern" not in response
+    assert json.loads(response["ResponseTemplates"]["application/json"]) == {
+        "error": {
+            "message": f"this route answers only {', '.join(methods)}",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "method_not_allowed",
+            "details": [],
+        }
+    }
+    headers = {
+        name.removeprefix("method.response.header."): value for name, value in response["ResponseParameters"].items()
+    }
+    assert set(headers) == {
+        "Allow",
+        "X-Content-Type-Options",
+        "Cache-Control",
+        "Access-Control-Allow-Origin",
+        "Vary",
+    }
+    assert headers["Allow"] == f"'{', '.join(methods)}'"
+    assert headers["X-Content-Type-Options"] == "'nosniff'"
+    assert headers["Cache-Control"] == "'no-store'"
+    assert headers["Vary"] == "'Origin'"
+    assert rendered_origin(headers["Access-Control-Allow-Origin"]) == f"'{console_origin(synthesized)}'"
+    (method_response,) = method["MethodResponses"]
+    assert method_response == {
+        "StatusCode": "405",
+        "ResponseParameters": dict.fromkeys(response["ResponseParameters"], True),
+    }
 
 
 def web_acl(synthesized: Synthesized) -> dict[str, Any]:
@@ -136,8 +204,10 @@ def test_the_firewall_rejects_bodies_over_the_limit_with_a_json_400(synthesized:
     assert body["ContentType"] == "APPLICATION_JSON"
     assert json.loads(body["Content"]) == {
         "error": {
-            "code": "body_too_large",
             "message": f"request body is larger than {MAX_BODY_BYTES} bytes",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "body_too_large",
             "details": [],
         }
     }
@@ -151,7 +221,15 @@ def test_the_firewall_limits_requests_per_ip(synthesized: Synthesized) -> None:
     response = rate_rule["Action"]["Block"]["CustomResponse"]
     assert response["ResponseCode"] == 429
     body = json.loads(acl["CustomResponseBodies"][response["CustomResponseBodyKey"]]["Content"])
-    assert body == {"error": {"code": "throttled", "message": "too many requests from this address", "details": []}}
+    assert body == {
+        "error": {
+            "message": "too many requests from this address",
+            "type": "rate_limit_error",
+            "param": None,
+            "code": "throttled",
+            "details": [],
+        }
+    }
     assert acl["Scope"] == "REGIONAL"
     assert acl["DefaultAction"] == {"Allow": {}}
 

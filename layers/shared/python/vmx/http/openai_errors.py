@@ -26,21 +26,14 @@ from vmx.errors import DomainError
 from vmx.failures import described
 from vmx.gateway.service import OverCapacity, ProviderFailure, RateLimits
 from vmx.http.errors import request_validation_details, status_of
+from vmx.http.gateway_errors import openai_error_type
 from vmx.settings import BOOKKEEPING_SECONDS
 from vmx.storage.errors import StorageUnavailable
 from vmx.validation import summary
 
-_TYPES = {
-    HTTPStatus.UNAUTHORIZED: "authentication_error",
-    HTTPStatus.FORBIDDEN: "permission_error",
-    HTTPStatus.NOT_FOUND: "invalid_request_error",
-    HTTPStatus.TOO_MANY_REQUESTS: "rate_limit_error",
-}
-
 
 def openai_error_body(status: int, message: str, code: str | None, param: str | None = None) -> dict[str, Any]:
-    error_type = _TYPES.get(HTTPStatus(status), "invalid_request_error" if status < 500 else "api_error")
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    return {"error": {"message": message, "type": openai_error_type(status), "param": param, "code": code}}
 
 
 def openai_error(
