@@ -86,7 +86,7 @@ def test_the_seed_curl_examples_work_as_written(local_stack: dict[str, str]) -> 
     ("method", "path", "body", "status", "code"),
     [
         ("GET", "/api/v1/nowhere", None, 404, "not_found"),
-        ("PUT", "/api/v1/providers", None, 404, "not_found"),
+        ("PUT", "/api/v1/providers", None, 405, "method_not_allowed"),
         ("POST", "{connections}", "{not json", 400, "invalid_request"),
         (
             "POST",

@@ -2,12 +2,19 @@
 and proxy events exactly as over HTTP, without a socket."""
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
-from infra.system import AUTHORIZER, FUNCTIONS, ROUTES
+import boto3
+
+from infra.system import AUTHORIZER, FUNCTIONS, ROUTES, Function
 from local_stack.gateway import ApiGateway, HttpRequest, HttpResponse
 from local_stack.lambda_runtime import LambdaRuntime, load_handler
+from tests.aws_faults import AwsFaults
 
 SOURCE_IP = "198.51.100.7"
 
@@ -85,3 +92,25 @@ class Api:
 def in_process_gateway() -> ApiGateway:
     runtime = LambdaRuntime(FUNCTIONS, {function.name: load_handler(function) for function in FUNCTIONS})
     return ApiGateway(ROUTES, runtime.invoke, AUTHORIZER.name)
+
+
+def handler_module(function: Function) -> ModuleType:
+    """A function's handler module, as the in-process gateway loaded it."""
+    return sys.modules[f"local_stack_function_{function.name}"]
+
+
+@contextmanager
+def faults_in(function: Function) -> Iterator[AwsFaults]:
+    """Faults on every client `function` creates meanwhile: its cached wiring is dropped on the way in and out."""
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    injected = AwsFaults()
+    injected.install(session)
+    handler_module(function).service.cache_clear()
+    try:
+        yield injected
+    finally:
+        injected.uninstall(session)
+        handler_module(function).service.cache_clear()

@@ -6,9 +6,7 @@ got, never counted twice, and never left short of what was really used."""
 import json
 import os
 import socket
-import sys
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -18,6 +16,7 @@ from infra import system
 from local_stack.event_delivery import sqs_event
 from local_stack.lambda_runtime import new_context
 from tests.aws_faults import INTERNAL_ERROR, THROTTLED, AwsFaults
+from tests.functional.api import faults_in, handler_module
 from tests.functional.conftest import Tenant
 from tests.loopback_providers import LoopbackProvider, loopback_provider
 from vmx.capacity.ledger import CounterScope, limits_for
@@ -30,25 +29,11 @@ from vmx.storage.connection_store import DynamoConnectionRepository
 PROMPT = [{"role": "user", "content": "Say hello"}]
 
 
-def handler_module(function: system.Function) -> ModuleType:
-    # loaded by the in-process gateway (tests/functional/api.py)
-    return sys.modules[f"local_stack_function_{function.name}"]
-
-
 @pytest.fixture
 def faults(tenant: Tenant) -> Iterator[AwsFaults]:
-    """Faults on every client the completions function creates from here on (its cached wiring is dropped)."""
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
-    injected = AwsFaults()
-    injected.install(session)
-    completions = handler_module(system.COMPLETIONS)
-    completions.service.cache_clear()
-    yield injected
-    injected.uninstall(session)
-    completions.service.cache_clear()
+    """Faults on every client the completions function creates from here on."""
+    with faults_in(system.COMPLETIONS) as injected:
+        yield injected
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ queue their settings name, and counted as EventsDeferred. Faults are injected in
 
 import json
 import os
-import sys
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -14,30 +12,17 @@ import pytest
 
 from infra import system
 from tests.aws_faults import INTERNAL_ERROR, THROTTLED, AwsFaults
+from tests.functional.api import faults_in
 from tests.functional.conftest import Tenant
 
 (OUTBOX,) = [queue for queue in system.WORK_QUEUES if queue.name == "event-outbox"]
 
 
-def handler_module(function: system.Function) -> ModuleType:
-    # loaded by the in-process gateway (tests/functional/api.py)
-    return sys.modules[f"local_stack_function_{function.name}"]
-
-
 @pytest.fixture
 def faults(tenant: Tenant) -> Iterator[AwsFaults]:
-    """Faults on every client the connections function creates from here on (its cached wiring is dropped)."""
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
-    injected = AwsFaults()
-    injected.install(session)
-    connections = handler_module(system.CONNECTIONS)
-    connections.service.cache_clear()
-    yield injected
-    injected.uninstall(session)
-    connections.service.cache_clear()
+    """Faults on every client the connections function creates from here on."""
+    with faults_in(system.CONNECTIONS) as injected:
+        yield injected
 
 
 def kept_in_the_outbox() -> list[dict[str, Any]]:
