@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from vmx.http.streaming import PRELUDE_DELIMITER, StreamingResponse
-from vmx.runtime.client import RuntimeApi
+from vmx.runtime.client import AUTHORIZER_DENIAL, RuntimeApi, error_report
 
 
 class RecordingRuntimeApi:
@@ -80,10 +80,12 @@ def test_a_streamed_response_is_posted_in_the_streaming_mode_with_its_prelude_fi
     assert trailers == b"\r\n"
 
 
-def test_a_body_that_fails_mid_stream_is_reported_in_the_trailers() -> None:
+def test_a_body_that_fails_mid_stream_is_reported_in_the_trailers_without_its_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def failing() -> Iterator[bytes]:
         yield b"one"
-        raise ValueError("the body broke")
+        raise ValueError("Invalid header value b'Bearer sk-secret\\n'")
 
     api = RecordingRuntimeApi()
     response = StreamingResponse(200, {}, failing(), lambda: None)
@@ -96,7 +98,15 @@ def test_a_body_that_fails_mid_stream_is_reported_in_the_trailers() -> None:
     fields = dict(line.split(": ", 1) for line in trailers.decode().strip().split("\r\n"))
     assert fields["Lambda-Runtime-Function-Error-Type"] == "ValueError"
     report = json.loads(base64.b64decode(fields["Lambda-Runtime-Function-Error-Body"]))
-    assert report["errorMessage"] == "the body broke"
+    assert report["errorMessage"] == "ValueError (text withheld)"
+    assert report["stackTrace"][-1].startswith("test_runtime_client_wire.py:")
+    assert "sk-secret" not in json.dumps(report) + caplog.text
+    assert "ValueError" in caplog.text
+
+
+def test_an_authorizers_unauthorized_keeps_its_text_which_api_gateway_reads() -> None:
+    assert error_report(Exception(AUTHORIZER_DENIAL))["errorMessage"] == "Unauthorized"
+    assert error_report(Exception("Unauthorized: sk-secret"))["errorMessage"] == "Exception (text withheld)"
 
 
 @pytest.mark.parametrize("status", [200, 429])

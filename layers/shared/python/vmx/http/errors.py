@@ -98,7 +98,7 @@ def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None
 
     @app.exception_handler([StorageUnavailable, CredentialsUnavailable])
     def _unavailable(error: Exception) -> Response[Any]:
-        logger.exception("dependency unavailable")
+        logger.error("dependency unavailable", extra=described(error))
         return error_response(
             HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "a backing service is unavailable; retry shortly"
         )

@@ -173,13 +173,13 @@ def register_openai_error_handlers(app: APIGatewayRestResolver, logger: Logger) 
 
     @app.exception_handler(CredentialsUnreadable)
     def _unreadable(error: CredentialsUnreadable) -> Response[Any]:
-        logger.exception("stored credentials could not be opened")
+        logger.error("stored credentials could not be opened", extra=described(error))
         message = "the AI connection's stored credentials cannot be read; set them again with a PATCH"
         return openai_error(HTTPStatus.BAD_GATEWAY, message, "credentials_unreadable")
 
     @app.exception_handler([StorageUnavailable, CredentialsUnavailable])
     def _unavailable(error: Exception) -> Response[Any]:
-        logger.exception("dependency unavailable")
+        logger.error("dependency unavailable", extra=described(error))
         return openai_error(
             HTTPStatus.SERVICE_UNAVAILABLE, "a backing service is unavailable; retry shortly", "unavailable"
         )

@@ -22,16 +22,17 @@ import logging
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vmx.failures import described
 from vmx.http.streaming import STREAMING_CONTENT_TYPE, StreamingResponse
 
 API_VERSION = "2018-06-01"
 # The Runtime API's header naming an invocation's X-Ray trace, which the SDK and Powertools read from here.
 TRACE_ENV_VAR = "_X_AMZN_TRACE_ID"
+AUTHORIZER_DENIAL = "Unauthorized"
 
 logger = logging.getLogger("vmx.runtime")
 
@@ -116,7 +117,7 @@ class RuntimeApi:
             connection.send(b"0\r\n" + trailers + b"\r\n")
             self._finish(connection.getresponse())
         except (OSError, http.client.HTTPException):
-            logger.warning("the response stream could not be sent to its end", exc_info=True)
+            logger.warning("the response stream could not be sent to its end: %s", described(sys.exc_info()[1]))
             connection.close()
             return False
         return True
@@ -147,8 +148,8 @@ def _send_chunks(connection: http.client.HTTPConnection, pieces: Iterator[bytes]
         except StopIteration:
             return b""
         except Exception as exc:  # the handler's body failed mid-stream: the trailers say so
-            logger.exception("the response stream failed")
             report = error_report(exc)
+            logger.error("the response stream failed: %s", report)
             body = base64.b64encode(json.dumps(report).encode()).decode()
             return (
                 f"Lambda-Runtime-Function-Error-Type: {report['errorType']}\r\n"
@@ -159,10 +160,15 @@ def _send_chunks(connection: http.client.HTTPConnection, pieces: Iterator[bytes]
 
 
 def error_report(exc: BaseException) -> dict[str, Any]:
+    """What Lambda is told of a failure, and logs: never the exception's text, which can quote a key (vmx.failures)."""
+    where = described(exc)
+    # texts that pass: API Gateway takes an authorizer's "Unauthorized" for a 401; an import's names a module
+    kept = str(exc) == AUTHORIZER_DENIAL or isinstance(exc, ImportError)
+    message = str(exc) if kept else f"{where['error_type']} (text withheld)"
     return {
-        "errorMessage": str(exc),
-        "errorType": type(exc).__name__,
-        "stackTrace": traceback.format_exception(exc),
+        "errorMessage": message,
+        "errorType": where["error_type"],
+        "stackTrace": where["raised_at"],
     }
 
 
@@ -233,12 +239,13 @@ def run(environ: Mapping[str, str]) -> int:
     try:
         handler = load_handler(environ)
     except Exception as exc:  # any import failure is the function's init error
-        logger.exception("the handler could not be loaded")
-        api.fail_init(error_report(exc))
+        report = error_report(exc)
+        logger.error("the handler could not be loaded: %s", report)
+        api.fail_init(report)
         return 1
     while True:
         try:
             serve_one(api, handler, environ)
-        except RuntimeApiError:
-            logger.exception("the Runtime API failed")
+        except RuntimeApiError as exc:
+            logger.error("the Runtime API failed: %s", described(exc))
             return 1
