@@ -147,7 +147,7 @@ def _send_chunks(connection: http.client.HTTPConnection, pieces: Iterator[bytes]
             piece = next(pieces)
         except StopIteration:
             return b""
-        except Exception as exc:  # the handler's body failed mid-stream: the trailers say so
+        except Exception as exc:  # noqa: BLE001 - the handler's body failed mid-stream: the trailers say so
             report = error_report(exc)
             logger.error("the response stream failed: %s", report)
             body = base64.b64encode(json.dumps(report).encode()).decode()
@@ -238,7 +238,7 @@ def run(environ: Mapping[str, str]) -> int:
     api = RuntimeApi(environ["AWS_LAMBDA_RUNTIME_API"])
     try:
         handler = load_handler(environ)
-    except Exception as exc:  # any import failure is the function's init error
+    except Exception as exc:  # noqa: BLE001 - any import failure is the function's init error
         report = error_report(exc)
         logger.error("the handler could not be loaded: %s", report)
         api.fail_init(report)
