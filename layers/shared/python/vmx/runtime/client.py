@@ -116,8 +116,8 @@ class RuntimeApi:
             trailers = _send_chunks(connection, pieces)
             connection.send(b"0\r\n" + trailers + b"\r\n")
             self._finish(connection.getresponse())
-        except (OSError, http.client.HTTPException):
-            logger.warning("the response stream could not be sent to its end: %s", described(sys.exc_info()[1]))
+        except (OSError, http.client.HTTPException) as exc:
+            logger.warning("the response stream could not be sent to its end: %s", described(exc))
             connection.close()
             return False
         return True
