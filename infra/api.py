@@ -146,12 +146,20 @@ class Api(Construct):
         self._methods_by_path: dict[str, list[str]] = {}
         for route in routes:
             self._methods_by_path.setdefault(route.path, []).append(route.method)
-            self.rest_api.root.resource_for_path(route.path).add_method(
+            method = self.rest_api.root.resource_for_path(route.path).add_method(
                 route.method,
                 integrations[route.function],
                 authorizer=authorizer if route.authorized else None,
                 authorization_type=apigw.AuthorizationType.CUSTOM if route.authorized else apigw.AuthorizationType.NONE,
             )
+            if not route.authorized:
+                Validations.of(method).acknowledge(
+                    Acknowledgment(
+                        id="AwsSolutions-APIG4",
+                        reason="A public route (the API's OpenAPI document): it reads nothing of any tenant, and the "
+                        "firewall's per-address rate limit and the stage's throttling bound it like every route.",
+                    ),
+                )
         self._not_allowed = {
             path: self._method_not_allowed(path, methods) for path, methods in self._methods_by_path.items()
         }

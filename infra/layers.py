@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from aws_cdk import SymlinkFollowMode
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -36,7 +37,8 @@ class Layers(Construct):
         return lambda_.LayerVersion(
             self,
             construct_id,
-            code=lambda_.Code.from_asset(str(folder), exclude=ASSET_EXCLUDES),
+            # the shared layer links to docs/openapi.json: the layer holds the file itself
+            code=lambda_.Code.from_asset(str(folder), exclude=ASSET_EXCLUDES, follow_symlinks=SymlinkFollowMode.ALWAYS),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description=description,

@@ -11,7 +11,8 @@ from infra.alarms import Alarms
 from infra.api import Api
 from infra.console import ConsoleHosting
 from infra.data import Data
-from infra.events import EVENT_BUS_ENV_VAR, Events, QueueDelivery, ScheduledInvocation
+from infra.environments import Resources, environment_of
+from infra.events import Events, QueueDelivery, ScheduledInvocation
 from infra.keys import CredentialsKey
 from infra.layers import Layers
 from infra.provider_access import allow_assuming_provider_roles
@@ -45,27 +46,10 @@ class VmxAiConnectionsStack(Stack):
             self, "Layers", shared_dir=PROJECT_ROOT / "layers" / "shared", dependencies_dir=dependencies_dir
         )
 
-        # Only what a function uses: the tables it is granted, and the key only if it may use the key.
-        key_environment = {
-            "CREDENTIALS_CIPHER": CREDENTIALS_CIPHER,
-            system.CREDENTIALS_KEY_ENV_VAR: self.credentials_key.key.key_arn,
-        }
         self.functions: dict[str, StandardFunction] = {}
         for spec in system.FUNCTIONS:
-            environment = {
-                self.data.specs[table_id].env_var: self.data.tables[table_id].table_name for table_id in spec.tables
-            }
-            if spec.kms_actions:
-                environment |= key_environment
-            if spec.publishes_events:
-                environment[EVENT_BUS_ENV_VAR] = self.events.bus.event_bus_name
             function = StandardFunction(
-                self,
-                _construct_id(spec.name),
-                spec=spec,
-                functions_dir=functions_dir,
-                layers=self.layers.all,
-                environment=environment,
+                self, _construct_id(spec.name), spec=spec, functions_dir=functions_dir, layers=self.layers.all
             )
             for table_id, actions in spec.tables.items():
                 self.data.grant(function.role, table_id, actions)
@@ -122,12 +106,23 @@ class VmxAiConnectionsStack(Stack):
             self, "Console", console_dir=console_dir, api_url=self.api.rest_api.url, api_origin=self.api.origin
         )
         self.api.allow_browser_origin(self.console.origin)
-        # No connection may point at this API (vmx.providers.addresses): its own execute-api host name.
-        own_host = f"{self.api.rest_api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}"
-        for name in system.BASE_URL_CHECKERS:
-            self.functions[name].function.add_environment(system.OWN_API_HOSTS_ENV_VAR, own_host)
-        for name in dict.fromkeys(route.function for route in system.ROUTES):
-            self.functions[name].function.add_environment(system.CONSOLE_ORIGIN_ENV_VAR, self.console.origin)
+
+        # Each function's environment from its spec alone, as the local stack computes it, once every resource
+        # it names exists.
+        self.resources = Resources(
+            table_names={table_id: table.table_name for table_id, table in self.data.tables.items()},
+            event_bus_name=self.events.bus.event_bus_name,
+            queue_urls={name: delivery.queue.queue_url for name, delivery in self.work_queues.items()},
+            cipher={
+                "CREDENTIALS_CIPHER": CREDENTIALS_CIPHER,
+                system.CREDENTIALS_KEY_ENV_VAR: self.credentials_key.key.key_arn,
+            },
+            # No connection may point at this API (vmx.providers.addresses): its own execute-api host name.
+            own_api_hosts=f"{self.api.rest_api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}",
+            console_origin=self.console.origin,
+        )
+        for spec in system.FUNCTIONS:
+            self.functions[spec.name].set_environment(environment_of(spec, self.resources))
 
         # The bootstrap command reads these by name.
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)

@@ -9,15 +9,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.environments import LOG_LEVEL
+from infra.environments import METRICS_NAMESPACE as METRICS_NAMESPACE
+from infra.environments import SERVICE_NAME as SERVICE_NAME
 from infra.system import Function
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
 HANDLER = "handler.lambda_handler"
-SERVICE_NAME = "vmx-ai-connections"
-METRICS_NAMESPACE = "VmxAiConnections"
-# One value for Powertools and for Lambda's log filter: if they differ, one silently drops the other's logs.
-LOG_LEVEL = "INFO"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc"]
 # A function that streams its responses starts vmx.runtime instead of the managed runtime's loop, through this
@@ -27,7 +26,11 @@ STREAMING_RUNTIME = "/opt/bin/vmx-streaming-runtime"
 
 
 class StandardFunction(Construct):
-    """A Lambda function with its own role, which starts with nothing but writing its own logs and traces."""
+    """A Lambda function with its own role, which starts with nothing but writing its own logs and traces.
+
+    Its environment is what the stack gives it (`set_environment`) once every resource it names exists, and what
+    starts a streaming function's runtime in AWS.
+    """
 
     def __init__(
         self,
@@ -37,7 +40,6 @@ class StandardFunction(Construct):
         spec: Function,
         functions_dir: Path,
         layers: Sequence[lambda_.ILayerVersion],
-        environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
@@ -66,16 +68,7 @@ class StandardFunction(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel(LOG_LEVEL),
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            # The standard settings come last, so no caller can override them.
-            environment={
-                **environment,
-                **({EXEC_WRAPPER_ENV_VAR: STREAMING_RUNTIME} if spec.streams_responses else {}),
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "LOG_LEVEL": LOG_LEVEL,
-                # X-Ray must never hold a response body: creating an API key returns the key, once.
-                "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-            },
+            environment={EXEC_WRAPPER_ENV_VAR: STREAMING_RUNTIME} if spec.streams_responses else {},
         )
         Validations.of(self).acknowledge(
             Acknowledgment(
@@ -92,3 +85,10 @@ class StandardFunction(Construct):
                 "statement of a function role has a wildcard resource.",
             )
         )
+
+    def set_environment(self, environment: Mapping[str, str]) -> None:
+        """Gives the function `environment` (infra.environments.environment_of), which cannot replace its runtime."""
+        if EXEC_WRAPPER_ENV_VAR in environment:
+            raise ValueError(f"{EXEC_WRAPPER_ENV_VAR} is the standard function's to set")
+        for name, value in environment.items():
+            self.function.add_environment(name, value)

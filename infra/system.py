@@ -1,13 +1,29 @@
 """The one description of the system that both the CDK stack and the local stack read.
 
 Plain data, no CDK imports: `infra/stack.py` turns it into CloudFormation and `local_stack/` into
-tables on the emulator and routes on the loopback gateway, so the two cannot drift apart.
+tables on the emulator and routes on the loopback gateway, and both give each function the environment that
+`infra.environments.environment_of` computes from its spec, so the two cannot drift apart.
 """
 
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
+
 from vmx.http.limits import MAX_BODY_BYTES as MAX_BODY_BYTES
 from vmx.http.limits import SECURITY_HEADERS as SECURITY_HEADERS
+from vmx.settings import (
+    AuthorizerSettings,
+    BaseUrlSettings,
+    BedrockQuotasSettings,
+    CapacitySettlementsSettings,
+    CompletionsSettings,
+    ConnectionRemainsSettings,
+    ConnectionsSettings,
+    DiscoverySettings,
+    EventOutboxSettings,
+    TenancySettings,
+    UsageSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,9 @@ class Function:
     description: str
     # folder under functions/ holding handler.py with lambda_handler(event, context)
     source_dir: str
+    # the vmx.settings class its handler reads from the environment: infra.environments.environment_of gives it
+    # what the class reads, and the spec tests hold the two together
+    settings: type[BaseModel] = field(kw_only=True)
     # table logical id -> the DynamoDB actions the function needs on it (Query also covers its indexes)
     tables: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # KMS actions on the credentials key, constrained further by encryption context in the stack
@@ -137,6 +156,7 @@ AUTHORIZER = Function(
     name="authorizer",
     description="Authenticates API keys for every route",
     source_dir="authorizer",
+    settings=AuthorizerSettings,
     tables={TENANCY_TABLE.logical_id: ("dynamodb:GetItem",)},
     memory_mb=256,
     timeout_seconds=5,
@@ -146,6 +166,7 @@ TENANCY = Function(
     name="tenancy",
     description="Workspaces, environments and API keys",
     source_dir="tenancy",
+    settings=TenancySettings,
     tables={
         TENANCY_TABLE.logical_id: (
             "dynamodb:GetItem",
@@ -167,6 +188,7 @@ CONNECTIONS = Function(
     name="connections",
     description="AI connections and the provider catalogue",
     source_dir="connections",
+    settings=ConnectionsSettings,
     tables={
         # reads the workspace and environment, and keeps their connection counts in the same transaction
         TENANCY_TABLE.logical_id: ("dynamodb:GetItem", "dynamodb:UpdateItem"),
@@ -189,6 +211,7 @@ COMPLETIONS = Function(
     name="completions",
     description="The OpenAI-compatible endpoint: completions through AI connections, within their capacity",
     source_dir="completions",
+    settings=CompletionsSettings,
     tables={
         CONNECTIONS_TABLE.logical_id: ("dynamodb:GetItem", "dynamodb:Query"),
         CAPACITY_TABLE.logical_id: ("dynamodb:GetItem", "dynamodb:UpdateItem"),
@@ -207,6 +230,7 @@ DISCOVERY = Function(
     name="discovery",
     description="Persists the rate limits providers report into connections' discovered capacity",
     source_dir="discovery",
+    settings=DiscoverySettings,
     # one transaction: the observation, and a check that its connection still exists
     tables={CONNECTIONS_TABLE.logical_id: ("dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")},
 )
@@ -215,6 +239,7 @@ USAGE = Function(
     name="usage",
     description="Aggregates completions into hourly and daily usage statistics",
     source_dir="usage",
+    settings=UsageSettings,
     # one transaction: the event's marker, the buckets, and a check that the connection has no tombstone
     tables={USAGE_TABLE.logical_id: ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")},
 )
@@ -223,6 +248,7 @@ CAPACITY_SETTLEMENTS = Function(
     name="capacity-settlements",
     description="Writes the capacity settlements that completions could not write after their answers",
     source_dir="capacity_settlements",
+    settings=CapacitySettlementsSettings,
     tables={CAPACITY_TABLE.logical_id: ("dynamodb:UpdateItem",)},
 )
 
@@ -230,6 +256,7 @@ EVENT_OUTBOX = Function(
     name="event-outbox",
     description="Puts on the bus the events their publishers kept in the outbox while the bus failed",
     source_dir="event_outbox",
+    settings=EventOutboxSettings,
     publishes_events=True,
     # a batch of ten messages, each one PutEvents of at most 2 s (vmx.wiring.event_outbox_consumer)
     timeout_seconds=30,
@@ -239,6 +266,7 @@ CONNECTION_REMAINS = Function(
     name="connection-remains",
     description="Removes a deleted connection's capacity counters, usage statistics and discovered capacity",
     source_dir="connection_remains",
+    settings=ConnectionRemainsSettings,
     tables={
         CAPACITY_TABLE.logical_id: ("dynamodb:Query", "dynamodb:BatchWriteItem"),
         # PutItem: the tombstone that stops the usage consumer counting the connection again
@@ -252,6 +280,7 @@ BEDROCK_QUOTAS = Function(
     name="bedrock-quotas",
     description="Reads Bedrock connections' quotas from Service Quotas, as their discovered capacity",
     source_dir="bedrock_quotas",
+    settings=BedrockQuotasSettings,
     tables={CONNECTIONS_TABLE.logical_id: ("dynamodb:Scan",)},
     # quotas live in the connection's account: read with its role (or its stored keys, hence Decrypt)
     kms_actions=("kms:Decrypt",),
@@ -276,6 +305,8 @@ STREAMING_FUNCTIONS = frozenset(function.name for function in FUNCTIONS if funct
 
 # Where the events the functions publish come from, and their kinds (vmx.events defines their details).
 EVENT_SOURCE = "vmx.ai-connections"
+# Names the bus to the functions that publish (publishes_events), in the stack and the local stack.
+EVENT_BUS_ENV_VAR = "EVENT_BUS_NAME"
 
 # A deleted connection's remains are removed this long after the delete: by then no completion can still reserve
 # capacity on it (an instance keeps a connection it read for at most CONNECTION_CACHE_SECONDS, 60 s), so no new
@@ -334,6 +365,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", _WS + "/api-keys/{keyId}", TENANCY.name),
     Route("DELETE", _WS + "/api-keys/{keyId}", TENANCY.name),
     Route("GET", "/api/v1/providers", CONNECTIONS.name),
+    # the API's OpenAPI document (docs/openapi.json), for anyone: it holds nothing of a tenant
+    Route("GET", "/api/v1/openapi.json", CONNECTIONS.name, authorized=False),
     Route("GET", _CONN, CONNECTIONS.name),
     Route("POST", _CONN, CONNECTIONS.name),
     Route("GET", _CONN + "/{connectionId}", CONNECTIONS.name),
@@ -348,10 +381,15 @@ ROUTES: tuple[Route, ...] = (
 # How long API Gateway caches an authorizer decision: a revoked key may pass for at most this long.
 AUTHORIZER_CACHE_SECONDS = 60
 
-# The functions that judge where a connection's baseUrl may point (vmx.settings.BaseUrlSettings), and how
-# they are told the API's own host name. The local stack sets it to its own address.
-BASE_URL_CHECKERS = (CONNECTIONS.name, COMPLETIONS.name)
+# The functions behind the API's routes: they are told the console's origin (CONSOLE_ORIGIN_ENV_VAR).
+API_FUNCTIONS = frozenset(route.function for route in ROUTES)
+
+# The functions that judge where a connection's baseUrl may point (their settings read BaseUrlSettings), and how
+# they are told the API's own host name. The local stack sets it to its own address, and lets them reach
+# providers on loopback, which no function may in AWS.
+BASE_URL_CHECKERS = frozenset(function.name for function in FUNCTIONS if issubclass(function.settings, BaseUrlSettings))
 OWN_API_HOSTS_ENV_VAR = "OWN_API_HOSTS"
+ALLOW_LOOPBACK_ENV_VAR = "ALLOW_LOOPBACK_BASE_URLS"
 
 # Names the credentials KMS key to the functions with kms_actions, in the stack and the local stack.
 CREDENTIALS_KEY_ENV_VAR = "CREDENTIALS_KMS_KEY_ID"

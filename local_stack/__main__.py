@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from infra import system
 from local_stack.console import ConsoleFiles
-from local_stack.emulator import moto_client, point_environment_at, provision, start_moto
+from local_stack.emulator import function_environment, moto_client, point_environment_at, provision, start_moto
 from local_stack.event_delivery import LOCAL_VISIBILITY_TIMEOUT_SECONDS, EventDelivery, LocalQueue
 from local_stack.gateway import ApiGateway
 from local_stack.lambda_service import DEFAULT_MAX_INSTANCES, LambdaService
@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "the console's CloudFront origin is in AWS; the console served here needs none",
     )
     args = parser.parse_args(argv)
+    # the functions are told the port before the server listens on it (OWN_API_HOSTS)
+    if not 0 < args.port < 65536:
+        parser.error("--port must be between 1 and 65535")
     if args.max_instances < 1:
         parser.error("--max-instances must be at least 1")
     if args.authorizer_cache_seconds < 0:
@@ -97,12 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         point_environment_at(endpoint_url)
         provisioned = provision(system.TABLES, system.EVENT_QUEUES, endpoint_url, system.WORK_QUEUES)
-        os.environ.update(provisioned.environment)
-        os.environ.update(cipher_environment(credentials_key(state_dir)))
-        if args.console_origin:
-            os.environ[system.CONSOLE_ORIGIN_ENV_VAR] = args.console_origin
-        # Each function in instances of its own (python -m vmx.runtime), which inherit this environment.
-        lambdas = LambdaService(system.FUNCTIONS, max_instances=args.max_instances)
+        resources = provisioned.resources(
+            cipher_environment(credentials_key(state_dir)),
+            # Providers on this machine are what the local stack is for; the stack itself is no provider.
+            own_api_hosts=",".join(f"{host}:{args.port}" for host in own_host_names(args.host)),
+            console_origin=args.console_origin,
+        )
+        environments = {
+            function.name: function_environment(function, resources, endpoint_url, os.environ)
+            for function in system.FUNCTIONS
+        }
+        # Each function in instances of its own (python -m vmx.runtime), each told only its own environment.
+        lambdas = LambdaService(system.FUNCTIONS, environments=environments, max_instances=args.max_instances)
         gateway = ApiGateway(
             system.ROUTES,
             lambdas.invoke,
@@ -116,11 +125,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             logger.error("cannot listen on %s:%d (%s); pass --port or set PORT", args.host, args.port, exc)
             return 1
-        # Providers on this machine are what the local stack is for; the stack itself is no provider.
-        os.environ["ALLOW_LOOPBACK_BASE_URLS"] = "true"
-        os.environ[system.OWN_API_HOSTS_ENV_VAR] = ",".join(
-            f"{host}:{server.port}" for host in own_host_names(args.host)
-        )
         delivery = EventDelivery(provisioned.queues, moto_client("sqs", endpoint_url), lambdas.invoke)
         # Leaving the block stops the pollers first, then the server, then the functions' instances; moto
         # stops last of all.
@@ -130,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Imported once the environment is set, as Lambda sets it before importing a handler.
             from vmx.admin import bootstrap
 
-            first: Bootstrap = bootstrap(os.environ)
+            # what the tenancy function reads, as its own environment says
+            first: Bootstrap = bootstrap(environments[system.TENANCY.name])
             not_ready = lambdas.wait_until_initialised()
             if not_ready:
                 logger.warning("not initialised (see their errors above): %s", ", ".join(not_ready))

@@ -2,13 +2,14 @@
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from infra.system import CREDENTIALS_KEY_ENV_VAR, EventQueue, Table, WorkQueue
+from infra.environments import Resources, environment_of, settings_read
+from infra.system import CREDENTIALS_KEY_ENV_VAR, EventQueue, Function, Table, WorkQueue
 from local_stack.event_delivery import LocalQueue, provision_event_queues
 from local_stack.lambda_runtime import REGION
 from local_stack.moto_server import MotoServer
@@ -20,24 +21,21 @@ if TYPE_CHECKING:
 
 NAME_PREFIX = "vmx-local-"
 EVENT_BUS_NAME = f"{NAME_PREFIX}events"
-# Names the bus to the functions that publish, as infra.events.EVENT_BUS_ENV_VAR does in AWS.
-EVENT_BUS_ENV_VAR = "EVENT_BUS_NAME"
 
-# What every function gets in AWS besides its resource names (infra/standard_function.py), and what
-# points the SDK at moto. The functions share one process here, so each sees every variable.
+# What points the SDK at moto, in the local stack's own process and in every function's: moto's credentials and
+# region where Lambda gives a function its role's and its own (infra.environments.LAMBDA_SETS), and no X-Ray
+# daemon to send traces to.
 BASE_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
-    "POWERTOOLS_SERVICE_NAME": "vmx-ai-connections",
-    "POWERTOOLS_METRICS_NAMESPACE": "VmxAiConnections",
     "POWERTOOLS_TRACE_DISABLED": "true",
-    "LOG_LEVEL": "INFO",
-    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
 }
 # A developer's real profile or session must never reach moto, nor a real account by mistake.
 CLEARED_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")
+# What a function's instances take from the local stack's own environment: what any process needs to run.
+PROCESS_VARIABLES = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
 def start_moto(host: str = "127.0.0.1", port: int = 0) -> tuple[MotoServer, str]:
@@ -104,9 +102,35 @@ def create_table(client: "DynamoDBClient", table: Table) -> str:
 
 @dataclass(frozen=True)
 class Provisioned:
-    # what the functions are told: table names, the key id and the bus name
-    environment: dict[str, str]
+    # by Table.logical_id
+    table_names: dict[str, str]
+    event_bus_name: str
+    credentials_key_id: str
     queues: list[LocalQueue]
+
+    def resources(self, cipher: Mapping[str, str], own_api_hosts: str, console_origin: str | None) -> Resources:
+        """What the local stack calls the spec's resources. Credentials are encrypted with `cipher` (libsodium,
+        local_stack.state), but the functions that may use the KMS key in AWS are told its id here too."""
+        return Resources(
+            table_names=self.table_names,
+            event_bus_name=self.event_bus_name,
+            queue_urls={queue.spec.name: queue.url for queue in self.queues if isinstance(queue.spec, WorkQueue)},
+            cipher={**cipher, CREDENTIALS_KEY_ENV_VAR: self.credentials_key_id},
+            own_api_hosts=own_api_hosts,
+            console_origin=console_origin,
+            allow_loopback_base_urls=True,
+        )
+
+
+def function_environment(
+    function: Function, resources: Resources, endpoint_url: str, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """A function's environment in the local stack: its own (infra.environments.environment_of), what Lambda sets
+    in AWS, pointed at moto, and from the local stack's `environ` only what any process needs and the optional
+    settings the function reads (so `CONNECTION_CACHE_SECONDS=0 make run` works). Nothing of another function's."""
+    optional = [name for setting in settings_read(function.settings) if not setting.required for name in setting.names]
+    inherited = {name: environ[name] for name in (*PROCESS_VARIABLES, *optional) if name in environ}
+    return inherited | BASE_ENVIRONMENT | {"AWS_ENDPOINT_URL": endpoint_url} | environment_of(function, resources)
 
 
 def moto_client(service: str, endpoint_url: str) -> Any:
@@ -126,17 +150,11 @@ def provision(
     work_queues: Iterable[WorkQueue] = (),
 ) -> Provisioned:
     """Creates the tables, the event bus with the rules and queues of `event_queues`, the `work_queues`, and the
-    KMS key on moto.
-
-    Credentials are encrypted with libsodium locally (CREDENTIALS_CIPHER=sodium), but the KMS key id is
-    set too, as for the functions that may use the key in AWS. The functions share one process here, so
-    every one of them sees every name, where in AWS each gets only its own.
-    """
+    KMS key on moto."""
     dynamodb: DynamoDBClient = moto_client("dynamodb", endpoint_url)
-    environment = {table.env_var: create_table(dynamodb, table) for table in tables}
+    table_names = {table.logical_id: create_table(dynamodb, table) for table in tables}
     events: EventBridgeClient = moto_client("events", endpoint_url)
     events.create_event_bus(Name=EVENT_BUS_NAME)
-    environment[EVENT_BUS_ENV_VAR] = EVENT_BUS_NAME
     queues = provision_event_queues(
         moto_client("sqs", endpoint_url),
         events,
@@ -144,7 +162,6 @@ def provision(
         bus_name=EVENT_BUS_NAME,
         name_prefix=NAME_PREFIX,
     )
-    environment |= {queue.spec.url_env_var: queue.url for queue in queues if isinstance(queue.spec, WorkQueue)}
     kms: KMSClient = moto_client("kms", endpoint_url)
-    environment[CREDENTIALS_KEY_ENV_VAR] = kms.create_key(Description="vmx-local credentials")["KeyMetadata"]["KeyId"]
-    return Provisioned(environment, queues)
+    key_id = kms.create_key(Description="vmx-local credentials")["KeyMetadata"]["KeyId"]
+    return Provisioned(table_names, EVENT_BUS_NAME, key_id, queues)

@@ -7,6 +7,9 @@ when every instance is busy a new one is started, up to `max_instances` per func
 function is started up front. An instance that dies is replaced; one that runs past its function's timeout is
 killed, as Lambda does.
 
+An instance's environment is its function's (local_stack.emulator.function_environment) and what Lambda sets
+for an execution environment; nothing of the local stack's own process environment, nor of another function's.
+
 `LambdaService.invoke(name, event)` keeps the contract of `LambdaRuntime.invoke`, the in-process stand-in the
 functional tests use: a buffered function's result, a streaming function's `StreamedInvocation` whose pieces
 arrive as the instance sends them, or the invocation's error raised as a `FunctionError`.
@@ -84,7 +87,7 @@ class _FunctionInstances:
         functions_root: Path,
         max_instances: int,
         init_timeout_seconds: float,
-        environ: Mapping[str, str] | None,
+        environment: Mapping[str, str],
     ) -> None:
         self.function = function
         self.name = function_name(function)
@@ -92,7 +95,7 @@ class _FunctionInstances:
         self._arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.name}"
         self._max_instances = max_instances
         self._init_timeout_seconds = init_timeout_seconds
-        self._environ = environ
+        self._function_environment = dict(environment)
         self._changed = threading.Condition()
         self._instances: list[_Instance] = []
         self._watchers: list[threading.Thread] = []
@@ -199,11 +202,10 @@ class _FunctionInstances:
         return instance
 
     def _environment(self, endpoint: RuntimeEndpoint, number: int) -> dict[str, str]:
-        """The process environment (set up for moto by __main__) and what Lambda sets for a function."""
-        environ = dict(os.environ if self._environ is None else self._environ)
+        """The function's environment and what Lambda sets for one of its execution environments."""
         task_root = str(self._task_root)
-        path = [task_root, str(LAYER_PATH), *filter(None, [environ.get("PYTHONPATH")])]
-        environ.update(
+        path = [task_root, str(LAYER_PATH), *filter(None, [self._function_environment.get("PYTHONPATH")])]
+        return self._function_environment | (
             {
                 "AWS_LAMBDA_RUNTIME_API": endpoint.address,
                 "_HANDLER": HANDLER,
@@ -220,7 +222,6 @@ class _FunctionInstances:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        return environ
 
     def _watch(self, instance: _Instance) -> None:
         """Waits for the instance to end; fails what it was running and replaces it."""
@@ -255,16 +256,23 @@ class LambdaService:
         self,
         functions: Iterable[Function],
         *,
+        environments: Mapping[str, Mapping[str, str]],
         functions_root: Path = FUNCTIONS_ROOT,
         max_instances: int = DEFAULT_MAX_INSTANCES,
         init_timeout_seconds: float = INIT_TIMEOUT_SECONDS,
-        environ: Mapping[str, str] | None = None,
     ) -> None:
-        """`environ` is what the instances inherit, the process environment when they start unless given."""
+        """`environments` holds each function's environment by name: all that its instances are told besides
+        what Lambda sets."""
         if max_instances < 1:
             raise ValueError("max_instances must be at least 1")
+        functions = list(functions)
+        missing = sorted(function.name for function in functions if function.name not in environments)
+        if missing:
+            raise ValueError(f"no environment for functions {missing}")
         self._functions = {
-            function.name: _FunctionInstances(function, functions_root, max_instances, init_timeout_seconds, environ)
+            function.name: _FunctionInstances(
+                function, functions_root, max_instances, init_timeout_seconds, environments[function.name]
+            )
             for function in functions
         }
         self._init_timeout_seconds = init_timeout_seconds

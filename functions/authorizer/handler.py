@@ -6,10 +6,8 @@ caches the answer per key for every route; the handlers refuse what the key's ro
 """
 
 import os
-from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,
@@ -19,25 +17,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vmx import wiring
 from vmx.access.authentication import authenticate
 from vmx.access.context import authorizer_context
+from vmx.entry import Dependencies, Observed
 from vmx.settings import AuthorizerSettings
-from vmx.tenancy.ports import TenancyRepository
 
-logger = Logger()
-metrics = Metrics()
-
-
-@cache
-def repository() -> TenancyRepository:
-    return wiring.tenancy_repository(AuthorizerSettings.from_environ(os.environ))
+observed = Observed()
+logger = observed.logger
+repository = Dependencies(lambda: wiring.tenancy_repository(AuthorizerSettings.from_environ(os.environ)))
 
 
-# No tracer.capture_lambda_handler here: a refused key is signalled by raising, and the tracer would
-# log each one as an error with a traceback. Lambda's active tracing still records the invocation.
-@logger.inject_lambda_context
-@metrics.log_metrics
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
-def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
-    key = authenticate(repository(), event.headers.get("authorization"))
+def authorize(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
+    key = authenticate(repository.get(), event.headers.get("authorization"))
     if key is None:
         logger.info("API key refused")
         raise Exception("Unauthorized")
@@ -57,3 +47,8 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
         },
         "context": authorizer_context(key),
     }
+
+
+# Not traced by the tracer: a refused key is signalled by raising, and the tracer would log each one as an
+# error with a traceback. Lambda's active tracing still records the invocation.
+lambda_handler = observed.entry(authorize, traced=False)

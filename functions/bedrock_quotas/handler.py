@@ -2,21 +2,19 @@
 
 import os
 from dataclasses import asdict
-from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx import wiring
 from vmx.discovery.bedrock_quotas import BedrockQuotaPorts, refresh_bedrock_quotas
+from vmx.entry import Dependencies, Observed
 from vmx.settings import BedrockQuotasSettings
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+observed = Observed()
+logger, metrics = observed.logger, observed.metrics
 
 # The run stops with this much time left, so that it still logs and reports its counts.
 RESERVED_MILLISECONDS = 20_000
@@ -28,20 +26,19 @@ METRICS = {
 }
 
 
-@cache
-def ports() -> BedrockQuotaPorts:
+def _ports() -> BedrockQuotaPorts:
     settings = BedrockQuotasSettings.from_environ(os.environ)
     return wiring.bedrock_quotas(settings, wiring.event_publisher(settings, logger, metrics))
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+ports = Dependencies(_ports)
+
+
 @event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+def run(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     logger.info("bedrock quotas run started", extra={"scheduled_at": event.time})
     report = refresh_bedrock_quotas(
-        ports(), logger, out_of_time=lambda: context.get_remaining_time_in_millis() < RESERVED_MILLISECONDS
+        ports.get(), logger, out_of_time=lambda: context.get_remaining_time_in_millis() < RESERVED_MILLISECONDS
     )
     counts = asdict(report)
     logger.info("bedrock quotas run ended", extra=counts)
@@ -50,3 +47,6 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     if not report.finished:
         metrics.add_metric(name="BedrockQuotaRunsCutShort", unit=MetricUnit.Count, value=1)
     return counts
+
+
+lambda_handler = observed.entry(run)

@@ -1,13 +1,11 @@
 """The OpenAI-compatible endpoint: chat completions and the model list, through AI connections."""
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import cache
 from typing import Annotated, Any
 from uuid import UUID
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,42 +14,39 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vmx import wiring
 from vmx.clock import utc_now
 from vmx.completions.http_json import HOP_HEADER
-from vmx.completions.openai_models import ChatCompletionRequest
+from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
 from vmx.connections.service import ConnectionScope
 from vmx.deadline import Deadline
+from vmx.entry import ApiFunction, Observed
 from vmx.errors import InvalidInput
 from vmx.gateway.service import CompletionOutcome, CompletionService, StreamOutcome
 from vmx.gateway.views import ModelList
-from vmx.http.app import current_principal, new_app, resolve
-from vmx.http.openai_errors import (
-    KEEPALIVE_INTERVAL_SECONDS,
-    domain_refusal,
-    event_stream,
-    rate_limit_headers,
-    register_openai_error_handlers,
-    whole_answer,
-)
+from vmx.http.app import current_principal, resolve
+from vmx.http.error_shapes import openai_error_body
+from vmx.http.openai_errors import KEEPALIVE_INTERVAL_SECONDS, event_stream, whole_answer
+from vmx.http.rate_limits import rate_limit_headers
 from vmx.http.streaming import Exchange, StreamingResponse
 from vmx.settings import BOOKKEEPING_SECONDS, CompletionsSettings
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-app = new_app(logger, register_openai_error_handlers)
+
+def _service(settings: CompletionsSettings, observed: Observed) -> CompletionService:
+    return wiring.completion_service(settings, wiring.event_publisher(settings, observed.logger, observed.metrics))
+
+
+function = ApiFunction(CompletionsSettings.from_environ, _service, openai_error_body)
+app, logger, metrics = function.app, function.logger, function.metrics
 
 ENVIRONMENT = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>"
 # What the bookkeeping leaves of the invocation's time: the metrics' flush and the runtime's last report.
 FLUSH_SECONDS = 1.0
 
 
-@cache
 def settings() -> CompletionsSettings:
-    return CompletionsSettings.from_environ(os.environ)
+    return function.settings.get()
 
 
-@cache
 def service() -> CompletionService:
-    return wiring.completion_service(settings(), wiring.event_publisher(settings(), logger, metrics))
+    return function.dependencies.get()
 
 
 @cache
@@ -60,7 +55,18 @@ def answers() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer")
 
 
-@app.post(ENVIRONMENT + "/chat/completions")
+@app.post(
+    ENVIRONMENT + "/chat/completions",
+    responses={
+        200: {
+            "description": "The answer: a chat.completion, or with `stream` its chat.completion.chunk events.",
+            "content": {
+                "application/json": {"model": ChatCompletion},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def create_chat_completion(
     workspaceId: UUID, environmentId: UUID, request: Annotated[ChatCompletionRequest, Body()]
 ) -> Response[Any]:
@@ -112,14 +118,15 @@ def _after_response(exchange: Exchange, invocation_ends: Deadline) -> None:
     metrics.flush_metrics()
 
 
-# Completions carry prompts and answers: the tracer must not record them. The response is streamed by the
-# runtime (vmx.runtime) after this returns: its body runs the provider's stream, then `after` the bookkeeping.
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> StreamingResponse:
+def serve(event: dict[str, Any], context: LambdaContext) -> StreamingResponse:
+    """The response is streamed by the runtime (vmx.runtime) after this returns: its body runs the provider's
+    stream, then `after` the bookkeeping."""
     invocation_ends = Deadline.after(context.get_remaining_time_in_millis() / 1000)
     exchange = Exchange(invocation_ends.sooner(BOOKKEEPING_SECONDS))
     app.context["exchange"] = exchange
-    result = resolve(app, event, context, refuse=domain_refusal, allowed_origin=settings().console_origin)
+    result = resolve(app, event, context, allowed_origin=settings().console_origin)
     return exchange.response(result, after=lambda: _after_response(exchange, invocation_ends))
+
+
+# Completions carry prompts and answers: they are never trace metadata (vmx.entry).
+lambda_handler = function.observed.entry(serve)

@@ -1,17 +1,17 @@
 """AI connections and the provider catalogue."""
 
-import os
+from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated
 from uuid import UUID
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import vmx
 from vmx import wiring
 from vmx.connections.models import (
     Connection,
@@ -21,40 +21,54 @@ from vmx.connections.models import (
     ConnectionView,
 )
 from vmx.connections.service import ConnectionScope, ConnectionService
+from vmx.entry import ApiFunction, Observed
 from vmx.gateway.capacity_report import CapacityReport, CapacityReporter
 from vmx.gateway.usage_report import UsageReporter, UsageSeries
-from vmx.http.app import NextToken, PageSize, current_principal, etag, if_match_version, new_app, resolve
+from vmx.http.app import NextToken, PageSize, current_principal, etag, if_match_version
 from vmx.providers.catalog import PROVIDERS
 from vmx.providers.views import ProviderList
 from vmx.settings import ConnectionsSettings
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-app = new_app(logger)
+
+@dataclass(frozen=True)
+class Services:
+    connections: ConnectionService
+    capacity: CapacityReporter
+    usage: UsageReporter
+
+
+def _services(settings: ConnectionsSettings, observed: Observed) -> Services:
+    publisher = wiring.event_publisher(settings, observed.logger, observed.metrics)
+    return Services(
+        wiring.connection_service(settings, publisher),
+        wiring.capacity_reporter(settings),
+        wiring.usage_reporter(settings),
+    )
+
+
+function = ApiFunction(ConnectionsSettings.from_environ, _services)
+app, logger, metrics = function.app, function.logger, function.metrics
 
 CONNECTIONS = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>/ai-connections"
 ProviderFilter = Annotated[str | None, Query(max_length=64, description="Only connections of this provider.")]
 
 
-@cache
-def settings() -> ConnectionsSettings:
-    return ConnectionsSettings.from_environ(os.environ)
-
-
-@cache
 def service() -> ConnectionService:
-    return wiring.connection_service(settings(), wiring.event_publisher(settings(), logger, metrics))
+    return function.dependencies.get().connections
 
 
 @cache
-def capacity_reporter() -> CapacityReporter:
-    return wiring.capacity_reporter(settings())
+def api_document() -> str:
+    """The API's OpenAPI document, which the shared layer ships (infra/openapi.py writes it)."""
+    return (Path(vmx.__file__).parent / "openapi.json").read_text(encoding="utf-8")
 
 
-@cache
-def usage_reporter() -> UsageReporter:
-    return wiring.usage_reporter(settings())
+@app.get(
+    "/api/v1/openapi.json",
+    responses={200: {"description": "This document: the whole API, OpenAPI 3.1.", "content": {"application/json": {}}}},
+)
+def get_api_document() -> Response[str]:
+    return Response(200, content_types.APPLICATION_JSON, api_document())
 
 
 @app.get("/api/v1/providers")
@@ -62,7 +76,7 @@ def list_providers() -> ProviderList:
     return ProviderList.of(PROVIDERS.values())
 
 
-@app.post(CONNECTIONS)
+@app.post(CONNECTIONS, status_code=201)
 def create_connection(
     workspaceId: UUID, environmentId: UUID, request: Annotated[ConnectionCreate, Body()]
 ) -> Response[ConnectionView]:
@@ -105,7 +119,7 @@ def update_connection(
     return _connection_response(connection)
 
 
-@app.delete(CONNECTIONS + "/<connectionId>")
+@app.delete(CONNECTIONS + "/<connectionId>", status_code=204)
 def delete_connection(workspaceId: UUID, environmentId: UUID, connectionId: UUID) -> Response[None]:
     scope = ConnectionScope(str(workspaceId), str(environmentId))
     service().delete(current_principal(app), scope, str(connectionId), if_match_version(app))
@@ -118,7 +132,7 @@ def delete_connection(workspaceId: UUID, environmentId: UUID, connectionId: UUID
 def get_capacity(workspaceId: UUID, environmentId: UUID, connectionId: UUID) -> CapacityReport:
     scope = ConnectionScope(str(workspaceId), str(environmentId))
     source_ip = app.current_event.request_context.identity.source_ip
-    return capacity_reporter().report(current_principal(app), scope, str(connectionId), source_ip)
+    return function.dependencies.get().capacity.report(current_principal(app), scope, str(connectionId), source_ip)
 
 
 @app.get(CONNECTIONS + "/<connectionId>/usage")
@@ -131,7 +145,9 @@ def get_usage(
     granularity: Annotated[str, Query(max_length=16, description="hour or day.")] = "hour",
 ) -> UsageSeries:
     scope = ConnectionScope(str(workspaceId), str(environmentId))
-    return usage_reporter().series(current_principal(app), scope, str(connectionId), start, end, granularity)
+    return function.dependencies.get().usage.series(
+        current_principal(app), scope, str(connectionId), start, end, granularity
+    )
 
 
 def _connection_response(connection: Connection, status: HTTPStatus = HTTPStatus.OK) -> Response[ConnectionView]:
@@ -143,9 +159,5 @@ def _connection_response(connection: Connection, status: HTTPStatus = HTTPStatus
     )
 
 
-@logger.inject_lambda_context
-# responses carry a new API key once: they must never become trace metadata
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context, allowed_origin=settings().console_origin)
+# responses carry the connection's config (secrets masked): they are never trace metadata (vmx.entry)
+lambda_handler = function.handler()

@@ -1,20 +1,17 @@
 """Workspaces, environments and API keys."""
 
-import os
-from functools import cache
 from http import HTTPStatus
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from vmx import wiring
-from vmx.http.app import NextToken, PageSize, current_principal, new_app, resolve
+from vmx.entry import ApiFunction, Observed
+from vmx.http.app import NextToken, PageSize, current_principal
 from vmx.settings import TenancySettings
 from vmx.tenancy.models import (
     ApiKeyCreate,
@@ -30,10 +27,13 @@ from vmx.tenancy.models import (
 )
 from vmx.tenancy.service import TenancyService
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-app = new_app(logger)
+
+def _service(settings: TenancySettings, observed: Observed) -> TenancyService:
+    return wiring.tenancy_service(settings, wiring.event_publisher(settings, observed.logger, observed.metrics))
+
+
+function = ApiFunction(TenancySettings.from_environ, _service)
+app, logger, metrics = function.app, function.logger, function.metrics
 
 WORKSPACE = "/api/v1/workspaces/<workspaceId>"
 # Literal, not bool: a destructive flag should not also mean yes for "1", "on" or "yes"
@@ -41,14 +41,8 @@ Force = Annotated[Literal["true", "false"], Query(description="true also deletes
 Model = TypeVar("Model", bound=BaseModel)
 
 
-@cache
-def settings() -> TenancySettings:
-    return TenancySettings.from_environ(os.environ)
-
-
-@cache
 def service() -> TenancyService:
-    return wiring.tenancy_service(settings(), wiring.event_publisher(settings(), logger, metrics))
+    return function.dependencies.get()
 
 
 @app.get("/api/v1/workspaces")
@@ -57,7 +51,7 @@ def list_workspaces(limit: PageSize = 20, next_token: NextToken = None) -> Works
     return WorkspaceList(items=[WorkspaceView.of(item) for item in page.items], next_token=page.next_token)
 
 
-@app.post("/api/v1/workspaces")
+@app.post("/api/v1/workspaces", status_code=201)
 def create_workspace(request: Annotated[WorkspaceCreate, Body()]) -> Response[WorkspaceView]:
     workspace = service().create_workspace(current_principal(app), request)
     logger.info("workspace created", extra={"workspace_id": workspace.workspace_id})
@@ -69,7 +63,7 @@ def get_workspace(workspaceId: UUID) -> WorkspaceView:
     return WorkspaceView.of(service().get_workspace(current_principal(app), str(workspaceId)))
 
 
-@app.delete(WORKSPACE)
+@app.delete(WORKSPACE, status_code=204)
 def delete_workspace(workspaceId: UUID, force: Force = "false") -> Response[None]:
     service().delete_workspace(current_principal(app), str(workspaceId), force == "true")
     logger.info("workspace deleted", extra={"workspace_id": str(workspaceId), "force": force})
@@ -82,7 +76,7 @@ def list_environments(workspaceId: UUID, limit: PageSize = 20, next_token: NextT
     return EnvironmentList(items=[EnvironmentView.of(item) for item in page.items], next_token=page.next_token)
 
 
-@app.post(WORKSPACE + "/environments")
+@app.post(WORKSPACE + "/environments", status_code=201)
 def create_environment(workspaceId: UUID, request: Annotated[EnvironmentCreate, Body()]) -> Response[EnvironmentView]:
     environment = service().create_environment(current_principal(app), str(workspaceId), request)
     logger.info("environment created", extra={"environment_id": environment.environment_id})
@@ -95,7 +89,7 @@ def get_environment(workspaceId: UUID, environmentId: UUID) -> EnvironmentView:
     return EnvironmentView.of(environment)
 
 
-@app.delete(WORKSPACE + "/environments/<environmentId>")
+@app.delete(WORKSPACE + "/environments/<environmentId>", status_code=204)
 def delete_environment(workspaceId: UUID, environmentId: UUID, force: Force = "false") -> Response[None]:
     service().delete_environment(current_principal(app), str(workspaceId), str(environmentId), force == "true")
     logger.info("environment deleted", extra={"environment_id": str(environmentId), "force": force})
@@ -108,7 +102,7 @@ def list_api_keys(workspaceId: UUID, limit: PageSize = 20, next_token: NextToken
     return ApiKeyList(items=[ApiKeyView.of(item) for item in page.items], next_token=page.next_token)
 
 
-@app.post(WORKSPACE + "/api-keys")
+@app.post(WORKSPACE + "/api-keys", status_code=201)
 def create_api_key(workspaceId: UUID, request: Annotated[ApiKeyCreate, Body()]) -> Response[IssuedApiKeyView]:
     issued = service().create_api_key(current_principal(app), str(workspaceId), request)
     logger.info("API key created", extra={"key_id": issued.key.key_id, "role": issued.key.role})
@@ -122,7 +116,7 @@ def get_api_key(workspaceId: UUID, keyId: UUID) -> ApiKeyView:
     return ApiKeyView.of(service().get_api_key(current_principal(app), str(workspaceId), str(keyId)))
 
 
-@app.delete(WORKSPACE + "/api-keys/<keyId>")
+@app.delete(WORKSPACE + "/api-keys/<keyId>", status_code=204)
 def revoke_api_key(workspaceId: UUID, keyId: UUID) -> Response[None]:
     service().revoke_api_key(current_principal(app), str(workspaceId), str(keyId))
     logger.info("API key revoked", extra={"key_id": str(keyId)})
@@ -138,9 +132,5 @@ def _no_content() -> Response[None]:
     return Response(status_code=HTTPStatus.NO_CONTENT.value, body=None)
 
 
-@logger.inject_lambda_context
-# responses carry a new API key once: they must never become trace metadata
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context, allowed_origin=settings().console_origin)
+# responses carry a new API key once: they are never trace metadata (vmx.entry)
+lambda_handler = function.handler()

@@ -3,11 +3,13 @@ and proxy events exactly as over HTTP, without a socket."""
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 
@@ -108,9 +110,39 @@ def faults_in(function: Function) -> Iterator[AwsFaults]:
     assert session is not None
     injected = AwsFaults()
     injected.install(session)
-    handler_module(function).service.cache_clear()
+    handler_module(function).function.rebuild()
     try:
         yield injected
     finally:
         injected.uninstall(session)
-        handler_module(function).service.cache_clear()
+        handler_module(function).function.rebuild()
+
+
+def wsgi_app(gateway: ApiGateway, source_ip: str = SOURCE_IP) -> Callable[..., Iterable[bytes]]:
+    """The gateway as a WSGI application, for clients that drive one in process (Schemathesis)."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        query = environ.get("QUERY_STRING", "")
+        # the path as sent (API Gateway routes it still encoded; PATH_INFO is decoded), then the query
+        sent = (environ.get("REQUEST_URI") or quote(environ["PATH_INFO"])).partition("?")[0]
+        path = sent + (f"?{query}" if query else "")
+        headers = [
+            (name[5:].replace("_", "-").title(), value) for name, value in environ.items() if name.startswith("HTTP_")
+        ]
+        headers += [
+            (name.replace("_", "-").title(), environ[name])
+            for name in ("CONTENT_TYPE", "CONTENT_LENGTH")
+            if environ.get(name)
+        ]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        response = gateway.handle(HttpRequest(environ["REQUEST_METHOD"], path, headers, body, source_ip=source_ip))
+        payload = response.body
+        if response.stream is not None:
+            payload += b"".join(response.stream)
+            assert response.finish is not None
+            response.finish()
+        start_response(f"{response.status} {HTTPStatus(response.status).phrase}", list(response.headers))
+        return [payload]
+
+    return app

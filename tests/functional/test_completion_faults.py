@@ -116,8 +116,7 @@ def kms_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     def forget_wiring() -> None:
         for module in functions:
-            module.settings.cache_clear()
-            module.service.cache_clear()
+            module.function.rebuild()
 
     forget_wiring()
     yield

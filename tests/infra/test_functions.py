@@ -5,13 +5,11 @@ from pathlib import Path
 import pytest
 from aws_cdk import App
 
-from infra import system
-from infra.events import EVENT_BUS_ENV_VAR
+from infra import events, system
+from infra.environments import environment_of
 from infra.layers import MissingDependenciesLayerError
 from infra.stack import DEPENDENCIES_LAYER_DIR_CONTEXT, VmxAiConnectionsStack
-from infra.system import FUNCTIONS, TABLES, Function
-from local_stack import emulator
-from local_stack.emulator import BASE_ENVIRONMENT
+from infra.system import EVENT_BUS_ENV_VAR, FUNCTIONS, TABLES, Function
 from tests.infra.synthesized import Synthesized
 
 TABLES_BY_ID = {table.logical_id: table for table in TABLES}
@@ -97,6 +95,18 @@ def test_each_function_gets_only_its_tables_its_key_its_bus_its_queues_and_the_p
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
+def test_each_functions_environment_is_what_environment_of_gives_the_local_stack_too(
+    synthesized: Synthesized, spec: Function
+) -> None:
+    variables = synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
+    streaming_runtime = {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/bin/vmx-streaming-runtime"} if spec.streams_responses else {}
+
+    expected = synthesized.stack.resolve(environment_of(spec, synthesized.stack.resources))
+
+    assert variables == {**expected, **streaming_runtime}
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
 def test_no_function_records_response_bodies_in_traces(synthesized: Synthesized, spec: Function) -> None:
     variables = synthesized.properties(synthesized.function_id(spec.name))["Environment"]["Variables"]
 
@@ -114,12 +124,8 @@ def test_only_the_functions_that_may_use_the_key_are_told_about_it(synthesized: 
     assert told == {system.CONNECTIONS.name, system.COMPLETIONS.name, system.BEDROCK_QUOTAS.name}
 
 
-def test_the_local_stack_names_the_bus_in_the_same_variable() -> None:
-    assert emulator.EVENT_BUS_ENV_VAR == EVENT_BUS_ENV_VAR
-
-
-def test_the_local_stack_gives_its_functions_the_same_powertools_settings() -> None:
-    assert POWERTOOLS_SETTINGS.items() <= BASE_ENVIRONMENT.items()
+def test_the_bus_construct_names_the_bus_in_the_spec_variable() -> None:
+    assert events.EVENT_BUS_ENV_VAR == EVENT_BUS_ENV_VAR
 
 
 def test_layers_are_for_python_3_12_on_arm64(synthesized: Synthesized) -> None:

@@ -11,7 +11,6 @@ import requests
 
 from infra import system
 from local_stack.emulator import (
-    EVENT_BUS_ENV_VAR,
     EVENT_BUS_NAME,
     Provisioned,
     create_table,
@@ -37,11 +36,6 @@ def provisioned(moto_endpoint: str) -> Provisioned:
     return provision(system.TABLES, system.EVENT_QUEUES, moto_endpoint)
 
 
-@pytest.fixture(scope="module")
-def environment(provisioned: Provisioned) -> dict[str, str]:
-    return provisioned.environment
-
-
 def client(service: str, endpoint_url: str) -> Any:
     return boto3.client(
         service,  # type: ignore[call-overload]
@@ -59,11 +53,11 @@ def key_schema(keys: list[dict[str, str]]) -> tuple[str, str]:
 
 @pytest.mark.parametrize("table", system.TABLES, ids=lambda table: table.logical_id)
 def test_each_table_is_created_as_system_describes_it(
-    table: system.Table, moto_endpoint: str, environment: dict[str, str]
+    table: system.Table, moto_endpoint: str, provisioned: Provisioned
 ) -> None:
     dynamodb = client("dynamodb", moto_endpoint)
 
-    description = dynamodb.describe_table(TableName=environment[table.env_var])["Table"]
+    description = dynamodb.describe_table(TableName=provisioned.table_names[table.logical_id])["Table"]
 
     assert description["TableName"] == table_name(table)
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
@@ -84,16 +78,15 @@ def test_each_table_is_created_as_system_describes_it(
         assert ttl["TimeToLiveStatus"] == "DISABLED"
 
 
-def test_the_bus_and_the_key_exist(moto_endpoint: str, environment: dict[str, str]) -> None:
+def test_the_bus_and_the_key_exist(moto_endpoint: str, provisioned: Provisioned) -> None:
+    assert provisioned.event_bus_name == EVENT_BUS_NAME
     client("events", moto_endpoint).describe_event_bus(Name=EVENT_BUS_NAME)
-    # the functions share one process: the publishing ones find the bus here
-    assert environment[EVENT_BUS_ENV_VAR] == EVENT_BUS_NAME
-    key_id = environment[system.CREDENTIALS_KEY_ENV_VAR]
+    key_id = provisioned.credentials_key_id
     assert client("kms", moto_endpoint).describe_key(KeyId=key_id)["KeyMetadata"]["Enabled"]
 
 
 def test_the_environment_points_every_client_at_moto(
-    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, environment: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, provisioned: Provisioned
 ) -> None:
     monkeypatch.setattr(os, "environ", {**os.environ, "AWS_PROFILE": "production"})
 
@@ -102,7 +95,6 @@ def test_the_environment_points_every_client_at_moto(
     assert "AWS_PROFILE" not in os.environ
     assert os.environ["AWS_ENDPOINT_URL"] == moto_endpoint
     assert os.environ["POWERTOOLS_TRACE_DISABLED"] == "true"
-    assert os.environ["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
     tables = boto3.Session().client("dynamodb").list_tables()["TableNames"]
     assert set(tables) >= {table_name(table) for table in system.TABLES}
 

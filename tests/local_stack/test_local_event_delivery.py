@@ -11,6 +11,7 @@ from uuid import uuid4
 
 import pytest
 import requests
+from pydantic import BaseModel
 
 from infra import system
 from infra.system import EVENT_SOURCE, EventQueue, Function
@@ -28,7 +29,7 @@ from local_stack.lambda_runtime import ACCOUNT_ID, LambdaRuntime
 # Within "a couple of seconds" of a request, as the local stack promises.
 DELIVERY_SECONDS = 3
 # A consumer and its queue that give up quickly, for the tests of retries and dead letters.
-FLAKY = Function(name="flaky", description="", source_dir="flaky", timeout_seconds=5)
+FLAKY = Function(name="flaky", description="", source_dir="flaky", settings=BaseModel, timeout_seconds=5)
 FLAKY_QUEUE = EventQueue("flaky", FLAKY.name, ("Flaky",), max_receive_count=2, batch_size=10)
 FLAKY_VISIBILITY_SECONDS = 1
 

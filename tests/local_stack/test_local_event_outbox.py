@@ -1,6 +1,7 @@
 """The event outbox on the emulator: provisioned from system.WORK_QUEUES like every queue, and drained by the real
 event-outbox handler onto the bus, whose rules deliver each kept event to its consumer once."""
 
+import dataclasses
 import json
 from typing import Any
 from uuid import uuid4
@@ -9,9 +10,11 @@ import pytest
 
 from functions.event_outbox import handler as outbox_handler
 from infra import system
+from infra.environments import environment_of
 from local_stack.emulator import moto_client, provision
 from local_stack.event_delivery import EventDelivery, provision_event_queues
 from local_stack.lambda_runtime import LambdaRuntime
+from local_stack.state import cipher_environment
 from tests.local_stack.test_local_event_delivery import DELIVERY_SECONDS, FakeConsumer
 from tests.local_stack.test_local_event_delivery import moto_endpoint as moto_endpoint  # the fixture
 from tests.unit.events.samples import completion_recorded
@@ -21,11 +24,19 @@ from vmx.events.outbox import EventOutboxConsumer, SqsEventOutbox
 (OUTBOX,) = [queue for queue in system.WORK_QUEUES if queue.name == "event-outbox"]
 
 
-def test_the_local_stack_provisions_the_outbox_and_tells_every_function_its_url(moto_endpoint: str) -> None:
+def test_the_local_stack_provisions_the_outbox_and_tells_each_sender_its_url(moto_endpoint: str) -> None:
     provisioned = provision((), (), moto_endpoint, system.WORK_QUEUES)
+    # the queues alone are provisioned here: the functions' tables get names only
+    with_tables = dataclasses.replace(provisioned, table_names={table.logical_id: "-" for table in system.TABLES})
+    resources = with_tables.resources(cipher_environment(bytes(32)), own_api_hosts="", console_origin=None)
 
     (outbox,) = [queue for queue in provisioned.queues if queue.spec is OUTBOX]
-    assert provisioned.environment[OUTBOX.url_env_var] == outbox.url
+    told = {
+        function.name: url
+        for function in system.FUNCTIONS
+        if (url := environment_of(function, resources).get(OUTBOX.url_env_var)) is not None
+    }
+    assert told == dict.fromkeys(OUTBOX.senders, outbox.url)
     attributes = moto_client("sqs", moto_endpoint).get_queue_attributes(
         QueueUrl=outbox.url, AttributeNames=["RedrivePolicy"]
     )["Attributes"]
@@ -33,7 +44,7 @@ def test_the_local_stack_provisions_the_outbox_and_tells_every_function_its_url(
 
 
 def test_an_event_kept_in_the_outbox_reaches_its_consumer_once(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    moto_endpoint: str, request: pytest.FixtureRequest
 ) -> None:
     # Given the system's queues on a bus of this test's own, and an event kept in the outbox
     prefix = f"test-{uuid4().hex[:8]}-"
@@ -49,7 +60,8 @@ def test_an_event_kept_in_the_outbox_reaches_its_consumer_once(
     assert SqsEventOutbox(sqs, outbox.url).keep([put_events_entry(event, "the-publishers-bus")]) == []
 
     # When the outbox's queue is delivered to the real handler, putting on this bus
-    monkeypatch.setattr(outbox_handler, "consumer", lambda: EventOutboxConsumer(events, bus_name))
+    outbox_handler.function.dependencies.use(EventOutboxConsumer(events, bus_name))
+    request.addfinalizer(lambda: outbox_handler.function.dependencies.use(None))
     usage = FakeConsumer()
     handlers: dict[str, Any] = {
         system.DISCOVERY.name: FakeConsumer(),

@@ -4,12 +4,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from infra.system import Function
 from local_stack.lambda_runtime import LambdaRuntime, load_handler
 
-FIRST = Function(name="first", description="", source_dir="one", memory_mb=256, timeout_seconds=5)
-SECOND = Function(name="second", description="", source_dir="two")
+FIRST = Function(name="first", description="", source_dir="one", settings=BaseModel, memory_mb=256, timeout_seconds=5)
+SECOND = Function(name="second", description="", source_dir="two", settings=BaseModel)
 
 
 def write_handler(root: Path, source_dir: str, reply: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from infra.system import Function
 from local_stack.lambda_runtime import StreamedInvocation
@@ -23,19 +24,30 @@ from local_stack.runtime_api import FunctionFailure, MalformedBodyError, read_ch
 from vmx.http.streaming import PRELUDE_DELIMITER
 
 HANDLERS = Path(__file__).resolve().parent / "handlers"
-ECHO = Function(name="echo", description="", source_dir="echo", memory_mb=256, timeout_seconds=10)
-SLEEPY = Function(name="sleepy", description="", source_dir="echo", timeout_seconds=1)
+ECHO = Function(name="echo", description="", source_dir="echo", settings=BaseModel, memory_mb=256, timeout_seconds=10)
+SLEEPY = Function(name="sleepy", description="", source_dir="echo", settings=BaseModel, timeout_seconds=1)
 STREAMING = Function(
-    name="streaming", description="", source_dir="streaming", streams_responses=True, timeout_seconds=15
+    name="streaming",
+    description="",
+    source_dir="streaming",
+    settings=BaseModel,
+    streams_responses=True,
+    timeout_seconds=15,
 )
-RENDEZVOUS = Function(name="rendezvous", description="", source_dir="rendezvous", timeout_seconds=15)
-BROKEN = Function(name="broken", description="", source_dir="broken_import")
+RENDEZVOUS = Function(
+    name="rendezvous", description="", source_dir="rendezvous", settings=BaseModel, timeout_seconds=15
+)
+BROKEN = Function(name="broken", description="", source_dir="broken_import", settings=BaseModel)
 
 
 @contextmanager
 def lambdas(*functions: Function, max_instances: int = 2) -> Iterator[LambdaService]:
     with LambdaService(
-        functions, functions_root=HANDLERS, max_instances=max_instances, init_timeout_seconds=20
+        functions,
+        environments={function.name: {} for function in functions},
+        functions_root=HANDLERS,
+        max_instances=max_instances,
+        init_timeout_seconds=20,
     ) as service:
         yield service
 

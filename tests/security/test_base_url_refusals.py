@@ -82,17 +82,16 @@ def in_aws(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[
     """Turns the connections and completions functions into their AWS selves (no loopback) from the call on."""
     # the handlers the in-process gateway loaded (tests/functional/api.py), and their cached settings and wiring
     handlers = [sys.modules[f"local_stack_function_{function.name}"] for function in (CONNECTIONS, COMPLETIONS)]
-    cached = [cached for handler in handlers for cached in (handler.settings, handler.service)]
 
     def switch() -> None:
         monkeypatch.setenv("ALLOW_LOOPBACK_BASE_URLS", "false")
-        for function in cached:
-            function.cache_clear()
+        for handler in handlers:
+            handler.function.rebuild()
 
     yield switch
     # rebuilt from the restored environment when next used
-    for function in cached:
-        function.cache_clear()
+    for handler in handlers:
+        handler.function.rebuild()
 
 
 def create(tenant: Tenant, base_url: str, name: str = "prod") -> Any:

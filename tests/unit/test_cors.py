@@ -16,7 +16,7 @@ from vmx.connections.capacity import CapacityPeriod
 from vmx.gateway.service import RateLimits
 from vmx.http.app import EXPOSED_HEADERS, new_app, resolve
 from vmx.http.limits import SECURITY_HEADERS
-from vmx.http.openai_errors import rate_limit_headers
+from vmx.http.rate_limits import rate_limit_headers
 from vmx.settings import TenancySettings
 
 CONSOLE = "https://d111111abcdef8.cloudfront.net"

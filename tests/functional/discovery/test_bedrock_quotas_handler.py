@@ -40,9 +40,9 @@ def run_handler(
     monkeypatch.setenv("CREDENTIALS_CIPHER", "kms")
     monkeypatch.setenv("EVENT_BUS_NAME", subscription.bus_name)
     monkeypatch.setattr(wiring, "aws_clients", stubbed_clients)
-    handler.ports.cache_clear()
+    handler.ports.use(None)
     yield
-    handler.ports.cache_clear()
+    handler.ports.use(None)
 
 
 def emitted_metrics(output: str) -> dict[str, float]:
@@ -146,7 +146,7 @@ def test_a_run_with_no_bedrock_connection_publishes_nothing(
 
 def test_without_a_bus_the_function_refuses_to_run(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EVENT_BUS_NAME", raising=False)
-    handler.ports.cache_clear()
+    handler.ports.use(None)
 
     with pytest.raises(ValueError, match="EVENT_BUS_NAME"):
         handler.lambda_handler(scheduled_event(), new_context(BEDROCK_QUOTAS))

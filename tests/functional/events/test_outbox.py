@@ -4,7 +4,7 @@ per event id; all of it within the publisher's time budget. Failures are injecte
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +134,12 @@ def events_client(bus: Bus) -> "EventBridgeClient":
     return boto3.client("events", config=wiring.BUS_CLIENT_CONFIG)
 
 
+@pytest.fixture(autouse=True)
+def _outbox_handler_builds_its_own_afterwards() -> Iterator[None]:
+    yield
+    outbox_handler.function.dependencies.use(None)
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -214,7 +220,6 @@ def test_the_outbox_consumer_puts_each_kept_event_on_the_bus_exactly_once(
     clock: Clock,
     reports: Reports,
     log: logging.Logger,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given events kept in the outbox while the bus was throttled
     throttled = hooked(events_client, "PutEvents", Calls(clock, BUS_FAILURES["throttled"][0]))
@@ -223,7 +228,7 @@ def test_the_outbox_consumer_puts_each_kept_event_on_the_bus_exactly_once(
     throttled.failure = None
 
     # When the bus works again and the outbox's consumer gets the messages, as SQS's event source mapping gives them
-    monkeypatch.setattr(outbox_handler, "consumer", lambda: EventOutboxConsumer(events_client, BUS_NAME))
+    outbox_handler.function.dependencies.use(EventOutboxConsumer(events_client, BUS_NAME))
     messages = outbox.messages()
     response = outbox_handler.lambda_handler(sqs_event(messages), new_context(EVENT_OUTBOX))
 
@@ -245,7 +250,6 @@ def test_an_entry_the_bus_still_refuses_is_reported_alone_for_sqs_to_deliver_aga
     clock: Clock,
     reports: Reports,
     log: logging.Logger,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     events = [completion_recorded() for _ in range(3)]
     puts = hooked(events_client, "PutEvents", Calls(clock, BUS_FAILURES["500"][0]))
@@ -255,7 +259,7 @@ def test_an_entry_the_bus_still_refuses_is_reported_alone_for_sqs_to_deliver_aga
     )
     still_failing = json.loads(json.loads(messages[1]["Body"])["Detail"])["eventId"]
     puts.failure = refusing_entries({still_failing})
-    monkeypatch.setattr(outbox_handler, "consumer", lambda: EventOutboxConsumer(events_client, BUS_NAME))
+    outbox_handler.function.dependencies.use(EventOutboxConsumer(events_client, BUS_NAME))
 
     response = outbox_handler.lambda_handler(
         sqs_event([*messages, {**messages[0], "MessageId": "not-an-entry", "Body": "{}"}]), new_context(EVENT_OUTBOX)
@@ -273,7 +277,6 @@ def test_an_event_the_bus_took_whose_answer_was_lost_arrives_twice_with_one_even
     clock: Clock,
     reports: Reports,
     log: logging.Logger,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a bus that takes every event but whose answers never arrive (after-call: once moto has applied it)
     lost = raising(ReadTimeoutError(endpoint_url="https://events.us-east-1.amazonaws.com/"))
@@ -283,7 +286,7 @@ def test_an_event_the_bus_took_whose_answer_was_lost_arrives_twice_with_one_even
     publisher(events_client, outbox, clock, reports, log).publish([event])
     answers_lost.failure = None
 
-    monkeypatch.setattr(outbox_handler, "consumer", lambda: EventOutboxConsumer(events_client, BUS_NAME))
+    outbox_handler.function.dependencies.use(EventOutboxConsumer(events_client, BUS_NAME))
     outbox_handler.lambda_handler(sqs_event(outbox.messages()), new_context(EVENT_OUTBOX))
 
     # Then each attempt and the outbox's delivery reached the bus: copies with one eventId, for consumers to drop

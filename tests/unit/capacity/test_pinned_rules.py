@@ -12,7 +12,7 @@ from vmx.capacity.ledger import WindowLimit, WindowUsage, tightest
 from vmx.capacity.windows import counting_window, current_window, has_ended
 from vmx.connections.capacity import CapacityPeriod
 from vmx.gateway.service import RateLimits
-from vmx.http.openai_errors import rate_limit_headers
+from vmx.http.rate_limits import rate_limit_headers
 
 MINUTE, DAY, WEEK, LIFETIME = CapacityPeriod.MINUTE, CapacityPeriod.DAY, CapacityPeriod.WEEK, CapacityPeriod.LIFETIME
 NOW = datetime(2025, 3, 14, 12, 30, 15, tzinfo=UTC)

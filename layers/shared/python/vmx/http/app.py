@@ -5,7 +5,6 @@ console's origin, the caller's principal and ETags."""
 import base64
 import json
 import re
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -17,8 +16,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vmx.access.context import principal_from_context
 from vmx.access.policy import Principal
 from vmx.errors import BodyTooLarge, DomainError, ErrorDetail, InvalidInput, PreconditionFailed, UnsupportedMediaType
-from vmx.http.errors import domain_error_response, register_error_handlers
+from vmx.http.error_shapes import ErrorRenderer, rest_error_body
+from vmx.http.errors import register_error_handlers
 from vmx.http.limits import MAX_BODY_BYTES, SECURITY_HEADERS
+from vmx.http.query import refuse_unknown_query_parameters
 
 PageSize = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 NextToken = Annotated[str | None, Query(alias="nextToken", max_length=4096, description="From the previous page.")]
@@ -40,13 +41,13 @@ EXPOSED_HEADERS = ", ".join(
 )
 
 
-def new_app(
-    logger: Logger, register_errors: Callable[[APIGatewayRestResolver, Logger], None] = register_error_handlers
-) -> APIGatewayRestResolver:
+def new_app(logger: Logger, render_errors: ErrorRenderer = rest_error_body) -> APIGatewayRestResolver:
+    """The resolver of one API function; its errors are answered in `render_errors`' shape (vmx.http.error_shapes)."""
     app = APIGatewayRestResolver(
         enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
     )
-    register_errors(app, logger)
+    register_error_handlers(app, logger, render_errors)
+    app.use([refuse_unknown_query_parameters])
     return app
 
 
@@ -54,18 +55,21 @@ def resolve(
     app: APIGatewayRestResolver,
     event: dict[str, Any],
     context: LambdaContext,
-    refuse: Callable[[DomainError], Response[Any]] = domain_error_response,
     allowed_origin: str | None = None,
 ) -> dict[str, Any]:
-    """Checks what API Gateway's firewall checks in AWS, then routes. `refuse` renders a refusal in the
-    API's error shape; a request from `allowed_origin` gets the CORS headers that let its page read the answer."""
+    """Checks what API Gateway's firewall checks in AWS, then routes. A refusal is answered by the app's own error
+    handlers, as a route's would be; a request from `allowed_origin` gets the CORS headers that let its page read
+    the answer."""
     try:
         _check_body(event)
     except DomainError as error:
-        refusal = refuse(error)
+        handler = app.exception_handler_manager.lookup_exception_handler(type(error))
+        if handler is None:
+            raise
+        refusal: Response[Any] = handler(error)
         result = {
             "statusCode": refusal.status_code,
-            "headers": {"Content-Type": "application/json"},
+            "headers": dict(refusal.headers),
             "body": json.dumps(refusal.body),
             "isBase64Encoded": False,
         }

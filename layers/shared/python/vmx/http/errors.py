@@ -1,5 +1,10 @@
-"""The one place where errors become HTTP responses: `{"error": {"code", "message", "details"}}`."""
+"""Every exception an API function can meet, classified once (status, code, message, details, headers, and how it
+is logged), and the one registration of the handlers that answer it. The REST functions and the completions
+function register the same handlers; each renders the classification in its own shape (vmx.http.error_shapes).
+"""
 
+import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -8,7 +13,10 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from vmx.credentials.errors import CredentialsUnavailable
+from vmx.clock import Clock, utc_now
+from vmx.completions.calls import ProviderError
+from vmx.completions.failures import RETRY_HEADERS
+from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.errors import (
     BodyTooLarge,
     Conflict,
@@ -23,6 +31,9 @@ from vmx.errors import (
     UnsupportedMediaType,
 )
 from vmx.failures import described
+from vmx.gateway.service import OverCapacity, ProviderFailure, RateLimits
+from vmx.http.error_shapes import ClassifiedError, ErrorRenderer, rest_error_body
+from vmx.http.rate_limits import rate_limit_headers
 from vmx.storage.errors import StorageUnavailable
 from vmx.validation import error_details, summary
 
@@ -38,30 +49,42 @@ STATUS: dict[type[DomainError], HTTPStatus] = {
     TooManyRequests: HTTPStatus.TOO_MANY_REQUESTS,
 }
 
+UNAVAILABLE = "a backing service is unavailable; retry shortly"
+UNREADABLE_CREDENTIALS = "the AI connection's stored credentials cannot be read; set them again with a PATCH"
+INTERNAL_ERROR = "internal error"
+
 # Where pydantic puts a request part in an error location, and how we name it to clients.
 _REQUEST_PARTS = {"body": (), "query": (), "path": (), "header": ("header",)}
 
 
-def error_payload(code: str, message: str, details: list[ErrorDetail] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": [detail.model_dump() for detail in details or []]}}
+def classify(error: Exception, clock: Clock = utc_now) -> ClassifiedError:
+    """What `error` is answered with and logged as. A refusal or a provider's failure is logged at info, with
+    what our own errors say (they hold no secret) and the names of the fields refused, never their values;
+    anything else at error, by its type and frames alone (vmx.failures.described)."""
+    if isinstance(error, DomainError):
+        return _refusal(error)
+    if isinstance(error, RequestValidationError):
+        details = request_validation_details(error)
+        fields = {"error_code": "invalid_request", "fields": [detail.field for detail in details]}
+        return _refused(HTTPStatus.BAD_REQUEST, "invalid_request", summary(details), fields, details)
+    if isinstance(error, ProviderFailure):
+        return _provider_failed(error.error, error.rate_limits, clock)
+    if isinstance(error, ProviderError):
+        return _provider_failed(error, RateLimits(), clock)
+    if isinstance(error, CredentialsUnreadable):
+        message = "stored credentials could not be opened"
+        return _failed(HTTPStatus.BAD_GATEWAY, "credentials_unreadable", UNREADABLE_CREDENTIALS, error, message)
+    if isinstance(error, StorageUnavailable | CredentialsUnavailable):
+        return _failed(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", UNAVAILABLE, error, "dependency unavailable")
+    return _failed(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", INTERNAL_ERROR, error, "unexpected error")
 
 
-def error_response(
-    status: HTTPStatus, code: str, message: str, details: list[ErrorDetail] | None = None
-) -> Response[Any]:
-    return Response(
-        status_code=status.value,
-        content_type=content_types.APPLICATION_JSON,
-        body=error_payload(code, message, details),
-    )
+def route_not_found(method: str, path: str) -> ClassifiedError:
+    return _refused(HTTPStatus.NOT_FOUND, "not_found", f"no route for {method} {path}", {"error_code": "not_found"})
 
 
 def status_of(error: DomainError) -> HTTPStatus:
     return next(STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)
-
-
-def domain_error_response(error: DomainError) -> Response[Any]:
-    return error_response(status_of(error), error.code, error.message, error.details)
 
 
 def request_validation_details(error: RequestValidationError) -> list[ErrorDetail]:
@@ -79,31 +102,67 @@ def request_validation_details(error: RequestValidationError) -> list[ErrorDetai
     return details or [ErrorDetail(field="body", message="is invalid")]
 
 
-def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
-    @app.exception_handler(DomainError)
-    def _domain(error: DomainError) -> Response[Any]:
-        logger.info("request refused", extra={"error_code": error.code, "error_message": error.message})
-        return domain_error_response(error)
+def log_classified(logger: Logger, error: ClassifiedError, **context: object) -> None:
+    write = logger.error if error.log_level >= logging.ERROR else logger.info
+    write(error.log_message, extra={**error.log_fields, **context})
 
-    @app.exception_handler(RequestValidationError)
-    def _invalid(error: RequestValidationError) -> Response[Any]:
-        details = request_validation_details(error)
-        logger.info("request refused", extra={"error_code": "invalid_request", "fields": [d.field for d in details]})
-        return error_response(HTTPStatus.BAD_REQUEST, "invalid_request", summary(details), details)
+
+def register_error_handlers(
+    app: APIGatewayRestResolver, logger: Logger, render: ErrorRenderer = rest_error_body
+) -> None:
+    """Every exception a route raises, and a request no route matches, answered in `render`'s shape."""
+
+    def answer(error: ClassifiedError) -> Response[Any]:
+        log_classified(logger, error)
+        return Response(error.status, content_types.APPLICATION_JSON, render(error), dict(error.headers) or None)
+
+    @app.exception_handler(Exception)
+    def _any(error: Exception) -> Response[Any]:
+        return answer(classify(error))
 
     @app.not_found
     def _no_route(_: NotFoundError) -> Response[Any]:
         event = app.current_event
-        return error_response(HTTPStatus.NOT_FOUND, "not_found", f"no route for {event.http_method} {event.path}")
+        return answer(route_not_found(event.http_method, event.path))
 
-    @app.exception_handler([StorageUnavailable, CredentialsUnavailable])
-    def _unavailable(error: Exception) -> Response[Any]:
-        logger.error("dependency unavailable", extra=described(error))
-        return error_response(
-            HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "a backing service is unavailable; retry shortly"
-        )
 
-    @app.exception_handler(Exception)
-    def _unexpected(error: Exception) -> Response[Any]:
-        logger.error("unexpected error", extra=described(error))
-        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+def _refusal(error: DomainError) -> ClassifiedError:
+    headers: dict[str, str] = {}
+    if isinstance(error, OverCapacity):
+        # from the refusal's own instant, as its Retry-After is: never a later window's
+        headers = rate_limit_headers(error.rate_limits, error.refused_at)
+        if error.retry_after_seconds is not None:
+            headers["Retry-After"] = str(error.retry_after_seconds)
+    fields: dict[str, object] = {"error_code": error.code, "error_message": error.message}
+    if error.details:
+        fields["fields"] = [detail.field for detail in error.details]
+    return _refused(status_of(error), error.code, error.message, fields, error.details, headers)
+
+
+def _provider_failed(error: ProviderError, rate_limits: RateLimits, clock: Clock) -> ClassifiedError:
+    # A provider's 429 is told by the provider's own limits, when it sent them: they are what refused it.
+    # (its retry headers are told by our Retry-After alone)
+    providers = {name: value for name, value in error.rate_limit_headers.items() if name not in RETRY_HEADERS}
+    headers = providers if error.status == 429 and providers else rate_limit_headers(rate_limits, clock())
+    if error.retry_after is not None:
+        headers["Retry-After"] = error.retry_after
+    fields = {"status": error.status, "error_code": error.code}
+    return _refused(error.status, error.code, error.message, fields, headers=headers, logged_as="provider call failed")
+
+
+def _refused(
+    status: int,
+    code: str,
+    message: str,
+    fields: Mapping[str, object],
+    details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+    logged_as: str = "request refused",
+) -> ClassifiedError:
+    return ClassifiedError(
+        int(status), code, message, tuple(details or ()), headers or {}, logging.INFO, logged_as, fields
+    )
+
+
+def _failed(status: int, code: str, message: str, error: Exception, logged_as: str) -> ClassifiedError:
+    return ClassifiedError(int(status), code, message, (), {}, logging.ERROR, logged_as, described(error))
