@@ -7,9 +7,17 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 LAMBDA_PYTHON := 3.12
 LAMBDA_PLATFORM := aarch64-manylinux_2_28
 LAYER_DIR := .build/layers/dependencies
-# Already in the Lambda Python runtime; the layer leaves them out. boto3 and botocore stay in: the
-# runtime's copies can predate Bedrock Converse's performanceConfig and guardrailConfig parameters.
-RUNTIME_PROVIDED := six
+# What the layer leaves out (docs/decisions.md, 2026-12-07 "Cold starts"). Six is in the Lambda Python runtime.
+# boto3 and botocore stay in, as the lock pins them: the runtime's copies change with the runtime and the Region.
+# pycparser is never imported in Lambda: cffi reads C declarations with it when building, and cryptography
+# loads only cffi's compiled backend.
+NOT_IN_LAYER := six pycparser
+# The AWS services the functions call, through boto3 or pynamodb: botocore keeps only their models (2 MB of
+# its 18 MB). A client for any other service would fail with UnknownServiceError, in AWS only.
+BOTOCORE_SERVICES := bedrock bedrock-runtime dynamodb events kms service-quotas sqs sts
+# Files nothing reads in Lambda: boto3's resource models (the code makes clients only) and Powertools' copy of
+# Swagger UI (served only by enable_swagger(), which no function calls).
+UNREAD_FILES := boto3/data aws_lambda_powertools/event_handler/openapi/swagger_ui/*.min.*
 # The browser tests drive Debian's Chromium: Playwright's own browser download cannot work offline.
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -36,6 +44,7 @@ lint:
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy
+	uv run --frozen lint-imports
 	npx prettier --check console
 
 test: install lint
@@ -46,10 +55,13 @@ layer:
 	@command -v uv >/dev/null || python3 -m pip install --quiet 'uv>=0.5'
 	rm -rf $(LAYER_DIR) && mkdir -p $(LAYER_DIR)
 	uv export --frozen --no-dev --no-emit-project --format requirements-txt \
-		$(foreach p,$(RUNTIME_PROVIDED),--no-emit-package $(p)) > .build/layer-requirements.txt
+		$(foreach p,$(NOT_IN_LAYER),--no-emit-package $(p)) > .build/layer-requirements.txt
 	uv pip install --quiet --require-hashes --no-deps --only-binary :all: \
 		--python-platform $(LAMBDA_PLATFORM) --python-version $(LAMBDA_PYTHON) \
 		--target $(LAYER_DIR)/python -r .build/layer-requirements.txt
+	find $(LAYER_DIR)/python/botocore/data -mindepth 1 -maxdepth 1 -type d \
+		$(foreach s,$(BOTOCORE_SERVICES),! -name $(s)) -exec rm -rf {} +
+	cd $(LAYER_DIR)/python && rm -rf $(UNREAD_FILES)
 
 synth: install layer
 	npx cdk synth

@@ -10,7 +10,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.standard_function import METRICS_NAMESPACE, SERVICE_NAME
-from vmx.events.publisher import EVENTS_NOT_PUBLISHED_METRIC
+from vmx.aws.event_bus import EVENTS_NOT_PUBLISHED_METRIC
 
 CLOUDWATCH = iam.ServicePrincipal("cloudwatch.amazonaws.com")
 

@@ -331,7 +331,7 @@ WORK_QUEUES: tuple[WorkQueue, ...] = (
         senders=(COMPLETIONS.name,),
         url_env_var="CAPACITY_SETTLEMENTS_QUEUE_URL",
     ),
-    # every function that publishes keeps there what the bus would not take (vmx.events.outbox)
+    # every function that publishes keeps there what the bus would not take (vmx.aws.event_outbox)
     WorkQueue(
         "event-outbox",
         EVENT_OUTBOX.name,

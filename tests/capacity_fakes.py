@@ -22,8 +22,8 @@ from vmx.capacity.ledger import (
     usage_of,
     window_state,
 )
+from vmx.capacity.limits import CapacityPeriod
 from vmx.capacity.settlements import DeferredSettlement
-from vmx.connections.capacity import CapacityPeriod
 from vmx.storage.errors import StorageUnavailable
 
 

@@ -14,12 +14,12 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
-from vmx.connections.fields import name_key
 from vmx.connections.models import Connection
 from vmx.connections.ports import StaleVersion
 from vmx.credentials.errors import CredentialsUnreadable
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
 from vmx.errors import Conflict, NotFound
+from vmx.fields import name_key
 from vmx.pagination import Page, decode_token, encode_token
 from vmx.providers.catalog import ProviderId
 from vmx.tenancy.models import ApiKey, Environment, Workspace
@@ -266,7 +266,7 @@ class InMemoryConnectionRepository:
         ]
 
     def scan_by_providers(self, providers: Collection[ProviderId]) -> Iterator[Connection]:
-        """`vmx.discovery.bedrock_quotas.BedrockConnections`: every workspace's, without discovered capacity."""
+        """`vmx.use_cases.bedrock_quotas.BedrockConnections`: every workspace's, without discovered capacity."""
         for connection in list(self._connections.values()):
             if connection.provider in providers:
                 yield connection.model_copy(update={"discovered_capacity": None}, deep=True)

@@ -9,9 +9,9 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx import wiring
-from vmx.discovery.bedrock_quotas import BedrockQuotaPorts, refresh_bedrock_quotas
 from vmx.entry import Dependencies, Observed
 from vmx.settings import BedrockQuotasSettings
+from vmx.use_cases.bedrock_quotas import BedrockQuotaPorts, refresh_bedrock_quotas
 
 observed = Observed()
 logger, metrics = observed.logger, observed.metrics

@@ -15,18 +15,18 @@ from vmx import wiring
 from vmx.clock import utc_now
 from vmx.completions.http_json import HOP_HEADER
 from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
-from vmx.connections.service import ConnectionScope
 from vmx.deadline import Deadline
 from vmx.entry import ApiFunction, Observed
 from vmx.errors import InvalidInput
-from vmx.gateway.service import CompletionOutcome, CompletionService, StreamOutcome
-from vmx.gateway.views import ModelList
 from vmx.http.app import current_principal, resolve
 from vmx.http.error_shapes import openai_error_body
 from vmx.http.openai_errors import KEEPALIVE_INTERVAL_SECONDS, event_stream, whole_answer
 from vmx.http.rate_limits import rate_limit_headers
 from vmx.http.streaming import Exchange, StreamingResponse
 from vmx.settings import BOOKKEEPING_SECONDS, CompletionsSettings
+from vmx.use_cases.completions import CompletionOutcome, CompletionService, StreamOutcome
+from vmx.use_cases.connections import ConnectionScope
+from vmx.use_cases.model_views import ModelList
 
 
 def _service(settings: CompletionsSettings, observed: Observed) -> CompletionService:

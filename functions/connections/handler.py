@@ -20,14 +20,14 @@ from vmx.connections.models import (
     ConnectionPatch,
     ConnectionView,
 )
-from vmx.connections.service import ConnectionScope, ConnectionService
 from vmx.entry import ApiFunction, Observed
-from vmx.gateway.capacity_report import CapacityReport, CapacityReporter
-from vmx.gateway.usage_report import UsageReporter, UsageSeries
 from vmx.http.app import NextToken, PageSize, current_principal, etag, if_match_version
 from vmx.providers.catalog import PROVIDERS
 from vmx.providers.views import ProviderList
 from vmx.settings import ConnectionsSettings
+from vmx.use_cases.capacity_report import CapacityReport, CapacityReporter
+from vmx.use_cases.connections import ConnectionScope, ConnectionService
+from vmx.use_cases.usage_report import UsageReporter, UsageSeries
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from vmx.tenancy.models import (
     WorkspaceList,
     WorkspaceView,
 )
-from vmx.tenancy.service import TenancyService
+from vmx.use_cases.tenancy import TenancyService
 
 
 def _service(settings: TenancySettings, observed: Observed) -> TenancyService:

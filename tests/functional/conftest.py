@@ -16,7 +16,7 @@ from tests.functional.api import Api, in_process_gateway
 from vmx import wiring
 from vmx.settings import TenancySettings
 from vmx.tenancy.models import EnvironmentCreate, Role, WorkspaceCreate
-from vmx.tenancy.service import TenancyService
+from vmx.use_cases.tenancy import TenancyService
 
 
 # Per module, not per session: an active moto mock intercepts every boto3 call in the process, including

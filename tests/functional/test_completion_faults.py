@@ -20,8 +20,8 @@ from tests.functional.api import faults_in, handler_module
 from tests.functional.conftest import Tenant
 from tests.loopback_providers import LoopbackProvider, loopback_provider
 from vmx.capacity.ledger import CounterScope, limits_for
+from vmx.capacity.limits import CapacityDimension
 from vmx.clock import utc_now
-from vmx.connections.capacity import CapacityDimension
 from vmx.settings import CompletionsSettings
 from vmx.storage.capacity_store import DynamoCapacityCounters
 from vmx.storage.connection_store import DynamoConnectionRepository

@@ -25,14 +25,14 @@ from vmx.afterwards import Afterwards
 from vmx.capacity.ledger import CounterScope, limits_for
 from vmx.clock import utc_now
 from vmx.completions.openai_models import ChatCompletionRequest
-from vmx.connections.service import ConnectionScope
 from vmx.deadline import Deadline
 from vmx.events.models import CompletionRecorded
-from vmx.gateway.service import CompletionOutcome, CompletionService, OverCapacity
 from vmx.settings import CompletionsSettings
 from vmx.storage.capacity_store import DynamoCapacityCounters
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.tenancy.models import Role
+from vmx.use_cases.completions import CompletionOutcome, CompletionService, OverCapacity
+from vmx.use_cases.connections import ConnectionScope
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

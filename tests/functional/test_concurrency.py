@@ -17,11 +17,11 @@ from tests.functional.conftest import Tenant
 from vmx import wiring
 from vmx.access.policy import Principal
 from vmx.connections.models import Connection, ConnectionCreate, ConnectionPatch
-from vmx.connections.service import ConnectionScope
 from vmx.errors import Conflict, PreconditionFailed
 from vmx.settings import ConnectionsSettings
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.tenancy.models import Role
+from vmx.use_cases.connections import ConnectionScope
 
 
 class ReadsThenWritesInTurn(DynamoConnectionRepository):

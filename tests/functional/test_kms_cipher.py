@@ -9,8 +9,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from pydantic import SecretStr
 
+from vmx.aws.kms_cipher import KmsCipher
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
-from vmx.credentials.kms import KmsCipher
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
 
 CONTEXT = EncryptionContext("ws-1", "env-1", "conn-1")

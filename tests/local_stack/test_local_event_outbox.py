@@ -18,8 +18,8 @@ from local_stack.state import cipher_environment
 from tests.local_stack.test_local_event_delivery import DELIVERY_SECONDS, FakeConsumer
 from tests.local_stack.test_local_event_delivery import moto_endpoint as moto_endpoint  # the fixture
 from tests.unit.events.samples import completion_recorded
+from vmx.aws.event_outbox import EventOutboxConsumer, SqsEventOutbox
 from vmx.events.models import put_events_entry
-from vmx.events.outbox import EventOutboxConsumer, SqsEventOutbox
 
 (OUTBOX,) = [queue for queue in system.WORK_QUEUES if queue.name == "event-outbox"]
 

@@ -10,11 +10,11 @@ from tests.fake_resolver import FakeResolver
 from tests.fakes import FakeCipher, FakeClock, InMemoryConnectionRepository, InMemoryTenancyRepository
 from vmx.access.policy import Principal
 from vmx.connections.models import Connection, ConnectionCreate, ConnectionPatch
-from vmx.connections.service import ConnectionScope, ConnectionService
 from vmx.providers.addresses import AddressPolicy
 from vmx.providers.catalog import ProviderId
 from vmx.tenancy.models import EnvironmentCreate, Role, WorkspaceCreate
-from vmx.tenancy.service import TenancyService
+from vmx.use_cases.connections import ConnectionScope, ConnectionService
+from vmx.use_cases.tenancy import TenancyService
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/VmxBedrockAccess"
 

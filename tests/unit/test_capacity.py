@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from tests.unit.builders import create_request
-from vmx.connections.capacity import MAX_LIMIT, Capacity, CapacityDimension, CapacityEntry, CapacityPeriod
+from vmx.capacity.limits import MAX_LIMIT, Capacity, CapacityDimension, CapacityEntry, CapacityPeriod
 from vmx.connections.models import ConnectionCreate, ConnectionPatch
 
 CAPACITY: TypeAdapter[list[CapacityEntry]] = TypeAdapter(Capacity)

@@ -11,17 +11,18 @@ from tests.capacity_fakes import InMemoryCapacityCounters, InMemorySettlementQue
 from tests.unit.builders import World, create_request, principal
 from vmx.afterwards import Afterwards
 from vmx.capacity.ledger import CounterScope, Reservation, limits_for
+from vmx.capacity.limits import CapacityDimension
 from vmx.completions.failures import not_connected
 from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
 from vmx.completions.providers import ProviderCall, ProviderError, ProviderResult, ProviderStream
-from vmx.connections.capacity import CapacityDimension
 from vmx.credentials.errors import CredentialsUnavailable
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
 from vmx.deadline import Deadline
 from vmx.errors import Forbidden
 from vmx.events.models import CompletionRecorded
-from vmx.gateway.credentials_cache import CredentialCache
-from vmx.gateway.service import (
+from vmx.storage.errors import StorageUnavailable
+from vmx.tenancy.models import Role
+from vmx.use_cases.completions import (
     DEFAULT_COMPLETION_TOKENS,
     CompletionOutcome,
     CompletionService,
@@ -30,8 +31,7 @@ from vmx.gateway.service import (
     StreamOpener,
     StreamOutcome,
 )
-from vmx.storage.errors import StorageUnavailable
-from vmx.tenancy.models import Role
+from vmx.use_cases.credentials_cache import CredentialCache
 
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
 IDLE_TIMEOUT_SECONDS = 5.0

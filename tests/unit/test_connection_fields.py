@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from vmx.connections.fields import AllowedModels, ConnectionName
 from vmx.connections.models import ConnectionCreate, ConnectionPatch
+from vmx.fields import AllowedModels, ConnectionName
 
 NAME: TypeAdapter[str] = TypeAdapter(ConnectionName)
 ALLOWED_MODELS: TypeAdapter[list[str]] = TypeAdapter(AllowedModels)

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 
 from tests.unit.builders import ROLE_ARN, World, create_request, patch, principal
 from vmx.connections.models import MASK, Connection
-from vmx.connections.service import ConnectionScope
 from vmx.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from vmx.providers.catalog import ProviderId
 from vmx.tenancy.models import Role
+from vmx.use_cases.connections import ConnectionScope
 
 BEDROCK_KEYS = {"region": "us-east-1", "accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "wJalrXUtnFEMI"}
 

@@ -12,12 +12,12 @@ from pydantic import ValidationError
 
 from infra.system import CONSOLE_ORIGIN_ENV_VAR
 from vmx.capacity.ledger import WindowUsage
-from vmx.connections.capacity import CapacityPeriod
-from vmx.gateway.service import RateLimits
+from vmx.capacity.limits import CapacityPeriod
 from vmx.http.app import EXPOSED_HEADERS, new_app, resolve
 from vmx.http.limits import SECURITY_HEADERS
 from vmx.http.rate_limits import rate_limit_headers
 from vmx.settings import TenancySettings
+from vmx.use_cases.completions import RateLimits
 
 CONSOLE = "https://d111111abcdef8.cloudfront.net"
 CORS_HEADERS = {"Access-Control-Allow-Origin", "Vary", "Access-Control-Expose-Headers"}

@@ -9,7 +9,7 @@ from tests.fakes import FakeCipher
 from tests.unit.builders import connection_record
 from vmx.connections.models import Connection
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
-from vmx.gateway.credentials_cache import CredentialCache
+from vmx.use_cases.credentials_cache import CredentialCache
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

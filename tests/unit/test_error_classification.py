@@ -19,8 +19,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx.capacity.ledger import CapacityExceeded, WindowUsage
+from vmx.capacity.limits import CapacityPeriod
 from vmx.completions.calls import ProviderError
-from vmx.connections.capacity import CapacityPeriod
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.errors import (
     BodyTooLarge,
@@ -35,13 +35,13 @@ from vmx.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from vmx.gateway.service import OverCapacity, ProviderFailure, RateLimits
 from vmx.http.app import new_app, resolve
 from vmx.http.error_shapes import ClassifiedError, ErrorRenderer, openai_error_body, rest_error_body
 from vmx.http.errors import classify, route_not_found
 from vmx.http.gateway_errors import gateway_error_payload
 from vmx.http.openai_errors import late_error_body
 from vmx.storage.errors import StorageUnavailable
+from vmx.use_cases.completions import OverCapacity, ProviderFailure, RateLimits
 
 NOW = datetime(2025, 3, 14, 12, 30, 15, tzinfo=UTC)
 # What an exception nobody expected may hold (a key, a prompt): it must reach neither a body nor a log.

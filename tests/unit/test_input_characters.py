@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from vmx.connections.config_changes import merged_config, new_config
-from vmx.connections.fields import Description, DisplayName, ModelId
 from vmx.errors import InvalidInput
+from vmx.fields import Description, DisplayName, ModelId
 from vmx.providers.catalog import PROVIDERS, Provider
 
 # A valid configuration of each provider without its secrets, and one value for each secret field.

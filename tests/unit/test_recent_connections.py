@@ -3,9 +3,9 @@
 import pytest
 
 from tests.unit.builders import connection_record
-from vmx.connections.fields import name_key
 from vmx.connections.models import Connection
-from vmx.gateway.recent_connections import RecentConnections
+from vmx.fields import name_key
+from vmx.use_cases.recent_connections import RecentConnections
 
 TTL_SECONDS = 5.0
 

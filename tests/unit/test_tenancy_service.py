@@ -8,11 +8,11 @@ import pytest
 from tests.unit.builders import World, create_request, principal
 from vmx.access.authentication import authenticate
 from vmx.access.policy import Principal
-from vmx.connections.service import ConnectionScope
 from vmx.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vmx.events.models import ConnectionDeleted
 from vmx.tenancy.models import ApiKey, ApiKeyCreate, EnvironmentCreate, Role, WorkspaceCreate
-from vmx.tenancy.service import IssuedKey
+from vmx.use_cases.connections import ConnectionScope
+from vmx.use_cases.tenancy import IssuedKey
 
 
 def add_connection(world: World, scope: ConnectionScope, name: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.unit.capacity.counters_contract import NOW, new_scope
 from vmx.capacity.ledger import CapacityExceeded, Reservation, WindowLimit
-from vmx.connections.capacity import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod
 from vmx.storage.capacity_store import DynamoCapacityCounters
 
 if TYPE_CHECKING:

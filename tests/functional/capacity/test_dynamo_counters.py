@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from tests.unit.capacity.counters_contract import NEXT_MINUTE, NOW, CapacityCountersContract, new_scope
 from vmx.capacity.ledger import CapacityExceeded, CounterScope, WindowLimit
-from vmx.connections.capacity import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod
 from vmx.storage.capacity_store import DynamoCapacityCounters
 from vmx.storage.errors import StorageUnavailable
 

@@ -18,8 +18,8 @@ from botocore.exceptions import ReadTimeoutError
 
 from tests.unit.capacity.counters_contract import NOW, new_scope
 from vmx.capacity.ledger import CounterScope, Reservation, WindowLimit
+from vmx.capacity.limits import CapacityPeriod
 from vmx.capacity.windows import current_window
-from vmx.connections.capacity import CapacityPeriod
 from vmx.storage.capacity_store import ORPHANED_AFTER, DynamoCapacityCounters
 from vmx.storage.errors import StorageUnavailable
 

@@ -20,7 +20,7 @@ from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.storage.discovered_store import DynamoDiscoveredCapacity
 from vmx.storage.usage_store import DynamoUsageStatistics
 from vmx.tenancy.models import EnvironmentCreate, WorkspaceCreate
-from vmx.tenancy.service import TenancyService
+from vmx.use_cases.tenancy import TenancyService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

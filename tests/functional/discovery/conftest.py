@@ -14,16 +14,16 @@ from botocore.stub import Stubber
 from pydantic import SecretStr
 
 from tests.unit.builders import connection_record
+from vmx.aws.kms_cipher import KmsCipher
 from vmx.completions.calls import AwsCredentials
 from vmx.connections.models import Connection
-from vmx.credentials.kms import KmsCipher
-from vmx.discovery.bedrock_quotas import FoundationModel
 from vmx.events.models import EVENT_SOURCE, ReceivedEvent, parse_event
 from vmx.providers.catalog import ProviderId
 from vmx.settings import TenancySettings
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.tenancy.models import EnvironmentCreate, WorkspaceCreate
-from vmx.tenancy.service import TenancyService
+from vmx.use_cases.bedrock_quotas import FoundationModel
+from vmx.use_cases.tenancy import TenancyService
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 NOVA = "amazon.nova-pro-v1:0"

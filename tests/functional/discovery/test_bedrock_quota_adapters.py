@@ -15,22 +15,16 @@ from botocore.stub import Stubber
 from pydantic import SecretStr
 
 from tests.functional.discovery.conftest import HAIKU, NOVA, StoreConnection, StubbedAws
+from vmx.aws.bedrock_accounts import AwsBedrockAccounts, aws_clients
+from vmx.capacity.limits import CapacityPeriod
 from vmx.completions.aws_access import AssumedRoles
 from vmx.completions.calls import AwsCredentials, BedrockAccess
-from vmx.connections.capacity import CapacityPeriod
 from vmx.consumers.inputs import ObservedLimit
-from vmx.discovery.bedrock_quotas import (
-    BEDROCK_PROVIDERS,
-    AwsBedrockAccounts,
-    FoundationModel,
-    QuotaReadFailed,
-    ServiceQuota,
-    aws_clients,
-)
 from vmx.providers.catalog import ProviderId
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.storage.discovered_store import DynamoDiscoveredCapacity
 from vmx.storage.errors import StorageUnavailable
+from vmx.use_cases.bedrock_quotas import BEDROCK_PROVIDERS, FoundationModel, QuotaReadFailed, ServiceQuota
 
 ROLE = "arn:aws:iam::111122223333:role/VmxBedrockAccess"
 KEYS = AwsCredentials(SecretStr("AKIASTATICEXAMPLE"), SecretStr("wJalrXUtnFEMI-K7MDENG-CANARY"))

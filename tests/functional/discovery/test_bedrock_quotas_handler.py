@@ -19,7 +19,7 @@ from tests.functional.discovery.conftest import (
     scheduled_event,
 )
 from vmx import wiring
-from vmx.discovery.bedrock_quotas import ClientMaker
+from vmx.aws.bedrock_accounts import ClientMaker
 from vmx.events.models import RateLimitsObserved
 from vmx.providers.catalog import ProviderId
 

@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from vmx.aws.event_bus import EventBridgePublisher, FailureLog, RetryPolicy
+from vmx.aws.event_outbox import EventOutbox
 from vmx.events.models import EVENT_SOURCE, ReceivedEvent, parse_event
-from vmx.events.outbox import EventOutbox
-from vmx.events.publisher import EventBridgePublisher, FailureLog, RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient

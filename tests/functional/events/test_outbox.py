@@ -21,10 +21,10 @@ from local_stack.lambda_runtime import new_context
 from tests.functional.events.conftest import BUS_NAME, Bus, Reports
 from tests.unit.events.samples import completion_recorded
 from vmx import wiring
+from vmx.aws.event_bus import EventBridgePublisher, FailureLog
+from vmx.aws.event_outbox import EventOutboxConsumer, SqsEventOutbox
 from vmx.deadline import Deadline
 from vmx.events.models import EventDetail
-from vmx.events.outbox import EventOutboxConsumer, SqsEventOutbox
-from vmx.events.publisher import EventBridgePublisher, FailureLog
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient

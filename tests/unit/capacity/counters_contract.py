@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmx.capacity.ledger import CapacityCounters, CapacityExceeded, CounterScope, WindowLimit, limits_for
+from vmx.capacity.limits import CapacityEntry, CapacityPeriod
 from vmx.capacity.windows import current_window, has_ended
-from vmx.connections.capacity import CapacityEntry, CapacityPeriod
 
 MINUTE, HOUR, DAY, LIFETIME = CapacityPeriod.MINUTE, CapacityPeriod.HOUR, CapacityPeriod.DAY, CapacityPeriod.LIFETIME
 # a Friday, mid-minute

@@ -13,7 +13,7 @@ from vmx.capacity.ledger import (
     limits_for,
     tightest,
 )
-from vmx.connections.capacity import CapacityDimension, CapacityEntry, CapacityPeriod
+from vmx.capacity.limits import CapacityDimension, CapacityEntry, CapacityPeriod
 
 MINUTE, HOUR, DAY, LIFETIME = CapacityPeriod.MINUTE, CapacityPeriod.HOUR, CapacityPeriod.DAY, CapacityPeriod.LIFETIME
 NOW = datetime(2025, 3, 14, 12, 30, 15, tzinfo=UTC)

@@ -9,10 +9,10 @@ import pytest
 from tests.capacity_fakes import InMemoryCapacityCounters
 from tests.unit.capacity.counters_contract import new_scope
 from vmx.capacity.ledger import WindowLimit, WindowUsage, tightest
+from vmx.capacity.limits import CapacityPeriod
 from vmx.capacity.windows import counting_window, current_window, has_ended
-from vmx.connections.capacity import CapacityPeriod
-from vmx.gateway.service import RateLimits
 from vmx.http.rate_limits import rate_limit_headers
+from vmx.use_cases.completions import RateLimits
 
 MINUTE, DAY, WEEK, LIFETIME = CapacityPeriod.MINUTE, CapacityPeriod.DAY, CapacityPeriod.WEEK, CapacityPeriod.LIFETIME
 NOW = datetime(2025, 3, 14, 12, 30, 15, tzinfo=UTC)

@@ -8,8 +8,8 @@ import pytest
 
 from tests.capacity_fakes import InMemoryCapacityCounters
 from vmx.capacity.ledger import CounterScope, Reservation
+from vmx.capacity.limits import CapacityPeriod
 from vmx.capacity.settlements import DeferredSettlement
-from vmx.connections.capacity import CapacityPeriod
 from vmx.consumers.capacity_settlements import apply_deferred_settlement
 from vmx.consumers.envelope import PoisonMessage
 

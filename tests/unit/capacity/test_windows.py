@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vmx.capacity.limits import CapacityPeriod
 from vmx.capacity.windows import counting_window, current_window, has_ended
-from vmx.connections.capacity import CapacityPeriod
 
 BOUNDED = [period for period in CapacityPeriod if period is not CapacityPeriod.LIFETIME]
 bounded_periods = st.sampled_from(BOUNDED)

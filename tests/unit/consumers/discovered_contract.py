@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.unit.consumers.events import NOW
-from vmx.connections.capacity import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod
 from vmx.consumers.inputs import ObservedLimit
 from vmx.consumers.ports import DiscoveredCapacityWriter, Recorded
 

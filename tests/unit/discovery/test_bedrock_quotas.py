@@ -12,13 +12,15 @@ from pydantic import SecretStr
 from tests.event_fakes import InMemoryEventPublisher
 from tests.fakes import FakeClock
 from tests.unit.builders import World, connection_record
+from vmx.capacity.limits import MAX_LIMIT, CapacityPeriod
 from vmx.completions.calls import BedrockAccess
 from vmx.completions.providers import DEFAULT_MODELS
-from vmx.connections.capacity import MAX_LIMIT, CapacityPeriod
 from vmx.connections.models import Connection
-from vmx.connections.service import ConnectionScope
 from vmx.credentials.sealed import EncryptionContext
-from vmx.discovery.bedrock_quotas import (
+from vmx.discovery.headers import ObservedLimit
+from vmx.events.models import ObservedCapacity, RateLimitsObserved
+from vmx.providers.catalog import ProviderId
+from vmx.use_cases.bedrock_quotas import (
     BedrockAccount,
     BedrockQuotaPorts,
     FoundationModel,
@@ -31,10 +33,8 @@ from vmx.discovery.bedrock_quotas import (
     quota_limit,
     refresh_bedrock_quotas,
 )
-from vmx.discovery.headers import ObservedLimit
-from vmx.events.models import ObservedCapacity, RateLimitsObserved
-from vmx.gateway.credentials_cache import CredentialCache
-from vmx.providers.catalog import ProviderId
+from vmx.use_cases.connections import ConnectionScope
+from vmx.use_cases.credentials_cache import CredentialCache
 
 ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"

@@ -4,7 +4,7 @@ import pytest
 
 from tests.loopback_providers import ANTHROPIC_RATE_LIMIT_HEADERS, OPENAI_RATE_LIMIT_HEADERS
 from tests.unit.discovery.samples import GROQ_HEADERS
-from vmx.connections.capacity import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod
 from vmx.discovery.headers import ObservedLimit, limits_from_headers
 from vmx.providers.catalog import ProviderId
 

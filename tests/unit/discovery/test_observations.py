@@ -7,7 +7,7 @@ import pytest
 
 from tests.loopback_providers import ANTHROPIC_RATE_LIMIT_HEADERS, OPENAI_RATE_LIMIT_HEADERS
 from tests.unit.events.samples import OCCURRED_AT, connection
-from vmx.connections.capacity import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod
 from vmx.discovery.headers import ObservedLimit
 from vmx.discovery.observations import differs
 from vmx.discovery.observations import rate_limits_observed as observation_of

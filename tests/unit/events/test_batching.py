@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.events.samples import rate_limits_observed
+from vmx.aws.event_bus import MAX_ENTRIES_PER_CALL, MAX_REQUEST_BYTES, batches, entry_size
 from vmx.events.models import put_events_entry
-from vmx.events.publisher import MAX_ENTRIES_PER_CALL, MAX_REQUEST_BYTES, batches, entry_size
 
 sizes = st.lists(st.integers(min_value=1, max_value=MAX_REQUEST_BYTES), max_size=60)
 

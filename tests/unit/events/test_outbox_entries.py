@@ -11,9 +11,9 @@ from botocore.stub import Stubber
 
 from tests.unit.events.samples import completion_recorded
 from vmx import wiring
+from vmx.aws.event_bus import RetryPolicy
+from vmx.aws.event_outbox import EventOutboxConsumer, OutboxEntryNotPublished, UnreadableEntry, message_body
 from vmx.events.models import put_events_entry
-from vmx.events.outbox import EventOutboxConsumer, OutboxEntryNotPublished, UnreadableEntry, message_body
-from vmx.events.publisher import RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient

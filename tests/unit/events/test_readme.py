@@ -6,9 +6,9 @@ import pytest
 
 from tests.unit.discovery.samples import GROQ_HEADERS
 from tests.unit.events.samples import EVENTS_README, connection, delivered, documented
+from vmx.aws.event_bus import RetryPolicy
 from vmx.discovery.observations import rate_limits_observed
 from vmx.events.models import DETAILS, EVENT_SOURCE, RateLimitsObserved, parse_event
-from vmx.events.publisher import RetryPolicy
 from vmx.events.schemas import file_name
 
 

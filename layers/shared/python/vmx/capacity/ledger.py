@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, Literal, Protocol
 
+from vmx.capacity.limits import CapacityDimension, CapacityEntry, CapacityPeriod
 from vmx.capacity.windows import Window, counting_window, current_window, has_ended
-from vmx.connections.capacity import CapacityDimension, CapacityEntry, CapacityPeriod
 
 LimitKind = Literal["requests", "tokens"]
 

@@ -14,7 +14,7 @@ from typing import Literal, Protocol, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vmx.capacity.ledger import CounterScope, Reservation
-from vmx.connections.capacity import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ ids of one period order like their windows, which is what lets a store tell an o
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from vmx.connections.capacity import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

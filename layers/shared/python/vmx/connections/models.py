@@ -6,9 +6,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vmx.api_model import ApiModel
-from vmx.connections.capacity import Capacity, CapacityEntry
-from vmx.connections.fields import AllowedModels, ConnectionName, Description, ProviderName
+from vmx.capacity.limits import Capacity, CapacityEntry
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
+from vmx.fields import AllowedModels, ConnectionName, Description, ProviderName
 from vmx.providers.catalog import ProviderId
 
 # How a stored secret shows in responses; sent back in a PATCH it means "keep the stored value".

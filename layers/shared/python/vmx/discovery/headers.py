@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from vmx.connections.capacity import MAX_LIMIT, CapacityPeriod
+from vmx.capacity.limits import MAX_LIMIT, CapacityPeriod
 from vmx.providers.catalog import ProviderId
 
 Kind = Literal["requests", "tokens", "input_tokens", "output_tokens"]

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from vmx.connections.capacity import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod
 from vmx.connections.models import Connection
 from vmx.discovery.headers import ObservedLimit, limits_from_headers
 from vmx.events.models import ObservedCapacity, RateLimitsObserved

@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from vmx.capacity.ledger import LimitKind
-from vmx.connections.capacity import CapacityDimension, CapacityPeriod
+from vmx.capacity.limits import CapacityDimension, CapacityPeriod
 from vmx.connections.models import Connection
 from vmx.providers.catalog import ProviderId
 

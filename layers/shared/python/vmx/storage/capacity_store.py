@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vmx.capacity.ledger import (
@@ -43,8 +42,8 @@ from vmx.capacity.ledger import (
     usage_of,
     window_state,
 )
+from vmx.capacity.limits import CapacityPeriod
 from vmx.capacity.windows import current_window
-from vmx.connections.capacity import CapacityPeriod
 from vmx.storage import low_level
 from vmx.storage.errors import StorageUnavailable
 
@@ -70,7 +69,7 @@ class DynamoCapacityCounters:
         """`client` replaces the default one: one with bounded timeouts on the completion path, or in tests one
         that counts or serialises DynamoDB calls."""
         self._table_name = table_name
-        self._client = client or boto3.client("dynamodb", region_name=region)
+        self._client = client or low_level.dynamodb_client(region)
 
     def reserve(
         self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime, request_id: str

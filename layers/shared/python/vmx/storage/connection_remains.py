@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vmx.clock import Clock
@@ -55,7 +54,7 @@ class DynamoConnectionRemains:
         self._usage_table = usage_table
         self._connections_table = connections_table
         self._clock = clock
-        self._client = client or boto3.client("dynamodb", region_name=region)
+        self._client = client or low_level.dynamodb_client(region)
 
     def remove(self, workspace_id: str, environment_id: str, connection_id: str) -> RemovedRemains:
         try:

@@ -20,12 +20,12 @@ from typing import Any
 from pynamodb.connection import Connection as DynamoConnection
 from pynamodb.exceptions import PynamoDBException
 
-from vmx.connections.capacity import CapacityEntry
-from vmx.connections.fields import name_key
+from vmx.capacity.limits import CapacityEntry
 from vmx.connections.models import Connection
 from vmx.connections.ports import StaleVersion
 from vmx.credentials.sealed import SealedSecret
 from vmx.errors import Conflict, NotFound
+from vmx.fields import name_key
 from vmx.pagination import Page, decode_token, encode_token
 from vmx.providers.catalog import ProviderId
 from vmx.storage.errors import query_failed, unavailable

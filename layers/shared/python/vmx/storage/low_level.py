@@ -1,15 +1,23 @@
 """What the adapters on DynamoDB's low-level client share (where pynamodb's declared attributes cannot
-express the items): typed attribute values, and the one translation of the SDK's failures."""
+express the items): typed attribute values, the default client, and the one translation of the SDK's failures."""
 
 from typing import TYPE_CHECKING
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vmx.storage.errors import StorageUnavailable
 
 if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+
+def dynamodb_client(region: str) -> "DynamoDBClient":
+    """The adapters' default client. boto3 is imported here, when the first adapter is made, not with the module."""
+    import boto3
+
+    return boto3.client("dynamodb", region_name=region)
 
 
 def string(value: str) -> "AttributeValueTypeDef":
@@ -26,7 +34,7 @@ def unavailable(exc: BotoCoreError | ClientError) -> StorageUnavailable:
     return StorageUnavailable(f"DynamoDB request failed ({code or type(exc).__name__})")
 
 
-def longest_call_seconds(config: Config) -> float:
+def longest_call_seconds(config: "Config") -> float:
     """How long one call of a client with `config` can take at most: every attempt waits out its connect and
     read timeouts, with botocore's backoff (below 2**attempt seconds, in either retry mode) between them."""
     retries = getattr(config, "retries", None) or {}

@@ -10,8 +10,8 @@ from typing import Any
 from pynamodb.connection import Connection as DynamoConnection
 from pynamodb.exceptions import DeleteError, PutError, PynamoDBException
 
-from vmx.connections.fields import name_key
 from vmx.errors import Conflict, NotFound
+from vmx.fields import name_key
 from vmx.pagination import Page, decode_token, encode_token
 from vmx.storage.errors import query_failed, unavailable
 from vmx.storage.items import TenancyItems, tenancy_items

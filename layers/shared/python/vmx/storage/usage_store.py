@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vmx.clock import Clock
@@ -59,7 +58,7 @@ class DynamoUsageStatistics:
         """`clock` dates the markers; `client` replaces the default one in tests that count or stub DynamoDB calls."""
         self._table_name = table_name
         self._clock = clock
-        self._client = client or boto3.client("dynamodb", region_name=region)
+        self._client = client or low_level.dynamodb_client(region)
 
     def record(self, completion: RecordedCompletion) -> Recorded:
         counts = _attributes(UsageCounts.of(completion))

@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, Field, StrictBool
 
 from vmx.api_model import ApiModel
-from vmx.connections.fields import Description, DisplayName
+from vmx.fields import Description, DisplayName
 
 
 class Role(StrEnum):

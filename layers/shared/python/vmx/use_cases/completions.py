@@ -21,6 +21,7 @@ from vmx.capacity.ledger import (
     limits_for,
     tightest,
 )
+from vmx.capacity.limits import CapacityDimension, CapacityPeriod
 from vmx.capacity.settlements import DeferredSettlement, SettlementQueue
 from vmx.clock import Clock
 from vmx.completions.openai_models import (
@@ -38,17 +39,16 @@ from vmx.completions.providers import (
     ProviderResult,
     ProviderStream,
 )
-from vmx.connections.capacity import CapacityDimension, CapacityPeriod
 from vmx.connections.models import Connection
-from vmx.connections.service import ConnectionScope
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.deadline import Deadline
 from vmx.discovery.observations import rate_limits_observed
 from vmx.errors import ErrorDetail, Forbidden, NotFound, TooManyRequests
 from vmx.events.models import CompletionRecorded, EventDetail, RefusedLimit, StreamEnd
-from vmx.events.publisher import EventPublisher
-from vmx.gateway.credentials_cache import CredentialCache
-from vmx.gateway.model_address import parse_model
+from vmx.events.ports import EventPublisher
+from vmx.use_cases.connections import ConnectionScope
+from vmx.use_cases.credentials_cache import CredentialCache
+from vmx.use_cases.model_address import parse_model
 
 # What the client is answered when a connection's credentials cannot be opened (vmx.http.openai_errors).
 CREDENTIALS_FAILURES: dict[type[Exception], tuple[int, str]] = {

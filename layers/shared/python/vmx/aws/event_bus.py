@@ -1,8 +1,8 @@
-"""Publishing events: the port the use cases take, and its EventBridge adapter.
+"""Publishing events on EventBridge: the adapter of the use cases' port (vmx.events.ports).
 
 An event is never worth failing a user's request, and never lost to a bus that fails for a while: PutEvents
 is retried, for the entries it reports as failed and after whole-call errors; an event that still fails is
-kept in the outbox (vmx.events.outbox) for its consumer to publish later, and counted through
+kept in the outbox (vmx.aws.event_outbox) for its consumer to publish later, and counted through
 `on_deferred` (`EventsDeferred`). All of it within a time budget (`RetryPolicy.budget_seconds`, shortened to
 the caller's deadline if it gives one): an attempt starts only when it and keeping what it may fail to deliver
 both fit in the time left. Only an event EventBridge will never take (a permanent error), or one the outbox
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from vmx.aws.event_outbox import EventOutbox
 from vmx.deadline import Deadline
 from vmx.events.models import EventDetail, put_events_entry
-from vmx.events.outbox import EventOutbox
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -48,13 +48,6 @@ _PERMANENT_ERRORS = frozenset(
 )
 
 _T = TypeVar("_T")
-
-
-class EventPublisher(Protocol):
-    def publish(self, events: Sequence[EventDetail], deadline: Deadline | None = None) -> None:
-        """Delivers the events (or keeps them to deliver later), or reports those it could not; never raises for
-        a delivery failure, and returns by `deadline` (when given) or sooner."""
-        ...
 
 
 class FailureLog(Protocol):

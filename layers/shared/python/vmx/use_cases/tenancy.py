@@ -12,7 +12,7 @@ from vmx.clock import Clock
 from vmx.connections.ports import ConnectionRepository, StaleVersion
 from vmx.errors import Conflict, ErrorDetail, InvalidInput, NotFound
 from vmx.events.models import ConnectionDeleted
-from vmx.events.publisher import EventPublisher
+from vmx.events.ports import EventPublisher
 from vmx.pagination import Page, decode_token, encode_token, invalid_token
 from vmx.tenancy.models import (
     ApiKey,

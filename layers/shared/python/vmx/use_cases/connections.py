@@ -12,7 +12,7 @@ from vmx.connections.ports import ConnectionRepository, StaleVersion
 from vmx.credentials.ports import CredentialCipher
 from vmx.errors import ErrorDetail, InvalidInput, NotFound, PreconditionFailed
 from vmx.events.models import ConnectionCreated, ConnectionDeleted, ConnectionUpdated
-from vmx.events.publisher import EventPublisher
+from vmx.events.ports import EventPublisher
 from vmx.pagination import Page
 from vmx.providers.addresses import AddressPolicy, AddressRefused
 from vmx.providers.catalog import provider_by_id

@@ -3,11 +3,11 @@
 from vmx.access.policy import Action, Principal, authorize
 from vmx.api_model import ApiModel
 from vmx.connections.ports import ConnectionRepository
-from vmx.connections.service import ConnectionScope
 from vmx.consumers.ports import UsageQuery
 from vmx.consumers.usage_range import usage_range
 from vmx.consumers.usage_stats import Granularity, UsageBucket
 from vmx.errors import NotFound
+from vmx.use_cases.connections import ConnectionScope
 
 
 class UsageSeries(ApiModel):

@@ -5,11 +5,11 @@ from datetime import datetime
 from vmx.access.policy import Action, Principal, authorize
 from vmx.api_model import ApiModel
 from vmx.capacity.ledger import CapacityCounters, CounterScope, limits_for
+from vmx.capacity.limits import CapacityDimension, CapacityPeriod
 from vmx.clock import Clock
-from vmx.connections.capacity import CapacityDimension, CapacityPeriod
 from vmx.connections.ports import ConnectionRepository
-from vmx.connections.service import ConnectionScope
 from vmx.errors import NotFound
+from vmx.use_cases.connections import ConnectionScope
 
 
 class WindowReport(ApiModel):

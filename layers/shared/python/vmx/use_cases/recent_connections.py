@@ -10,9 +10,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from vmx.connections.fields import name_key
 from vmx.connections.models import Connection
-from vmx.gateway.service import ConnectionLookup
+from vmx.fields import name_key
+from vmx.use_cases.completions import ConnectionLookup
 
 
 class RecentConnections:

@@ -15,27 +15,23 @@ import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from vmx.capacity.limits import MAX_LIMIT, CapacityPeriod
 from vmx.clock import Clock
-from vmx.completions.aws_access import AssumedRoles, credentials_for
 from vmx.completions.bedrock import access_of
-from vmx.completions.calls import AwsCredentials, BedrockAccess, ProviderError
+from vmx.completions.calls import BedrockAccess
 from vmx.completions.providers import DEFAULT_MODELS
-from vmx.connections.capacity import MAX_LIMIT, CapacityPeriod
 from vmx.connections.models import Connection
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.discovery.headers import ObservedLimit
 from vmx.events.models import ObservedCapacity, RateLimitsObserved
-from vmx.events.publisher import EventPublisher
-from vmx.gateway.credentials_cache import CredentialCache
+from vmx.events.ports import EventPublisher
 from vmx.providers.catalog import ProviderId
 from vmx.providers.config import BedrockConfig
+from vmx.use_cases.credentials_cache import CredentialCache
 
 BEDROCK_PROVIDERS = (ProviderId.AWS_BEDROCK, ProviderId.AWS_BEDROCK_INVOKE)
 SOURCE = "service-quotas"
@@ -329,88 +325,3 @@ def _whole(value: float) -> int | None:
     if not math.isfinite(value) or value < 0 or value != int(value) or value > MAX_LIMIT:
         return None
     return int(value)
-
-
-# The AWS adapter -----------------------------------------------------------------------------------------------------
-
-# (service name, region, credentials) -> a boto3 client for that service
-ClientMaker = Callable[[str, str, AwsCredentials], Any]
-# Quotas and model names are read at most once per account and region in a run, so a slow call may wait a little.
-_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 3})
-
-
-def aws_clients(session: boto3.session.Session) -> ClientMaker:
-    """Clients from one session (which loads each service's model once), each with the credentials it is given."""
-
-    def make(service: str, region: str, credentials: AwsCredentials) -> Any:
-        return session.client(
-            service,  # type: ignore[call-overload]
-            region_name=region,
-            aws_access_key_id=credentials.access_key_id.get_secret_value(),
-            aws_secret_access_key=credentials.secret_access_key.get_secret_value(),
-            aws_session_token=credentials.session_token.get_secret_value() if credentials.session_token else None,
-            config=_CLIENT_CONFIG,
-        )
-
-    return make
-
-
-class AwsBedrockAccounts:
-    """BedrockAccounts through boto3, in the account of each connection's role (assumed through `roles`, which keeps
-    its credentials until shortly before they expire) or of its static keys."""
-
-    def __init__(self, roles: AssumedRoles, make_client: ClientMaker):
-        self._roles = roles
-        self._make_client = make_client
-
-    def open(self, access: BedrockAccess) -> BedrockAccount:
-        try:
-            credentials = credentials_for(access, self._roles)
-        except ProviderError as exc:
-            raise QuotaReadFailed(exc.code, exc.message) from exc
-        return _AwsBedrockAccount(access.region, credentials, self._make_client)
-
-
-class _AwsBedrockAccount:
-    def __init__(self, region: str, credentials: AwsCredentials, make_client: ClientMaker):
-        self._region = region
-        self._credentials = credentials
-        self._make_client = make_client
-        self._clients: dict[str, Any] = {}
-
-    def foundation_model(self, model_id: str) -> FoundationModel:
-        what = f"Bedrock could not describe the model {model_id}"
-        try:
-            details = self._client("bedrock").get_foundation_model(modelIdentifier=model_id).get("modelDetails", {})
-        except (ClientError, BotoCoreError) as exc:
-            raise _failure(exc, what) from exc
-        provider_name, model_name = details.get("providerName"), details.get("modelName")
-        if not (isinstance(provider_name, str) and isinstance(model_name, str)):
-            raise QuotaReadFailed("invalid_response", f"{what}: its answer names no provider or model")
-        return FoundationModel(provider_name, model_name)
-
-    def bedrock_quotas(self) -> list[ServiceQuota]:
-        paginator = self._client("service-quotas").get_paginator("list_service_quotas")
-        try:
-            return [
-                ServiceQuota(quota["QuotaName"], float(quota["Value"]))
-                for page in paginator.paginate(ServiceCode="bedrock", PaginationConfig={"PageSize": 100})
-                for quota in page.get("Quotas", [])
-                if "QuotaName" in quota and "Value" in quota
-            ]
-        except (ClientError, BotoCoreError) as exc:
-            raise _failure(exc, "Service Quotas could not list Bedrock's quotas") from exc
-
-    def _client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._make_client(service, self._region, self._credentials)
-        return self._clients[service]
-
-
-def _failure(exc: ClientError | BotoCoreError, what: str) -> QuotaReadFailed:
-    """Names the AWS error code (AccessDeniedException names a missing permission), never the credentials."""
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", "unknown"))
-    else:
-        code = type(exc).__name__
-    return QuotaReadFailed(code, f"{what} ({code})")
