@@ -140,8 +140,13 @@ def get_usage(
     workspaceId: UUID,
     environmentId: UUID,
     connectionId: UUID,
-    start: Annotated[str, Query(alias="from", max_length=64, description="ISO 8601 instant with a time zone.")],
-    end: Annotated[str, Query(alias="to", max_length=64, description="ISO 8601 instant with a time zone.")],
+    start: Annotated[
+        str | None,
+        Query(alias="from", max_length=64, description="ISO 8601 instant with a time zone; by default 24 h before to."),
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", max_length=64, description="ISO 8601 instant with a time zone; by default now.")
+    ] = None,
     granularity: Annotated[str, Query(max_length=16, description="hour or day.")] = "hour",
 ) -> UsageSeries:
     scope = ConnectionScope(str(workspaceId), str(environmentId))

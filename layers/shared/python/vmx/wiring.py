@@ -98,7 +98,8 @@ def usage_reporter(settings: ConnectionsSettings) -> "UsageReporter":
     from vmx.use_cases.usage_report import UsageReporter
 
     connections = DynamoConnectionRepository(settings.connections_table_name, settings.aws_region)
-    return UsageReporter(connections, DynamoUsageStatistics(settings.usage_table_name, settings.aws_region, utc_now))
+    usage = DynamoUsageStatistics(settings.usage_table_name, settings.aws_region, utc_now)
+    return UsageReporter(connections, usage, utc_now)
 
 
 def capacity_reporter(settings: ConnectionsSettings) -> "CapacityReporter":

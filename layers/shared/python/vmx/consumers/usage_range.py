@@ -9,6 +9,8 @@ from vmx.errors import ErrorDetail, InvalidInput
 
 # A chart of more than a month of hours, or a year of days, is better drawn from coarser buckets.
 MAX_SPAN = {Granularity.HOUR: timedelta(days=31), Granularity.DAY: timedelta(days=366)}
+# What a query that leaves out `from` covers, up to its `to` (which defaults to now).
+DEFAULT_SPAN = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -19,12 +21,14 @@ class UsageRange:
     end: datetime
 
 
-def usage_range(start: str, end: str, granularity: str) -> UsageRange:
-    """`start` and `end` are the `from` and `to` parameters: ISO 8601 instants with a time zone. Raises
-    InvalidInput naming every parameter at fault."""
+def usage_range(start: str | None, end: str | None, granularity: str, now: datetime) -> UsageRange:
+    """`start` and `end` are the `from` and `to` parameters: ISO 8601 instants with a time zone; `to` left out is
+    `now`, `from` left out is DEFAULT_SPAN before `to`. Raises InvalidInput naming every parameter at fault."""
     details: list[ErrorDetail] = []
-    first = _instant("from", start, details)
-    last = _instant("to", end, details)
+    first = _instant("from", start, details) if start is not None else None
+    last = _instant("to", end, details) if end is not None else now.astimezone(UTC)
+    if start is None and last is not None:
+        first = last - DEFAULT_SPAN
     try:
         unit = Granularity(granularity)
     except ValueError:
