@@ -24,6 +24,12 @@ FUNCTIONS_DIR_CONTEXT = "functionsDir"
 DEPENDENCIES_LAYER_DIR_CONTEXT = "dependenciesLayerDir"
 CONSOLE_DIR_CONTEXT = "consoleDir"
 DEFAULT_DEPENDENCIES_LAYER_DIR = PROJECT_ROOT / ".build" / "layers" / "dependencies"
+# The stack's outputs naming the roles of the functions that assume Bedrock connections' roles
+# (system.Function.assumes_provider_roles), which a connection's role must trust.
+BEDROCK_ROLE_ASSUMERS = {
+    system.COMPLETIONS.name: "CompletionsRoleArn",
+    system.BEDROCK_QUOTAS.name: "BedrockQuotasRoleArn",
+}
 # The cipher the domain uses for credentials in AWS; the local stack sets another.
 CREDENTIALS_CIPHER = "kms"
 
@@ -137,6 +143,9 @@ class VmxAiConnectionsStack(Stack):
         CfnOutput(self, "EventOutboxDeadLetterQueueArn", value=outbox.dead_letter_queue.queue_arn)
         # Subscribe to it (email, chat, paging) to hear about events that failed for good.
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
+        # The roles that assume a Bedrock connection's role: templates/bedrock-connection-role.json admits them.
+        for name, output in BEDROCK_ROLE_ASSUMERS.items():
+            CfnOutput(self, output, value=self.functions[name].role.role_arn)
 
     def _context_dir(self, key: str, default: Path) -> Path:
         value = self.node.try_get_context(key)
