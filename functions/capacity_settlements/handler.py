@@ -10,7 +10,7 @@ from vmx import wiring
 from vmx.capacity.ledger import CapacityCounters
 from vmx.clock import utc_now
 from vmx.consumers.capacity_settlements import apply_deferred_settlement
-from vmx.entry import QueueConsumer
+from vmx.entry.queue import QueueConsumer
 from vmx.settings import CapacitySettlementsSettings
 
 function = QueueConsumer(lambda _: wiring.settlement_counters(CapacitySettlementsSettings.from_environ(os.environ)))

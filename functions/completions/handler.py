@@ -16,7 +16,8 @@ from vmx.clock import utc_now
 from vmx.completions.http_json import HOP_HEADER
 from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
 from vmx.deadline import Deadline
-from vmx.entry import ApiFunction, Observed
+from vmx.entry import Observed
+from vmx.entry.api import ApiFunction
 from vmx.errors import InvalidInput
 from vmx.http.app import current_principal, resolve
 from vmx.http.error_shapes import openai_error_body

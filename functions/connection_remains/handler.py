@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vmx import wiring
 from vmx.consumers.connection_remains import handle_connection_deleted
 from vmx.consumers.ports import ConnectionRemains
-from vmx.entry import QueueConsumer
+from vmx.entry.queue import QueueConsumer
 from vmx.settings import ConnectionRemainsSettings
 
 function = QueueConsumer(lambda _: wiring.connection_remains(ConnectionRemainsSettings.from_environ(os.environ)))

@@ -20,7 +20,8 @@ from vmx.connections.models import (
     ConnectionPatch,
     ConnectionView,
 )
-from vmx.entry import ApiFunction, Observed
+from vmx.entry import Observed
+from vmx.entry.api import ApiFunction
 from vmx.http.app import NextToken, PageSize, current_principal, etag, if_match_version
 from vmx.providers.catalog import PROVIDERS
 from vmx.providers.views import ProviderList

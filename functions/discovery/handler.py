@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vmx import wiring
 from vmx.consumers.discovered import handle_rate_limits_observed
 from vmx.consumers.ports import DiscoveredCapacityWriter, Recorded
-from vmx.entry import QueueConsumer
+from vmx.entry.queue import QueueConsumer
 from vmx.settings import DiscoverySettings
 
 function = QueueConsumer(lambda _: wiring.discovered_capacity_writer(DiscoverySettings.from_environ(os.environ)))

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vmx import wiring
 from vmx.aws.event_outbox import EventOutboxConsumer, UnreadableEntry
 from vmx.consumers.envelope import PoisonMessage
-from vmx.entry import QueueConsumer
+from vmx.entry.queue import QueueConsumer
 from vmx.settings import EventOutboxSettings
 
 function = QueueConsumer(lambda _: wiring.event_outbox_consumer(EventOutboxSettings.from_environ(os.environ)))

@@ -10,7 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
 from vmx import wiring
-from vmx.entry import ApiFunction, Observed
+from vmx.entry import Observed
+from vmx.entry.api import ApiFunction
 from vmx.http.app import NextToken, PageSize, current_principal
 from vmx.settings import TenancySettings
 from vmx.tenancy.models import (

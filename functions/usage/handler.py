@@ -9,7 +9,7 @@ from vmx import wiring
 from vmx.clock import utc_now
 from vmx.consumers.ports import Recorded, UsageRecorder
 from vmx.consumers.usage import Uncounted, handle_completion_recorded
-from vmx.entry import QueueConsumer
+from vmx.entry.queue import QueueConsumer
 from vmx.settings import UsageSettings
 
 function = QueueConsumer(lambda _: wiring.usage_statistics(UsageSettings.from_environ(os.environ)))

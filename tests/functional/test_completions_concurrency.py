@@ -31,8 +31,9 @@ from vmx.settings import CompletionsSettings
 from vmx.storage.capacity_store import DynamoCapacityCounters
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.tenancy.models import Role
-from vmx.use_cases.completions import CompletionOutcome, CompletionService, OverCapacity
+from vmx.use_cases.completions import CompletionOutcome, CompletionService
 from vmx.use_cases.connections import ConnectionScope
+from vmx.use_cases.refusals import OverCapacity
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

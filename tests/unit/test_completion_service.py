@@ -22,16 +22,9 @@ from vmx.errors import Forbidden
 from vmx.events.models import CompletionRecorded
 from vmx.storage.errors import StorageUnavailable
 from vmx.tenancy.models import Role
-from vmx.use_cases.completions import (
-    DEFAULT_COMPLETION_TOKENS,
-    CompletionOutcome,
-    CompletionService,
-    OverCapacity,
-    ProviderFailure,
-    StreamOpener,
-    StreamOutcome,
-)
+from vmx.use_cases.completions import CompletionOutcome, CompletionService, StreamOpener, StreamOutcome
 from vmx.use_cases.credentials_cache import CredentialCache
+from vmx.use_cases.refusals import DEFAULT_COMPLETION_TOKENS, OverCapacity, ProviderFailure
 
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
 IDLE_TIMEOUT_SECONDS = 5.0

@@ -22,7 +22,8 @@ from vmx.completions.providers import ProviderCall, ProviderError, ProviderStrea
 from vmx.completions.streams import ChunkFrame
 from vmx.deadline import Deadline
 from vmx.events.models import RateLimitsObserved
-from vmx.use_cases.completions import CompletionService, ProviderFailure, StreamOutcome
+from vmx.use_cases.completions import CompletionService, StreamOutcome
+from vmx.use_cases.refusals import ProviderFailure
 
 PROVIDER = ChunkFrame("chatcmpl-1", 1_700_000_000, "gpt-4o-2024-08-06")
 # What the gateway estimates for the prompt "hello": 3 to prime the reply, 4 for the message, 2 for the text.

@@ -17,7 +17,7 @@ from vmx.http.app import EXPOSED_HEADERS, new_app, resolve
 from vmx.http.limits import SECURITY_HEADERS
 from vmx.http.rate_limits import rate_limit_headers
 from vmx.settings import TenancySettings
-from vmx.use_cases.completions import RateLimits
+from vmx.use_cases.refusals import RateLimits
 
 CONSOLE = "https://d111111abcdef8.cloudfront.net"
 CORS_HEADERS = {"Access-Control-Allow-Origin", "Vary", "Access-Control-Expose-Headers"}

@@ -41,7 +41,7 @@ from vmx.http.errors import classify, route_not_found
 from vmx.http.gateway_errors import gateway_error_payload
 from vmx.http.openai_errors import late_error_body
 from vmx.storage.errors import StorageUnavailable
-from vmx.use_cases.completions import OverCapacity, ProviderFailure, RateLimits
+from vmx.use_cases.refusals import OverCapacity, ProviderFailure, RateLimits
 
 NOW = datetime(2025, 3, 14, 12, 30, 15, tzinfo=UTC)
 # What an exception nobody expected may hold (a key, a prompt): it must reach neither a body nor a log.

@@ -12,7 +12,8 @@ from vmx.completions.openai_models import ChatCompletion
 from vmx.deadline import Deadline
 from vmx.errors import NotFound
 from vmx.http.openai_errors import KEEPALIVE, whole_answer
-from vmx.use_cases.completions import CompletionOutcome, ProviderFailure, RateLimits
+from vmx.use_cases.completions import CompletionOutcome
+from vmx.use_cases.refusals import ProviderFailure, RateLimits
 
 LOG = Logger(service="test")
 COMPLETION = ChatCompletion.model_validate(

@@ -12,7 +12,7 @@ from vmx.capacity.ledger import WindowLimit, WindowUsage, tightest
 from vmx.capacity.limits import CapacityPeriod
 from vmx.capacity.windows import counting_window, current_window, has_ended
 from vmx.http.rate_limits import rate_limit_headers
-from vmx.use_cases.completions import RateLimits
+from vmx.use_cases.refusals import RateLimits
 
 MINUTE, DAY, WEEK, LIFETIME = CapacityPeriod.MINUTE, CapacityPeriod.DAY, CapacityPeriod.WEEK, CapacityPeriod.LIFETIME
 NOW = datetime(2025, 3, 14, 12, 30, 15, tzinfo=UTC)

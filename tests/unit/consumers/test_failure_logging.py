@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from tests.unit.consumers.events import NOW, completed, sqs_batch
 from tests.unit.consumers.fakes import InMemoryUsageStatistics
 from vmx.consumers.usage import handle_completion_recorded
-from vmx.entry import LoggedBatchProcessor
+from vmx.entry.queue import LoggedBatchProcessor
 from vmx.storage.errors import StorageUnavailable
 
 SECRET = "sk-proj-very-secret-0123456789"

@@ -2,15 +2,16 @@
 
 import functools
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
 from vmx.clock import Clock, utc_now
 from vmx.completions.calls import AwsCredentials, BedrockAccess, BedrockClientFactory, ProviderError
+
+if TYPE_CHECKING:
+    import boto3
 
 ROLE_SESSION_NAME = "vmx-ai-connections"
 # Assumed credentials last an hour; they are replaced this long before they expire, so that no call starts
@@ -60,6 +61,9 @@ class AssumedRoles:
 
 class _BedrockClients:
     def __init__(self, roles: AssumedRoles, endpoint_url: str | None):
+        # boto3 when the first Bedrock client is wanted, not with every function that imports the provider calls
+        import boto3
+
         self._roles = roles
         self._client = functools.lru_cache(maxsize=_CLIENTS_KEPT)(
             functools.partial(_new_client, boto3.session.Session(), endpoint_url)
@@ -92,12 +96,14 @@ def bedrock_client_factory(sts: Any, clock: Clock = utc_now, endpoint_url: str |
 
 
 def _new_client(
-    session: boto3.session.Session,
+    session: "boto3.session.Session",
     endpoint_url: str | None,
     region: str,
     credentials: AwsCredentials,
     timeout_seconds: float,
 ) -> Any:
+    from botocore.config import Config
+
     connect_timeout = min(_CONNECT_TIMEOUT_SECONDS, timeout_seconds / 4)
     config = Config(
         connect_timeout=connect_timeout,

@@ -34,7 +34,7 @@ from vmx.failures import described
 from vmx.http.error_shapes import ClassifiedError, ErrorRenderer, rest_error_body
 from vmx.http.rate_limits import rate_limit_headers
 from vmx.storage.errors import StorageUnavailable
-from vmx.use_cases.completions import OverCapacity, ProviderFailure, RateLimits
+from vmx.use_cases.refusals import OverCapacity, ProviderFailure, RateLimits
 from vmx.validation import error_details, summary
 
 STATUS: dict[type[DomainError], HTTPStatus] = {

@@ -4,7 +4,7 @@ provider failures that vmx.http.errors classifies."""
 import math
 from datetime import datetime
 
-from vmx.use_cases.completions import RateLimits
+from vmx.use_cases.refusals import RateLimits
 
 
 def rate_limit_headers(rate_limits: RateLimits, now: datetime) -> dict[str, str]:

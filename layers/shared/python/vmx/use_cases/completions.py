@@ -17,11 +17,10 @@ from vmx.capacity.ledger import (
     CounterScope,
     Reservation,
     WindowLimit,
-    WindowUsage,
     limits_for,
     tightest,
 )
-from vmx.capacity.limits import CapacityDimension, CapacityPeriod
+from vmx.capacity.limits import CapacityDimension
 from vmx.capacity.settlements import DeferredSettlement, SettlementQueue
 from vmx.clock import Clock
 from vmx.completions.openai_models import (
@@ -43,12 +42,13 @@ from vmx.connections.models import Connection
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.deadline import Deadline
 from vmx.discovery.observations import rate_limits_observed
-from vmx.errors import ErrorDetail, Forbidden, NotFound, TooManyRequests
+from vmx.errors import ErrorDetail, Forbidden, NotFound
 from vmx.events.models import CompletionRecorded, EventDetail, RefusedLimit, StreamEnd
 from vmx.events.ports import EventPublisher
 from vmx.use_cases.connections import ConnectionScope
 from vmx.use_cases.credentials_cache import CredentialCache
 from vmx.use_cases.model_address import parse_model
+from vmx.use_cases.refusals import DEFAULT_COMPLETION_TOKENS, OverCapacity, ProviderFailure, RateLimits
 
 # What the client is answered when a connection's credentials cannot be opened (vmx.http.openai_errors).
 CREDENTIALS_FAILURES: dict[type[Exception], tuple[int, str]] = {
@@ -56,67 +56,14 @@ CREDENTIALS_FAILURES: dict[type[Exception], tuple[int, str]] = {
     CredentialsUnreadable: (HTTPStatus.BAD_GATEWAY, "credentials_unreadable"),
 }
 
-# Tokens reserved for the answer when a request sets no max_tokens; reconciled with the real usage after.
-DEFAULT_COMPLETION_TOKENS = 4096
-
 ProviderCaller = Callable[[ProviderCall], ProviderResult]
 StreamOpener = Callable[[ProviderCall], ProviderStream]
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """The tightest window for requests and for tokens, for the x-ratelimit-* headers."""
-
-    requests: WindowUsage | None = None
-    tokens: WindowUsage | None = None
 
 
 @dataclass(frozen=True)
 class CompletionOutcome:
     completion: ChatCompletion
     rate_limits: RateLimits
-
-
-class OverCapacity(TooManyRequests):
-    def __init__(
-        self,
-        connection_name: str,
-        exceeded: CapacityExceeded,
-        rate_limits: RateLimits,
-        tokens: int,
-        refused_at: datetime,
-        dimension: CapacityDimension | None = None,
-    ):
-        self.dimension = dimension
-        # the instant the refusal was decided at: every header of the 429 is reckoned from it
-        self.refused_at = refused_at
-        period = "lifetime" if exceeded.period is CapacityPeriod.LIFETIME else f"per-{exceeded.period}"
-        message = (
-            f"AI connection '{connection_name}' reached its {period} limit of {exceeded.limit} {exceeded.limit_kind}"
-        )
-        self.retry_after_seconds = exceeded.retry_after_seconds
-        if exceeded.limit_kind == "tokens" and tokens > exceeded.limit:
-            # waiting cannot help a request that is larger than the limit itself
-            message = (
-                f"AI connection '{connection_name}' has a {period} limit of {exceeded.limit} tokens and this request "
-                f"reserves {tokens} (its prompt plus max_tokens, or {DEFAULT_COMPLETION_TOKENS} when unset); "
-                "lower max_tokens or raise the limit"
-            )
-            self.retry_after_seconds = None
-        elif exceeded.retry_after_seconds is None:
-            message += ", which never resets"
-        super().__init__(message)
-        self.exceeded = exceeded
-        self.rate_limits = rate_limits
-
-
-class ProviderFailure(Exception):
-    """The provider refused or failed; carries the connection's rate-limit state for the response headers."""
-
-    def __init__(self, error: ProviderError, rate_limits: RateLimits):
-        super().__init__(str(error))
-        self.error = error
-        self.rate_limits = rate_limits
 
 
 class ConnectionLookup(Protocol):
