@@ -18,6 +18,9 @@ BOTOCORE_SERVICES := bedrock bedrock-runtime dynamodb events kms service-quotas 
 # Files nothing reads in Lambda: boto3's resource models (the code makes clients only) and Powertools' copy of
 # Swagger UI (served only by enable_swagger(), which no function calls).
 UNREAD_FILES := boto3/data aws_lambda_powertools/event_handler/openapi/swagger_ui/*.min.*
+# Strips the layer's native modules of what only a debugger reads (cryptography's ships with its symbols: 3 MB):
+# --strip-unneeded keeps the dynamic symbols Python loads them by. Debian's cross binutils, as arm64 is the target.
+STRIP := /usr/bin/aarch64-linux-gnu-strip
 # The browser tests drive Debian's Chromium: Playwright's own browser download cannot work offline.
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -51,7 +54,7 @@ test: install lint
 	uv run --frozen pytest -n 2
 
 # The dependencies layer, from the lock file, for arm64 Lambda, without Docker.
-layer:
+layer: $(STRIP)
 	@command -v uv >/dev/null || python3 -m pip install --quiet 'uv>=0.5'
 	rm -rf $(LAYER_DIR) && mkdir -p $(LAYER_DIR)
 	uv export --frozen --no-dev --no-emit-project --format requirements-txt \
@@ -62,6 +65,11 @@ layer:
 	find $(LAYER_DIR)/python/botocore/data -mindepth 1 -maxdepth 1 -type d \
 		$(foreach s,$(BOTOCORE_SERVICES),! -name $(s)) -exec rm -rf {} +
 	cd $(LAYER_DIR)/python && rm -rf $(UNREAD_FILES)
+	find $(LAYER_DIR)/python -name '*.so' -exec $(STRIP) --strip-unneeded {} +
+
+$(STRIP):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils-aarch64-linux-gnu
 
 synth: install layer
 	npx cdk synth
