@@ -10,17 +10,15 @@ it (vmx/http/openapi.json links to it) so that GET /api/v1/openapi.json serves t
 """
 
 import copy
-import importlib.util
 import json
-import sys
 from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 
+from infra.handlers import imported_handler_module
 from infra.system import FUNCTIONS, ROUTES, Function, Route
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -137,19 +135,6 @@ _COMPONENTS: dict[str, Any] = {
 }
 
 
-def handler_module(function: Function) -> ModuleType:
-    """A function's handler module, loaded from its folder under a name of its own (every handler is handler.py)."""
-    name = f"openapi_handler_{function.source_dir}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "functions" / function.source_dir / "handler.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def api_functions(routes: tuple[Route, ...] = ROUTES) -> list[Function]:
     names = {route.function for route in routes}
     return [function for function in FUNCTIONS if function.name in names]
@@ -166,7 +151,7 @@ def api_document() -> dict[str, Any]:
     )
     seen: dict[str, Any] = {}
     for function in api_functions():
-        app: APIGatewayRestResolver = handler_module(function).app
+        app: APIGatewayRestResolver = imported_handler_module(function, f"openapi_handler_{function.name}").app
         schema = json.loads(app.get_openapi_json_schema(openapi_version="3.1.0"))
         for name, component in schema.get("components", {}).get("schemas", {}).items():
             # the merge keeps the last of two same-named schemas: they must be the same model

@@ -1,7 +1,5 @@
 """Loads the handlers of `functions/` and invokes them the way the Lambda runtime would."""
 
-import importlib.util
-import sys
 import threading
 import time
 import uuid
@@ -10,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.handlers import FUNCTIONS_ROOT, import_handler_module
 from infra.system import Function
 from vmx.http.streaming import StreamingResponse
 
@@ -39,7 +38,6 @@ class StreamedInvocation:
 
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"
-FUNCTIONS_ROOT = Path(__file__).resolve().parent.parent / "functions"
 
 
 def function_name(function: Function) -> str:
@@ -81,19 +79,8 @@ def new_context(function: Function) -> LambdaContext:
 
 
 def load_handler(function: Function, functions_root: Path = FUNCTIONS_ROOT) -> LambdaHandler:
-    """Imports `<functions_root>/<source_dir>/handler.py` under a module name of its own.
-
-    Each function is imported by file path so that two `handler.py` files never collide in
-    `sys.modules`; the module is registered there because pydantic resolves annotations through it.
-    """
-    path = functions_root / function.source_dir / "handler.py"
-    module_name = f"local_stack_function_{function.name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    """Imports the function's handler afresh, under a module name of its own (infra.handlers)."""
+    module = import_handler_module(function, f"local_stack_function_{function.name}", functions_root)
     handler: LambdaHandler = module.lambda_handler
     return handler
 

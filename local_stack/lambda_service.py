@@ -30,8 +30,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from infra.handlers import FUNCTIONS_ROOT
 from infra.system import Function
-from local_stack.lambda_runtime import ACCOUNT_ID, FUNCTIONS_ROOT, REGION, StreamedInvocation, function_name
+from local_stack.lambda_runtime import ACCOUNT_ID, REGION, StreamedInvocation, function_name
 from local_stack.runtime_api import (
     FunctionFailure,
     Invocation,

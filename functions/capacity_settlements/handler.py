@@ -18,7 +18,7 @@ function = QueueConsumer(lambda _: wiring.settlement_counters(CapacitySettlement
 
 def handle_record(record: SQSRecord, counters: CapacityCounters) -> None:
     settlement = apply_deferred_settlement(record.body, counters, utc_now())
-    function.logger.info(
+    function.observed.logger.info(
         "deferred capacity settlement written",
         extra={
             "messageId": record.message_id,
@@ -27,7 +27,7 @@ def handle_record(record: SQSRecord, counters: CapacityCounters) -> None:
             "release": settlement.actual_tokens is None,
         },
     )
-    function.metrics.add_metric(name="DeferredSettlementsWritten", unit=MetricUnit.Count, value=1)
+    function.observed.metrics.add_metric(name="DeferredSettlementsWritten", unit=MetricUnit.Count, value=1)
 
 
 lambda_handler = function.handler(handle_record)

@@ -35,7 +35,7 @@ def _service(settings: CompletionsSettings, observed: Observed) -> CompletionSer
 
 
 function = ApiFunction(CompletionsSettings.from_environ, _service, openai_error_body)
-app, logger, metrics = function.app, function.logger, function.metrics
+app, logger, metrics = function.app, function.observed.logger, function.observed.metrics
 
 ENVIRONMENT = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>"
 # What the bookkeeping leaves of the invocation's time: the metrics' flush and the runtime's last report.

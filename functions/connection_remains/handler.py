@@ -16,7 +16,7 @@ function = QueueConsumer(lambda _: wiring.connection_remains(ConnectionRemainsSe
 
 def handle_record(record: SQSRecord, remains: ConnectionRemains) -> None:
     deleted, removed = handle_connection_deleted(record.body, remains)
-    function.logger.info(
+    function.observed.logger.info(
         "deleted connection's remains removed",
         extra={
             "messageId": record.message_id,

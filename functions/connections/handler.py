@@ -48,7 +48,7 @@ def _services(settings: ConnectionsSettings, observed: Observed) -> Services:
 
 
 function = ApiFunction(ConnectionsSettings.from_environ, _services)
-app, logger, metrics = function.app, function.logger, function.metrics
+app, logger, metrics = function.app, function.observed.logger, function.observed.metrics
 
 CONNECTIONS = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>/ai-connections"
 ProviderFilter = Annotated[str | None, Query(max_length=64, description="Only connections of this provider.")]

@@ -16,8 +16,10 @@ function = QueueConsumer(lambda _: wiring.discovered_capacity_writer(DiscoverySe
 
 def handle_record(record: SQSRecord, writer: DiscoveredCapacityWriter) -> None:
     if handle_rate_limits_observed(record.body, writer) is Recorded.CONNECTION_DELETED:
-        function.logger.info("observation of a deleted connection not recorded", extra={"messageId": record.message_id})
-        function.metrics.add_metric(name="ObservationsOfDeletedConnections", unit=MetricUnit.Count, value=1)
+        function.observed.logger.info(
+            "observation of a deleted connection not recorded", extra={"messageId": record.message_id}
+        )
+        function.observed.metrics.add_metric(name="ObservationsOfDeletedConnections", unit=MetricUnit.Count, value=1)
 
 
 lambda_handler = function.handler(handle_record)

@@ -20,7 +20,7 @@ def handle_record(record: SQSRecord, outbox: EventOutboxConsumer) -> None:
         outbox.publish(record.body)
     except UnreadableEntry as exc:
         raise PoisonMessage(str(exc)) from None
-    function.metrics.add_metric(name="DeferredEventsPublished", unit=MetricUnit.Count, value=1)
+    function.observed.metrics.add_metric(name="DeferredEventsPublished", unit=MetricUnit.Count, value=1)
 
 
 lambda_handler = function.handler(handle_record)

@@ -34,7 +34,7 @@ def _service(settings: TenancySettings, observed: Observed) -> TenancyService:
 
 
 function = ApiFunction(TenancySettings.from_environ, _service)
-app, logger, metrics = function.app, function.logger, function.metrics
+app, logger, metrics = function.app, function.observed.logger, function.observed.metrics
 
 WORKSPACE = "/api/v1/workspaces/<workspaceId>"
 # Literal, not bool: a destructive flag should not also mean yes for "1", "on" or "yes"

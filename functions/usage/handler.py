@@ -33,10 +33,10 @@ def handle_record(record: SQSRecord, recorder: UsageRecorder) -> None:
         "outcome": counting.outcome.value,
     }
     if counting.outcome is Uncounted.TOO_OLD:
-        function.logger.warning("usage event older than the dedupe horizon not counted", extra=extra)
+        function.observed.logger.warning("usage event older than the dedupe horizon not counted", extra=extra)
     else:
-        function.logger.info("usage event not counted", extra=extra)
-    function.metrics.add_metric(name=_NOT_COUNTED_METRICS[counting.outcome], unit=MetricUnit.Count, value=1)
+        function.observed.logger.info("usage event not counted", extra=extra)
+    function.observed.metrics.add_metric(name=_NOT_COUNTED_METRICS[counting.outcome], unit=MetricUnit.Count, value=1)
 
 
 lambda_handler = function.handler(handle_record)

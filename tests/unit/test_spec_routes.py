@@ -2,30 +2,19 @@
 settings class is the one the handler reads. API Gateway and the local stack route by the spec, the handler by its
 decorators: a route in one and not the other would be a 404 or a 403 that no other tier may catch."""
 
-import importlib.util
 import re
-import sys
 from types import ModuleType
 
 import pytest
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
+from infra.handlers import imported_handler_module
 from infra.system import FUNCTIONS, ROUTES, Function
-from local_stack.lambda_runtime import FUNCTIONS_ROOT
 
 
 def handler_module(function: Function) -> ModuleType:
-    """The handler, imported under a module name of this test's own (every handler is handler.py, and other tiers
-    keep their own copies in sys.modules)."""
-    name = f"spec_test_handler_{function.source_dir}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, FUNCTIONS_ROOT / function.source_dir / "handler.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        # pydantic resolves the handlers' annotations through the module
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The handler, under a module name of this test's own: other tiers keep their own copies in sys.modules."""
+    return imported_handler_module(function, f"spec_test_handler_{function.name}")
 
 
 def handler_routes(function: Function) -> set[tuple[str, str]]:

@@ -82,8 +82,8 @@ def test_the_usage_handler_logs_and_counts_an_event_too_old_to_count(
 
     logged = io.StringIO()
     handler = logging.StreamHandler(logged)
-    handler.setFormatter(usage_handler.function.logger.registered_formatter)
-    handler_logger = logging.getLogger(usage_handler.function.logger.name)
+    handler.setFormatter(usage_handler.function.observed.logger.registered_formatter)
+    handler_logger = logging.getLogger(usage_handler.function.observed.logger.name)
     handler_logger.addHandler(handler)
     try:
         response = usage_handler.lambda_handler(sqs_batch([body]), new_context(USAGE))

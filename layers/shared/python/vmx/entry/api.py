@@ -4,7 +4,6 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx.entry import D, Dependencies, Handler, Observed
@@ -29,14 +28,6 @@ class ApiFunction(Generic[S, D]):
         self.app = new_app(self.observed.logger, render_errors)
         self.settings = Dependencies(lambda: settings(os.environ))
         self.dependencies = Dependencies(lambda: build(self.settings.get(), self.observed))
-
-    @property
-    def logger(self) -> Logger:
-        return self.observed.logger
-
-    @property
-    def metrics(self) -> Metrics:
-        return self.observed.metrics
 
     def rebuild(self) -> None:
         """Settings and dependencies are read and built again when next needed (a test changed the environment)."""

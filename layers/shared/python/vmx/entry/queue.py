@@ -29,14 +29,6 @@ class QueueConsumer(Generic[D]):
         self.dependencies = Dependencies(lambda: build(self.observed))
         self._processor = LoggedBatchProcessor(self.observed.logger, self.observed.metrics)
 
-    @property
-    def logger(self) -> Logger:
-        return self.observed.logger
-
-    @property
-    def metrics(self) -> Metrics:
-        return self.observed.metrics
-
     def rebuild(self) -> None:
         """The dependencies are built again when next needed (a test changed the environment or the clients)."""
         self.dependencies.use(None)
