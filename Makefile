@@ -9,7 +9,7 @@ LAMBDA_PLATFORM := aarch64-manylinux_2_28
 LAYER_DIR := .build/layers/dependencies
 # What the layer leaves out (docs/decisions.md, 2026-12-07 "Cold starts"). Six is in the Lambda Python runtime.
 # boto3 and botocore stay in, as the lock pins them: the runtime's copies change with the runtime and the Region.
-# pycparser is never imported in Lambda: cffi reads C declarations with it when building, and cryptography
+# pycparser is never imported in Lambda: cffi reads C declarations with it when building, and PyNaCl
 # loads only cffi's compiled backend.
 NOT_IN_LAYER := six pycparser
 # The AWS services the functions call, through boto3 or pynamodb: botocore keeps only their models (2 MB of
@@ -18,7 +18,7 @@ BOTOCORE_SERVICES := bedrock bedrock-runtime dynamodb events kms service-quotas 
 # Files nothing reads in Lambda: boto3's resource models (the code makes clients only) and Powertools' copy of
 # Swagger UI (served only by enable_swagger(), which no function calls).
 UNREAD_FILES := boto3/data aws_lambda_powertools/event_handler/openapi/swagger_ui/*.min.*
-# Strips the layer's native modules of what only a debugger reads (cryptography's ships with its symbols: 3 MB):
+# Strips the layer's native modules of what only a debugger reads (pydantic-core's and PyNaCl's debug sections):
 # --strip-unneeded keeps the dynamic symbols Python loads them by. Debian's cross binutils, as arm64 is the target.
 STRIP := /usr/bin/aarch64-linux-gnu-strip
 # The browser tests drive Debian's Chromium: Playwright's own browser download cannot work offline.

@@ -1,5 +1,7 @@
 """The KMS envelope cipher on moto: one data key per write, bound to the connection it was made for."""
 
+import base64
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +14,7 @@ from pydantic import SecretStr
 from vmx.aws.kms_cipher import KmsCipher
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
+from vmx.credentials.sodium import SodiumCipher
 
 CONTEXT = EncryptionContext("ws-1", "env-1", "conn-1")
 
@@ -94,3 +97,35 @@ def test_kms_outages_are_reported_as_unavailable_not_as_bad_input() -> None:
 
     assert "sk-secret" not in str(raised.value)
     assert isinstance(raised.value.__cause__, ClientError)
+
+
+def test_each_write_wraps_one_256_bit_data_key_bound_to_the_connection(kms: CountingKms, key_id: str) -> None:
+    sealed = KmsCipher(kms, key_id).seal({"a": SecretStr("1"), "b": SecretStr("2")}, CONTEXT)  # type: ignore[arg-type]
+    wrapped_keys = {secret.wrapped_key for secret in sealed.values()}
+    assert len(wrapped_keys) == 1
+
+    (wrapped_key,) = wrapped_keys
+    assert wrapped_key is not None
+    unwrapped = boto3.client("kms").decrypt(
+        CiphertextBlob=base64.b64decode(wrapped_key), EncryptionContext=CONTEXT.as_kms_context()
+    )
+    assert len(unwrapped["Plaintext"]) == 32
+
+
+def test_a_local_run_ciphertext_is_not_taken_for_a_kms_one(kms: CountingKms, key_id: str) -> None:
+    local = SodiumCipher(SecretStr(base64.b64encode(os.urandom(32)).decode()))
+    sealed = local.seal({"apiKey": SecretStr("sk-1")}, CONTEXT)
+
+    with pytest.raises(CredentialsUnreadable, match="was not sealed with kms-xchacha20poly1305"):
+        KmsCipher(kms, key_id).open(sealed, CONTEXT)  # type: ignore[arg-type]
+    assert kms.calls == []
+
+
+@pytest.mark.parametrize("part", ["nonce", "ciphertext", "wrapped_key"])
+def test_a_sealed_secret_that_is_not_base64_is_unreadable(kms: CountingKms, key_id: str, part: str) -> None:
+    cipher = KmsCipher(kms, key_id)  # type: ignore[arg-type]
+    sealed = cipher.seal({"apiKey": SecretStr("sk-1")}, CONTEXT)["apiKey"]
+    broken = SealedSecret(**{**sealed.model_dump(), part: "not base64!"})
+
+    with pytest.raises(CredentialsUnreadable, match="not valid base64"):
+        cipher.open({"apiKey": broken}, CONTEXT)

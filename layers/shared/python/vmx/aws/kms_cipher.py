@@ -1,23 +1,19 @@
-"""Envelope encryption with AWS KMS: a data key per write, AES-256-GCM over each secret field."""
+"""Envelope encryption with AWS KMS: a 256-bit data key per write, XChaCha20-Poly1305 over each secret field."""
 
-import base64
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
+from vmx.credentials import aead
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
-CIPHER_NAME = "kms-aes-256-gcm"
-_NONCE_BYTES = 12
+CIPHER_NAME = "kms-xchacha20poly1305"
 
 
 class KmsCipher:
@@ -30,42 +26,39 @@ class KmsCipher:
             return {}
         try:
             data_key = self._kms.generate_data_key(
-                KeyId=self._key_id, KeySpec="AES_256", EncryptionContext=context.as_kms_context()
+                KeyId=self._key_id, NumberOfBytes=aead.KEY_BYTES, EncryptionContext=context.as_kms_context()
             )
         except (ClientError, BotoCoreError) as exc:
             raise CredentialsUnavailable(f"KMS could not generate a data key ({_code(exc)})") from exc
-        aead = AESGCM(data_key["Plaintext"])
-        wrapped_key = _b64(data_key["CiphertextBlob"])
+        wrapped_key = aead.b64(data_key["CiphertextBlob"])
         sealed = {}
         for field, secret in secrets.items():
-            nonce = os.urandom(_NONCE_BYTES)
-            ciphertext = aead.encrypt(nonce, secret.get_secret_value().encode(), context.associated_data(field))
+            nonce, ciphertext = aead.encrypt(
+                data_key["Plaintext"], secret.get_secret_value(), context.associated_data(field)
+            )
             sealed[field] = SealedSecret(
-                cipher=CIPHER_NAME, nonce=_b64(nonce), ciphertext=_b64(ciphertext), wrapped_key=wrapped_key
+                cipher=CIPHER_NAME, nonce=nonce, ciphertext=ciphertext, wrapped_key=wrapped_key
             )
         return sealed
 
     def open(self, sealed: Mapping[str, SealedSecret], context: EncryptionContext) -> dict[str, SecretStr]:
-        data_keys: dict[str, AESGCM] = {}
+        data_keys: dict[str, bytes] = {}
         opened = {}
         for field, secret in sealed.items():
             if secret.cipher != CIPHER_NAME or secret.wrapped_key is None:
                 raise CredentialsUnreadable(f"field {field} was not sealed with {CIPHER_NAME}")
             if secret.wrapped_key not in data_keys:
-                data_keys[secret.wrapped_key] = AESGCM(self._unwrap(secret.wrapped_key, context))
-            try:
-                plaintext = data_keys[secret.wrapped_key].decrypt(
-                    _unb64(secret.nonce), _unb64(secret.ciphertext), context.associated_data(field)
-                )
-            except InvalidTag as exc:
-                raise CredentialsUnreadable(f"field {field} does not belong to this connection") from exc
-            opened[field] = SecretStr(plaintext.decode())
+                data_keys[secret.wrapped_key] = self._unwrap(secret.wrapped_key, context)
+            plaintext = aead.decrypt(
+                data_keys[secret.wrapped_key], secret.nonce, secret.ciphertext, context.associated_data(field), field
+            )
+            opened[field] = SecretStr(plaintext)
         return opened
 
     def _unwrap(self, wrapped_key: str, context: EncryptionContext) -> bytes:
         try:
             response = self._kms.decrypt(
-                CiphertextBlob=_unb64(wrapped_key),
+                CiphertextBlob=aead.unb64(wrapped_key),
                 EncryptionContext=context.as_kms_context(),
                 KeyId=self._key_id,
             )
@@ -76,17 +69,6 @@ class KmsCipher:
         except BotoCoreError as exc:
             raise CredentialsUnavailable(f"KMS could not be reached ({_code(exc)})") from exc
         return response["Plaintext"]
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(text: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except ValueError as exc:
-        raise CredentialsUnreadable("a sealed secret is not valid base64") from exc
 
 
 def _code(exc: Exception) -> str:
