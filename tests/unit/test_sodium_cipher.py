@@ -113,7 +113,9 @@ def test_a_ciphertext_does_not_open_under_another_key(cipher: SodiumCipher) -> N
 
 def test_a_secret_sealed_by_another_cipher_is_unreadable(cipher: SodiumCipher) -> None:
     sealed = cipher.seal({"apiKey": SecretStr("sk-1")}, CONTEXT)["apiKey"]
-    foreign = SealedSecret(cipher="kms-xchacha20poly1305", nonce=sealed.nonce, ciphertext=sealed.ciphertext, wrapped_key="k")
+    foreign = SealedSecret(
+        cipher="kms-xchacha20poly1305", nonce=sealed.nonce, ciphertext=sealed.ciphertext, wrapped_key="k"
+    )
 
     with pytest.raises(CredentialsUnreadable):
         cipher.open({"apiKey": foreign}, CONTEXT)
