@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 
 from infra.handlers import imported_handler_module
 from infra.system import FUNCTIONS, ROUTES, Function, Route
+from vmx.http.error_shapes import is_openai_route
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT_PATH = PROJECT_ROOT / "docs" / "openapi.json"
@@ -31,9 +32,6 @@ DESCRIPTION = (
     "`/api/v1/workspaces/{workspaceId}/environments/{environmentId}`: its routes answer errors in OpenAI's shape."
 )
 SECURITY_SCHEME = "apiKey"
-# The OpenAI routes: their errors have OpenAI's shape, their answers carry x-ratelimit-* headers.
-OPENAI_PREFIX = "/api/v1/workspaces/{workspaceId}/environments/{environmentId}/"
-OPENAI_ROUTES = ("chat/completions", "models")
 
 _ERROR_MEANINGS = {
     400: "The request is invalid: the error names each field that is wrong.",
@@ -209,7 +207,8 @@ def _header_refs(names: Iterable[str]) -> dict[str, Any]:
 
 
 def _finish_operation(path: str, method: str, operation: dict[str, Any], authorized: bool) -> None:
-    openai = path.startswith(OPENAI_PREFIX) and path.removeprefix(OPENAI_PREFIX) in OPENAI_ROUTES
+    # the OpenAI routes: their errors have OpenAI's shape, their answers carry x-ratelimit-* headers
+    openai = is_openai_route(path)
     responses: dict[str, Any] = {
         str(status): answer for status, answer in operation["responses"].items() if int(status) not in (422, 500)
     }

@@ -209,7 +209,7 @@ CONNECTIONS = Function(
 
 COMPLETIONS = Function(
     name="completions",
-    description="The OpenAI-compatible endpoint: completions through AI connections, within their capacity",
+    description="The OpenAI-compatible endpoint: completions through AI connections, within their capacity; tests of connections",
     source_dir="completions",
     settings=CompletionsSettings,
     tables={
@@ -374,6 +374,8 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", _CONN + "/{connectionId}", CONNECTIONS.name),
     Route("GET", _CONN + "/{connectionId}/capacity", CONNECTIONS.name),
     Route("GET", _CONN + "/{connectionId}/usage", CONNECTIONS.name),
+    # with the completions: it opens the credentials and assumes the role that completions do
+    Route("POST", _CONN + "/{connectionId}/test", COMPLETIONS.name),
     Route("POST", _ENV + "/chat/completions", COMPLETIONS.name),
     Route("GET", _ENV + "/models", COMPLETIONS.name),
 )

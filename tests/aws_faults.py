@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -135,11 +136,15 @@ def _operation(event_name: str) -> str:
 
 
 def _json(raw: Any) -> dict[str, Any]:
-    """A request's JSON body (every service here speaks a JSON protocol); {} for anything else."""
+    """A request's body: JSON, or the form of a query-protocol service (STS, SQS's older protocol); {} for
+    anything else."""
     if not raw:
         return {}
+    if isinstance(raw, dict):
+        return raw
     try:
         parsed = json.loads(raw)
     except (ValueError, TypeError):
-        return {}
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return dict(parse_qsl(text)) if "=" in text else {}
     return parsed if isinstance(parsed, dict) else {}

@@ -11,6 +11,9 @@ canned completions and the provider's rate-limit headers.
         server.fail_with(429, retry_after="7")              # then a refusal
         server.stall()                                      # then no answer until the server closes
 
+Each lists models too, at its provider's model-list route (`GET /v1/models`, `/v1beta/models`, Bedrock's
+`/foundation-models`): LOOPBACK_MODELS, unless a plan says otherwise (`respond_with(model_list(kind, [...]))`).
+
 A request with the wrong credentials gets the provider's own refusal (401; Gemini's 400 API_KEY_INVALID;
 Bedrock's 403 UnrecognizedClientException), and a malformed one a 400 that says what is wrong. Bedrock's
 fake serves Converse and InvokeModel for a botocore client built with `endpoint_url=server.base_url`; its
@@ -56,6 +59,15 @@ LOOPBACK_API_KEY = "sk-loopback-5e1f0c2d9a7b4e3f"
 LOOPBACK_ANSWER = "Hello from the loopback provider."
 # LOOPBACK_ANSWER as an unplanned stream sends it.
 LOOPBACK_PIECES = ("Hello", " from", " the", " loopback", " provider.")
+# What each kind lists at its model-list route (Perplexity has none), as its provider names them.
+LOOPBACK_MODELS: dict[Kind, list[str]] = {
+    "openai": ["gpt-4o-mini", "gpt-4.1"],
+    "groq": ["llama-3.1-8b-instant"],
+    "perplexity": [],
+    "anthropic": ["claude-haiku-4-5", "claude-sonnet-4-5"],
+    "gemini": ["models/gemini-2.5-flash"],
+    "bedrock": ["amazon.nova-lite-v1:0", "anthropic.claude-3-5-haiku-20241022-v1:0"],
+}
 PROMPT_TOKENS = 12
 COMPLETION_TOKENS = 7
 # How often a paused stream looks whether its reader has gone or the server is closing.
@@ -242,9 +254,9 @@ class LoopbackProvider:
         with self._lock:
             self.requests.append(ReceivedRequest(handler.command, path, headers, body))
         try:
-            route = self._route(path)
+            route = self._list_route(path) if handler.command == "GET" else self._route(path)
             self._authenticate(headers)
-            _CHECKS[route](body, headers)
+            _CHECKS.get(route, _no_body_check)(body, headers)
         except _Refused as refused:
             _send(handler, refused.reply)
             return
@@ -293,6 +305,19 @@ class LoopbackProvider:
                     return route
         raise _Refused(_error(self.kind, 404, f"no route for POST {path}"))
 
+    def _list_route(self, path: str) -> str:
+        bare = path.partition("?")[0]
+        listed = {
+            "openai": f"{_PREFIXES[self.kind]}/models",
+            "groq": f"{_PREFIXES[self.kind]}/models",
+            "anthropic": "/v1/models",
+            "gemini": "/v1beta/models",
+            "bedrock": "/foundation-models",
+        }
+        if listed.get(self.kind) != bare:
+            raise _Refused(_error(self.kind, 404, f"no route for GET {bare}"))
+        return "models"
+
     def _authenticate(self, headers: dict[str, str]) -> None:
         if self.kind in ("openai", "groq", "perplexity"):
             given = headers.get("authorization")
@@ -313,6 +338,8 @@ class LoopbackProvider:
             raise _Refused(_error(self.kind, 401, message))
 
     def _default_reply(self, route: str, body: Any, path: str) -> _Reply:
+        if route == "models":
+            return _Reply(200, model_list(self.kind, LOOPBACK_MODELS[self.kind]), dict(_RATE_LIMIT_HEADERS[self.kind]))
         if route == "openai":
             answer = openai_completion(LOOPBACK_ANSWER, model=body["model"])
         elif route in ("anthropic", "invoke"):
@@ -486,6 +513,21 @@ _GEMINI_STATUSES = {
 }
 
 
+def model_list(kind: Kind, models: list[str]) -> dict[str, Any]:
+    """A model list as the kind's provider answers it (a complete one: no further pages)."""
+    if kind == "anthropic":
+        entries = [{"id": model, "type": "model", "display_name": model} for model in models]
+        return {"data": entries, "has_more": False}
+    if kind == "gemini":
+        return {"models": [{"name": model, "displayName": model} for model in models]}
+    if kind == "bedrock":
+        summaries = [
+            {"modelId": model, "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{model}"} for model in models
+        ]
+        return {"modelSummaries": summaries}
+    return {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "loopback"} for model in models]}
+
+
 def _error(kind: Kind, status: int, message: str, retry_after: str | None = None) -> _Reply:
     headers = {"retry-after": retry_after} if retry_after is not None else {}
     if status == 429:
@@ -593,6 +635,10 @@ def _check_invoke(body: Any, headers: dict[str, str]) -> None:
         # Bedrock streams by its route, and refuses Anthropic's own switch.
         raise _Refused(_error("bedrock", 400, "Malformed input request: extraneous key [stream] is not permitted"))
     _check_anthropic_body(body, "bedrock")
+
+
+def _no_body_check(body: Any, headers: dict[str, str]) -> None:
+    pass
 
 
 _CHECKS = {
@@ -1026,6 +1072,9 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
+        self.server.provider.handle(self)
+
+    def do_GET(self) -> None:
         self.server.provider.handle(self)
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible endpoint: chat completions and the model list, through AI connections."""
+"""The OpenAI-compatible endpoint: chat completions and the model list, through AI connections; and the test of a
+connection, which opens its credentials and reaches its provider as a completion would."""
 
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -20,21 +21,22 @@ from vmx.entry import Observed
 from vmx.entry.api import ApiFunction
 from vmx.errors import InvalidInput
 from vmx.http.app import current_principal, resolve
-from vmx.http.error_shapes import openai_error_body
 from vmx.http.openai_errors import KEEPALIVE_INTERVAL_SECONDS, event_stream, whole_answer
 from vmx.http.rate_limits import rate_limit_headers
 from vmx.http.streaming import Exchange, StreamingResponse
 from vmx.settings import BOOKKEEPING_SECONDS, CompletionsSettings
 from vmx.use_cases.completions import CompletionOutcome, CompletionService, StreamOutcome
+from vmx.use_cases.connection_tests import ConnectionTest
 from vmx.use_cases.connections import ConnectionScope
 from vmx.use_cases.model_views import ModelList
+from vmx.wiring import Gateway
 
 
-def _service(settings: CompletionsSettings, observed: Observed) -> CompletionService:
-    return wiring.completion_service(settings, wiring.event_publisher(settings, observed.logger, observed.metrics))
+def _gateway(settings: CompletionsSettings, observed: Observed) -> Gateway:
+    return wiring.gateway(settings, wiring.event_publisher(settings, observed.logger, observed.metrics))
 
 
-function = ApiFunction(CompletionsSettings.from_environ, _service, openai_error_body)
+function = ApiFunction(CompletionsSettings.from_environ, _gateway)
 app, logger, metrics = function.app, function.observed.logger, function.observed.metrics
 
 ENVIRONMENT = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>"
@@ -47,7 +49,7 @@ def settings() -> CompletionsSettings:
 
 
 def service() -> CompletionService:
-    return function.dependencies.get()
+    return function.dependencies.get().completions
 
 
 @cache
@@ -108,6 +110,16 @@ def create_chat_completion(
 def list_models(workspaceId: UUID, environmentId: UUID) -> ModelList:
     models = service().list_models(current_principal(app), ConnectionScope(str(workspaceId), str(environmentId)))
     return ModelList.of(models)
+
+
+@app.post(ENVIRONMENT + "/ai-connections/<connectionId>/test")
+def test_connection(workspaceId: UUID, environmentId: UUID, connectionId: UUID) -> ConnectionTest:
+    """Tests the connection's stored credentials and configuration with the cheapest call its provider offers
+    (a model list where it has one): never capacity, never a secret. The outcome is in the answer, not its status."""
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    tested = function.dependencies.get().connection_tests.test(current_principal(app), scope, str(connectionId))
+    logger.info("connection tested", extra={"connection_id": tested.connection_id, "outcome": tested.outcome})
+    return tested
 
 
 def _after_response(exchange: Exchange, invocation_ends: Deadline) -> None:

@@ -62,7 +62,7 @@ class FailureLog:
 
 def lambda_instance(turn: threading.Lock, now: datetime, events: InMemoryEventPublisher) -> CompletionService:
     settings = CompletionsSettings.from_environ(os.environ)
-    service = wiring.completion_service(settings, events)
+    service = wiring.gateway(settings, events).completions
     # one instant for the whole race, so it can never straddle a minute boundary
     service._clock = lambda: now
     client = OneCallAtATime(boto3.client("dynamodb", region_name=settings.aws_region), turn)

@@ -36,7 +36,7 @@ from vmx.errors import (
     UnsupportedMediaType,
 )
 from vmx.http.app import new_app, resolve
-from vmx.http.error_shapes import ClassifiedError, ErrorRenderer, openai_error_body, rest_error_body
+from vmx.http.error_shapes import ClassifiedError, openai_error_body, rest_error_body
 from vmx.http.errors import classify, route_not_found
 from vmx.http.gateway_errors import gateway_error_payload
 from vmx.http.openai_errors import late_error_body
@@ -326,7 +326,8 @@ def test_a_gateways_own_error_reads_as_both_shapes() -> None:
     assert list(payload["error"]) == ["message", "type", "param", "code", "details"]
 
 
-SHAPES: dict[str, ErrorRenderer] = {"rest": rest_error_body, "openai": openai_error_body}
+# A route of each shape: the OpenAI routes under an environment's base URL, and any other
+ROUTES = {"rest": "/things", "openai": "/api/v1/workspaces/ws-1/environments/env-1/chat/completions"}
 
 
 @dataclass
@@ -339,15 +340,16 @@ class Answered:
 
 
 class Function:
-    """An API function's app with the errors answered in one shape, and the log lines it wrote."""
+    """An API function's app with one route, whose errors have that route's shape, and the log lines it wrote."""
 
-    def __init__(self, render: ErrorRenderer):
+    def __init__(self, route: str):
         self.output = io.StringIO()
         logger = Logger(service=f"errors-{uuid.uuid4().hex}", logger_handler=logging.StreamHandler(self.output))
-        self.app = new_app(logger, render)
+        self.app = new_app(logger)
+        self.route = route
         self.raising: Exception = RuntimeError("nothing to raise yet")
 
-        @self.app.post("/things")
+        @self.app.post(route)
         def create_thing() -> dict[str, str]:
             raise self.raising
 
@@ -383,7 +385,7 @@ class Function:
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Function]:
-    return {shape: Function(render) for shape, render in SHAPES.items()}
+    return {shape: Function(route) for shape, route in ROUTES.items()}
 
 
 def expected_body(shape: str, case: Case) -> dict[str, Any]:
@@ -399,7 +401,7 @@ def body_of(
     return {"error": {"message": message, "type": openai_type, "param": param, "code": code}}
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", ROUTES)
 @pytest.mark.parametrize("name", CASES)
 def test_each_shape_answers_every_exception_from_its_classification_and_logs_it_alike(
     functions: dict[str, Function], shape: str, name: str
@@ -410,7 +412,7 @@ def test_each_shape_answers_every_exception_from_its_classification_and_logs_it_
     function.raising = case.error()
 
     # When it is called
-    answered = function.call("POST", "/things", body="{}")
+    answered = function.call("POST", function.route, body="{}")
 
     # Then the answer has the classification's status, headers and body in this shape
     assert answered.status == case.status
@@ -427,24 +429,26 @@ def test_each_shape_answers_every_exception_from_its_classification_and_logs_it_
     assert SECRET not in answered.text
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", ROUTES)
 def test_a_request_no_route_matches_is_answered_and_logged_in_each_shape(
     functions: dict[str, Function], shape: str
 ) -> None:
-    answered = functions[shape].call("GET", "/nowhere")
+    # only POST is routed there
+    path = functions[shape].route
+    answered = functions[shape].call("GET", path)
 
-    expected = body_of(shape, "not_found", "no route for GET /nowhere", "invalid_request_error")
+    expected = body_of(shape, "not_found", f"no route for GET {path}", "invalid_request_error")
     assert (answered.status, answered.body) == (404, expected)
     assert [(line["level"], line["message"], line["error_code"]) for line in answered.logged] == [
         ("INFO", "request refused", "not_found")
     ]
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", ROUTES)
 def test_a_body_refused_before_routing_is_answered_and_logged_by_the_apps_own_handlers(
     functions: dict[str, Function], shape: str
 ) -> None:
-    answered = functions[shape].call("POST", "/things", {"Content-Type": "text/plain"}, body=SECRET)
+    answered = functions[shape].call("POST", functions[shape].route, {"Content-Type": "text/plain"}, body=SECRET)
 
     message = "request bodies must be JSON (Content-Type: application/json), not text/plain"
     expected = body_of(shape, "unsupported_media_type", message, "invalid_request_error")

@@ -97,6 +97,10 @@ class CompletionsSettings(_Settings, CipherSettings, ConsoleOriginSettings, Base
     )
     # How long a warm instance answers from a connection it has read: edits and deletes apply within this time.
     connection_cache_seconds: float = Field(default=5.0, validation_alias="CONNECTION_CACHE_SECONDS", ge=0, le=60)
+    # The longest a test of a connection waits for its provider: a model list answers in well under a second.
+    connection_test_timeout_seconds: float = Field(
+        default=10.0, validation_alias="CONNECTION_TEST_TIMEOUT_SECONDS", gt=0, le=25
+    )
     # Only the local stack and end-to-end tests point Bedrock elsewhere (a loopback fake).
     bedrock_endpoint_url: str | None = Field(default=None, validation_alias="BEDROCK_ENDPOINT_URL")
 

@@ -6,6 +6,7 @@ module (docs/decisions.md, 2026-12-07 "Cold starts").
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from vmx.use_cases.bedrock_quotas import BedrockQuotaPorts
     from vmx.use_cases.capacity_report import CapacityReporter
     from vmx.use_cases.completions import CompletionService
+    from vmx.use_cases.connection_tests import ConnectionTests
     from vmx.use_cases.connections import ConnectionService
     from vmx.use_cases.tenancy import TenancyService
     from vmx.use_cases.usage_report import UsageReporter
@@ -180,11 +182,21 @@ def event_outbox_consumer(settings: EventOutboxSettings) -> "EventOutboxConsumer
     )
 
 
-def completion_service(settings: CompletionsSettings, events: "EventPublisher") -> "CompletionService":
+@dataclass(frozen=True)
+class Gateway:
+    """The completions function's use cases: completions, and the tests of connections, which open credentials and
+    reach providers as completions do."""
+
+    completions: "CompletionService"
+    connection_tests: "ConnectionTests"
+
+
+def gateway(settings: CompletionsSettings, events: "EventPublisher") -> Gateway:
     import boto3
     from botocore.config import Config
 
     from vmx.clock import utc_now
+    from vmx.completions.probes import probe
     from vmx.completions.providers import Transports, bedrock_client_factory, call_provider, open_stream
     from vmx.providers.addresses import guarded_pool_manager
     from vmx.storage.capacity_store import DynamoCapacityCounters
@@ -192,13 +204,12 @@ def completion_service(settings: CompletionsSettings, events: "EventPublisher") 
     from vmx.storage.low_level import longest_call_seconds
     from vmx.storage.settlement_queue import SqsSettlementQueue
     from vmx.use_cases.completions import CompletionService
+    from vmx.use_cases.connection_tests import ConnectionTests
     from vmx.use_cases.credentials_cache import CredentialCache
     from vmx.use_cases.recent_connections import RecentConnections
 
-    connections = RecentConnections(
-        DynamoConnectionRepository(settings.connections_table_name, settings.aws_region),
-        settings.connection_cache_seconds,
-    )
+    repository = DynamoConnectionRepository(settings.connections_table_name, settings.aws_region)
+    connections = RecentConnections(repository, settings.connection_cache_seconds)
     # Bounded, so that each write after an answer can be tried again within the time the invocation keeps for it.
     capacity_config = Config(connect_timeout=0.5, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 3})
     capacity_client = boto3.client("dynamodb", region_name=settings.aws_region, config=capacity_config)
@@ -210,16 +221,15 @@ def completion_service(settings: CompletionsSettings, events: "EventPublisher") 
         boto3.client("sqs", region_name=settings.aws_region, config=settlements_config),
         settings.capacity_settlements_queue_url,
     )
-    transports = Transports(
-        http=guarded_pool_manager(address_policy(settings), maxsize=10),
-        bedrock_client=bedrock_client_factory(
-            boto3.client("sts", region_name=settings.aws_region), endpoint_url=settings.bedrock_endpoint_url
-        ),
+    bedrock = bedrock_client_factory(
+        boto3.client("sts", region_name=settings.aws_region), endpoint_url=settings.bedrock_endpoint_url
     )
-    return CompletionService(
+    transports = Transports(http=guarded_pool_manager(address_policy(settings), maxsize=10), bedrock_client=bedrock)
+    credentials = CredentialCache(credential_cipher(settings, settings.aws_region))
+    completions = CompletionService(
         connections,
         counters,
-        CredentialCache(credential_cipher(settings, settings.aws_region)),
+        credentials,
         lambda call: call_provider(call, transports),
         lambda call: open_stream(call, transports),
         utc_now,
@@ -229,11 +239,19 @@ def completion_service(settings: CompletionsSettings, events: "EventPublisher") 
         settle_attempt_seconds=longest_call_seconds(capacity_config),
         defer_seconds=longest_call_seconds(settlements_config),
     )
+    # read afresh, not through the completions' cache: a test follows the edit it checks
+    tests = ConnectionTests(
+        repository,
+        credentials,
+        lambda provider, config, secrets, timeout: probe(provider, config, secrets, transports, bedrock, timeout),
+        utc_now,
+        settings.connection_test_timeout_seconds,
+    )
+    return Gateway(completions, tests)
 
 
 def credential_cipher(settings: CipherSettings, region: str) -> "CredentialCipher":
     if settings.credentials_cipher == "sodium":
-        # PyNaCl is a local-run dependency and is not in the Lambda layer
         from vmx.credentials.sodium import SodiumCipher
 
         assert settings.credentials_sodium_key is not None

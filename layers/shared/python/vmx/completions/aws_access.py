@@ -8,7 +8,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
 from vmx.clock import Clock, utc_now
-from vmx.completions.calls import AwsCredentials, BedrockAccess, BedrockClientFactory, ProviderError
+from vmx.completions.calls import AwsCredentials, BedrockAccess, ProviderError
+from vmx.providers.catalog import PROVIDERS, ProviderId
 
 if TYPE_CHECKING:
     import boto3
@@ -65,15 +66,39 @@ class _BedrockClients:
         import boto3
 
         self._roles = roles
-        self._client = functools.lru_cache(maxsize=_CLIENTS_KEPT)(
-            functools.partial(_new_client, boto3.session.Session(), endpoint_url)
-        )
+        self._session = boto3.session.Session()
+        self._endpoint_url = endpoint_url
+        self._client = functools.lru_cache(maxsize=_CLIENTS_KEPT)(self._runtime_client)
 
     def __call__(self, access: BedrockAccess, timeout_seconds: float) -> Any:
         # A whole answer's timeout is the invocation's time left, different on every call: floored to the minute
         # it picks one of a few kept clients instead of building one per call.
         kept_timeout = timeout_seconds if timeout_seconds < 60 else 60 * (timeout_seconds // 60)
         return self._client(access.region, credentials_for(access, self._roles), kept_timeout)
+
+    def _runtime_client(self, region: str, credentials: AwsCredentials, timeout_seconds: float) -> Any:
+        return _new_client("bedrock-runtime", self._session, self._endpoint_url, region, credentials, timeout_seconds)
+
+    def model_ids(self, access: BedrockAccess, timeout_seconds: float) -> list[str]:
+        """The foundation models Bedrock offers in the access's region (vmx.completions.probes)."""
+        # here, not with the module: the Bedrock quotas function reads roles through this module, never a model
+        from vmx.completions.bedrock import sdk_failure
+
+        provider = PROVIDERS[ProviderId.AWS_BEDROCK].name
+        try:
+            credentials = credentials_for(access, self._roles)
+        except ProviderError as exc:
+            # only assuming the role is refused so: the test of a connection tells it apart from refused keys
+            if exc.code == "provider_authentication_failed":
+                raise ProviderError(502, "role_not_assumable", exc.message) from exc
+            raise
+        client = _new_client("bedrock", self._session, self._endpoint_url, access.region, credentials, timeout_seconds)
+        try:
+            summaries = client.list_foundation_models().get("modelSummaries", [])
+        except (ClientError, BotoCoreError) as exc:
+            secrets = [secret for secret in (credentials.secret_access_key, credentials.session_token) if secret]
+            raise sdk_failure(exc, provider, timeout_seconds, secrets) from exc
+        return [summary["modelId"] for summary in summaries if isinstance(summary.get("modelId"), str)]
 
 
 def credentials_for(access: BedrockAccess, roles: AssumedRoles) -> AwsCredentials:
@@ -89,13 +114,15 @@ def credentials_for(access: BedrockAccess, roles: AssumedRoles) -> AwsCredential
     return credentials
 
 
-def bedrock_client_factory(sts: Any, clock: Clock = utc_now, endpoint_url: str | None = None) -> BedrockClientFactory:
-    """The production factory. `sts` is the function's own STS client; `endpoint_url` points Bedrock elsewhere
-    (a local fake), for the local stack and end-to-end tests."""
+def bedrock_client_factory(sts: Any, clock: Clock = utc_now, endpoint_url: str | None = None) -> "_BedrockClients":
+    """The production factory, and the catalog of Bedrock's models (vmx.completions.probes): one set of assumed
+    roles for both. `sts` is the function's own STS client; `endpoint_url` points Bedrock elsewhere (a local fake),
+    for the local stack and end-to-end tests."""
     return _BedrockClients(AssumedRoles(sts, clock), endpoint_url)
 
 
 def _new_client(
+    service: str,
     session: "boto3.session.Session",
     endpoint_url: str | None,
     region: str,
@@ -112,7 +139,7 @@ def _new_client(
         retries={"mode": "standard", "total_max_attempts": 1},
     )
     return session.client(
-        "bedrock-runtime",
+        service,  # type: ignore[call-overload]
         region_name=region,
         endpoint_url=endpoint_url,
         aws_access_key_id=credentials.access_key_id.get_secret_value(),

@@ -7,7 +7,7 @@ from typing import Any
 from botocore import exceptions as botocore_errors
 from botocore.eventstream import ParserError
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic.alias_generators import to_camel
 from urllib3 import exceptions as urllib3_errors
 
@@ -289,14 +289,20 @@ def _limits(response: Any) -> dict[str, str]:
 
 
 def _failure(exc: ClientError | BotoCoreError, provider: str, call: ProviderCall) -> ProviderError:
-    """The one place Bedrock's SDK errors become ProviderErrors."""
+    return sdk_failure(exc, provider, call.timeout_seconds, call.secrets.values())
+
+
+def sdk_failure(
+    exc: ClientError | BotoCoreError, provider: str, timeout_seconds: float, secrets: Iterable[SecretStr]
+) -> ProviderError:
+    """The one place Bedrock's SDK errors (of its runtime or its control plane) become ProviderErrors."""
     # neither a connect timeout nor a refused connection sent the request: its capacity goes back
     if isinstance(exc, botocore_errors.ConnectTimeoutError):
-        return not_connected(provider, call.timeout_seconds)
+        return not_connected(provider, timeout_seconds)
     if isinstance(exc, botocore_errors.EndpointConnectionError):
         return not_connected(provider)
     if isinstance(exc, botocore_errors.ReadTimeoutError):
-        return timed_out(provider, call.timeout_seconds)
+        return timed_out(provider, timeout_seconds)
     if isinstance(exc, botocore_errors.ConnectionError | botocore_errors.HTTPClientError):
         return unreachable(provider)
     if isinstance(exc, BotoCoreError):
@@ -316,7 +322,7 @@ def _failure(exc: ClientError | BotoCoreError, provider: str, call: ProviderCall
         # HTTP 424, but the model failed, not the request.
         status = 502
     message = error.get("Message")
-    detail = Redactor(call.secrets.values()).clean(str(message)) if message else None
+    detail = Redactor(secrets).clean(str(message)) if message else None
     headers = {name.lower(): value for name, value in metadata.get("HTTPHeaders", {}).items()}
     retry_after = headers.get("retry-after")
     return failure_for_status(

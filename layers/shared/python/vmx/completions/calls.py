@@ -109,10 +109,17 @@ class Transports:
 
 def connection_config(call: ProviderCall, kind: type[ConfigT]) -> ConfigT:
     """The connection's configuration, validated again by its provider's model (it may predate a rule)."""
+    return validated_config(call.provider, call.settings, call.secrets, kind)
+
+
+def validated_config(
+    provider: ProviderId, settings: Mapping[str, Any], secrets: Mapping[str, SecretStr], kind: type[ConfigT]
+) -> ConfigT:
+    """As `connection_config`, from the connection's settings and opened secrets."""
     try:
         # Secrets go in as SecretStr and stay so; the config models never echo their input in errors.
-        return kind.model_validate({**call.settings, **call.secrets})
+        return kind.model_validate({**settings, **secrets})
     except ValidationError:
-        name = PROVIDERS[call.provider].name
+        name = PROVIDERS[provider].name
         message = f"the AI connection's configuration is not valid for {name}; update the connection"
         raise ProviderError(502, "connection_misconfigured", message, reached=False) from None

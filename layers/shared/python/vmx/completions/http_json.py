@@ -1,4 +1,5 @@
-"""One JSON POST to a provider over urllib3: no retries, no redirects, a total timeout and a size cap."""
+"""One JSON request to a provider over urllib3 (a POST, or a GET to read a list): no retries, no redirects, a total
+timeout and a size cap."""
 
 import json
 from collections.abc import Mapping
@@ -65,9 +66,28 @@ def post_json(
     timeout_seconds: float,
 ) -> HttpReply:
     """Raises ProviderError when the provider cannot be reached, times out, or sends an unreadable 2xx body."""
+    return _json_request(http, provider, "POST", url, payload, headers, timeout_seconds)
+
+
+def get_json(
+    http: urllib3.PoolManager, provider: str, url: str, headers: Mapping[str, str], timeout_seconds: float
+) -> HttpReply:
+    """As `post_json`, for a GET."""
+    return _json_request(http, provider, "GET", url, None, headers, timeout_seconds)
+
+
+def _json_request(
+    http: urllib3.PoolManager,
+    provider: str,
+    method: str,
+    url: str,
+    payload: Mapping[str, Any] | None,
+    headers: Mapping[str, str],
+    timeout_seconds: float,
+) -> HttpReply:
     accept = {"accept": "application/json", **headers}
     timeout = urllib3.Timeout(total=timeout_seconds)
-    response = send_post(http, provider, url, payload, accept, timeout, timeout_seconds)
+    response = _send(http, provider, method, url, payload, accept, timeout, timeout_seconds)
     try:
         raw = response.read(MAX_RESPONSE_BYTES + 1)
     except urllib3_errors.TimeoutError as exc:
@@ -95,14 +115,29 @@ def send_post(
 ) -> urllib3.BaseHTTPResponse:
     """One JSON POST, its body left unread. Raises ProviderError when the provider cannot be reached or does
     not answer within `timeout` (`timeout_seconds`, as the message says it)."""
+    return _send(http, provider, "POST", url, payload, headers, timeout, timeout_seconds)
+
+
+def _send(
+    http: urllib3.PoolManager,
+    provider: str,
+    method: str,
+    url: str,
+    payload: Mapping[str, Any] | None,
+    headers: Mapping[str, str],
+    timeout: urllib3.Timeout,
+    timeout_seconds: float,
+) -> urllib3.BaseHTTPResponse:
+    body = None if payload is None else json.dumps(payload).encode()
+    content = {} if body is None else {"content-type": "application/json"}
     try:
         # Retries stay with the client (OpenAI's SDKs retry 429 and 5xx); redirects would carry the key elsewhere.
         return http.request(
-            "POST",
+            method,
             url,
-            body=json.dumps(payload).encode(),
+            body=body,
             # the hop marker last: no adapter's headers can drop it
-            headers={"content-type": "application/json", **headers, HOP_HEADER: "1"},
+            headers={**content, **headers, HOP_HEADER: "1"},
             timeout=timeout,
             retries=False,
             redirect=False,

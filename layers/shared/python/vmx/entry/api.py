@@ -8,24 +8,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vmx.entry import D, Dependencies, Handler, Observed
 from vmx.http.app import new_app, resolve
-from vmx.http.error_shapes import ErrorRenderer, rest_error_body
 from vmx.settings import ConsoleOriginSettings
 
 S = TypeVar("S", bound=ConsoleOriginSettings)
 
 
 class ApiFunction(Generic[S, D]):
-    """A function behind API routes: its resolver (errors in `render_errors`' shape), its settings, read from the
+    """A function behind API routes: its resolver, its settings, read from the
     environment once, and its dependencies, built from them."""
 
     def __init__(
         self,
         settings: Callable[[Mapping[str, str]], S],
         build: Callable[[S, Observed], D],
-        render_errors: ErrorRenderer = rest_error_body,
     ) -> None:
         self.observed = Observed()
-        self.app = new_app(self.observed.logger, render_errors)
+        self.app = new_app(self.observed.logger)
         self.settings = Dependencies(lambda: settings(os.environ))
         self.dependencies = Dependencies(lambda: build(self.settings.get(), self.observed))
 

@@ -16,8 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vmx.access.context import principal_from_context
 from vmx.access.policy import Principal
 from vmx.errors import BodyTooLarge, DomainError, ErrorDetail, InvalidInput, PreconditionFailed, UnsupportedMediaType
-from vmx.http.error_shapes import ErrorRenderer, rest_error_body
-from vmx.http.errors import register_error_handlers
+from vmx.http.errors import REQUEST_PATH, register_error_handlers
 from vmx.http.limits import MAX_BODY_BYTES, SECURITY_HEADERS
 from vmx.http.query import refuse_unknown_query_parameters
 
@@ -41,12 +40,12 @@ EXPOSED_HEADERS = ", ".join(
 )
 
 
-def new_app(logger: Logger, render_errors: ErrorRenderer = rest_error_body) -> APIGatewayRestResolver:
-    """The resolver of one API function; its errors are answered in `render_errors`' shape (vmx.http.error_shapes)."""
+def new_app(logger: Logger) -> APIGatewayRestResolver:
+    """The resolver of one API function; its errors are answered in their route's shape (vmx.http.error_shapes)."""
     app = APIGatewayRestResolver(
         enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
     )
-    register_error_handlers(app, logger, render_errors)
+    register_error_handlers(app, logger)
     app.use([refuse_unknown_query_parameters])
     return app
 
@@ -60,6 +59,8 @@ def resolve(
     """Checks what API Gateway's firewall checks in AWS, then routes. A refusal is answered by the app's own error
     handlers, as a route's would be; a request from `allowed_origin` gets the CORS headers that let its page read
     the answer."""
+    # what the error handlers answer in the shape of: the resolver's current event is not this one until it routes
+    app.append_context(**{REQUEST_PATH: event.get("path") or ""})
     try:
         _check_body(event)
     except DomainError as error:
@@ -67,6 +68,7 @@ def resolve(
         if handler is None:
             raise
         refusal: Response[Any] = handler(error)
+        app.clear_context()
         result = {
             "statusCode": refusal.status_code,
             "headers": dict(refusal.headers),

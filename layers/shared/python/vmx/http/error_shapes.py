@@ -6,11 +6,19 @@ read these four fields. Pure data: the CDK stack and the local stack render API 
 """
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from vmx.errors import ErrorDetail
+
+# The routes under an environment's OpenAI base URL (its own path) that are OpenAI's; every other route is REST.
+OPENAI_ROUTES = ("chat/completions", "models")
+# A request's path or a route's template (its parameters in braces) under an environment's OpenAI base URL
+_OPENAI_ROUTE = re.compile(
+    r"^/api/v1/workspaces/[^/]+/environments/[^/]+/(?:" + "|".join(map(re.escape, OPENAI_ROUTES)) + r")/?$"
+)
 
 # OpenAI's error types by status; any other is invalid_request_error below 500 and api_error from 500.
 OPENAI_ERROR_TYPES = {
@@ -39,6 +47,15 @@ class ClassifiedError:
 
 # A renderer: the body of a classified error in one of the API's shapes.
 ErrorRenderer = Callable[[ClassifiedError], dict[str, Any]]
+
+
+def is_openai_route(path: str) -> bool:
+    return _OPENAI_ROUTE.match(path) is not None
+
+
+def error_body(error: ClassifiedError, path: str) -> dict[str, Any]:
+    """The error's body in the shape of the route at `path`: OpenAI's SDKs read the OpenAI routes' errors."""
+    return openai_error_body(error) if is_openai_route(path) else rest_error_body(error)
 
 
 def rest_error_body(error: ClassifiedError) -> dict[str, Any]:

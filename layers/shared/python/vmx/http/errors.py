@@ -31,7 +31,7 @@ from vmx.errors import (
     UnsupportedMediaType,
 )
 from vmx.failures import described
-from vmx.http.error_shapes import ClassifiedError, ErrorRenderer, rest_error_body
+from vmx.http.error_shapes import ClassifiedError, error_body
 from vmx.http.rate_limits import rate_limit_headers
 from vmx.storage.errors import StorageUnavailable
 from vmx.use_cases.refusals import OverCapacity, ProviderFailure, RateLimits
@@ -107,14 +107,17 @@ def log_classified(logger: Logger, error: ClassifiedError, **context: object) ->
     write(error.log_message, extra={**error.log_fields, **context})
 
 
-def register_error_handlers(
-    app: APIGatewayRestResolver, logger: Logger, render: ErrorRenderer = rest_error_body
-) -> None:
-    """Every exception a route raises, and a request no route matches, answered in `render`'s shape."""
+# The resolver's context key of the request's path (set by vmx.http.app.resolve), which decides the errors' shape.
+REQUEST_PATH = "request_path"
+
+
+def register_error_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
+    """Every exception a route raises, and a request no route matches, answered in the shape of its route."""
 
     def answer(error: ClassifiedError) -> Response[Any]:
         log_classified(logger, error)
-        return Response(error.status, content_types.APPLICATION_JSON, render(error), dict(error.headers) or None)
+        body = error_body(error, app.context.get(REQUEST_PATH, ""))
+        return Response(error.status, content_types.APPLICATION_JSON, body, dict(error.headers) or None)
 
     @app.exception_handler(Exception)
     def _any(error: Exception) -> Response[Any]:

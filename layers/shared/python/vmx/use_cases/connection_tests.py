@@ -1,0 +1,156 @@
+"""Testing a connection: its stored credentials and configuration, with the cheapest call its provider offers.
+
+A test never reserves capacity and never answers a secret: its result says what was called and what came of it,
+in words. It runs in the completions function, with the role and the decryption that completions use, so that it
+tests what a completion through the connection would meet.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import SecretStr
+
+from vmx.access.policy import Action, Principal, authorize
+from vmx.api_model import ApiModel
+from vmx.clock import Clock
+from vmx.completions.calls import ProviderError
+from vmx.completions.probes import Probe, ProbeFailed
+from vmx.connections.models import Connection
+from vmx.credentials.errors import CredentialsUnreadable
+from vmx.errors import NotFound
+from vmx.providers.catalog import PROVIDERS, ProviderId
+from vmx.use_cases.connections import ConnectionScope
+from vmx.use_cases.credentials_cache import CredentialCache
+
+# (provider, settings, opened secrets, timeout) -> what was called and the models it listed (vmx.completions.probes)
+Prober = Callable[[ProviderId, Mapping[str, Any], Mapping[str, SecretStr], float], Probe]
+
+
+class ConnectionTestOutcome(StrEnum):
+    OK = "ok"
+    CREDENTIALS_REFUSED = "credentials_refused"
+    ACCESS_DENIED = "access_denied"
+    ROLE_NOT_ASSUMABLE = "role_not_assumable"
+    NOT_AVAILABLE = "not_available"
+    RATE_LIMITED = "rate_limited"
+    UNREACHABLE = "unreachable"
+    TIMED_OUT = "timed_out"
+    MISCONFIGURED = "misconfigured"
+    PROVIDER_ERROR = "provider_error"
+
+
+# By the code of the provider call's failure (vmx.completions.failures); any other is PROVIDER_ERROR.
+_OUTCOMES = {
+    "provider_authentication_failed": ConnectionTestOutcome.CREDENTIALS_REFUSED,
+    "provider_access_denied": ConnectionTestOutcome.ACCESS_DENIED,
+    "role_not_assumable": ConnectionTestOutcome.ROLE_NOT_ASSUMABLE,
+    "provider_rate_limited": ConnectionTestOutcome.RATE_LIMITED,
+    "provider_unreachable": ConnectionTestOutcome.UNREACHABLE,
+    "provider_timeout": ConnectionTestOutcome.TIMED_OUT,
+    "provider_address_refused": ConnectionTestOutcome.MISCONFIGURED,
+    "credentials_unusable": ConnectionTestOutcome.MISCONFIGURED,
+}
+
+
+class ConnectionTest(ApiModel):
+    """What a test of a connection called, and what came of it."""
+
+    connection_id: str
+    provider: ProviderId
+    outcome: ConnectionTestOutcome
+    # outcome is ok
+    ok: bool
+    # what came of it, in plain words, with what to do when it is not ok
+    message: str
+    # what was called, without a secret
+    checked: str
+    # allowed models the provider does not offer these credentials (only where it lists its models)
+    unavailable_models: list[str]
+    tested_at: datetime
+    duration_ms: int
+
+
+class ConnectionReader(Protocol):
+    def get(self, workspace_id: str, environment_id: str, connection_id: str) -> Connection | None: ...
+
+
+class ConnectionTests:
+    def __init__(
+        self,
+        connections: ConnectionReader,
+        credentials: CredentialCache,
+        prober: Prober,
+        clock: Clock,
+        timeout_seconds: float,
+    ):
+        """`timeout_seconds`: the longest a test waits for its provider."""
+        self._timeout_seconds = timeout_seconds
+        self._connections = connections
+        self._credentials = credentials
+        self._prober = prober
+        self._clock = clock
+
+    def test(self, principal: Principal, scope: ConnectionScope, connection_id: str) -> ConnectionTest:
+        """Raises NotFound for a connection that is not there, CredentialsUnavailable when KMS cannot open its
+        credentials now; every answer of the provider, or its silence, is a result."""
+        # it spends the connection's credentials at its provider: for those who manage connections
+        authorize(principal, Action.MANAGE_CONNECTIONS, scope.workspace_id, scope.environment_id)
+        connection = self._connections.get(scope.workspace_id, scope.environment_id, connection_id)
+        if connection is None:
+            raise NotFound(f"AI connection {connection_id} not found")
+        name = PROVIDERS[connection.provider].name
+        started, tested_at = time.monotonic(), self._clock()
+
+        def result(
+            outcome: ConnectionTestOutcome, message: str, checked: str, unavailable: list[str] | None = None
+        ) -> ConnectionTest:
+            return ConnectionTest(
+                connection_id=connection_id,
+                provider=connection.provider,
+                outcome=outcome,
+                ok=outcome is ConnectionTestOutcome.OK,
+                message=message,
+                checked=checked,
+                unavailable_models=unavailable or [],
+                tested_at=tested_at,
+                duration_ms=round((time.monotonic() - started) * 1000),
+            )
+
+        try:
+            secrets = self._credentials.secrets_of(connection)
+        except CredentialsUnreadable:
+            message = "the connection's stored credentials cannot be read; set them again on the connection"
+            return result(ConnectionTestOutcome.MISCONFIGURED, message, "nothing was called")
+        try:
+            probe = self._prober(connection.provider, connection.settings, secrets, self._timeout_seconds)
+        except ProbeFailed as failed:
+            outcome = _OUTCOMES.get(failed.failure.code, ConnectionTestOutcome.PROVIDER_ERROR)
+            return result(outcome, failed.failure.message, failed.checked)
+        except ProviderError as invalid:
+            return result(ConnectionTestOutcome.MISCONFIGURED, invalid.message, "nothing was called")
+        unavailable = _unavailable(connection, probe)
+        if unavailable:
+            message = (
+                f"{name} accepted the credentials but does not offer {', '.join(unavailable)} to them; "
+                "change the connection's allowed models"
+            )
+            return result(ConnectionTestOutcome.NOT_AVAILABLE, message, probe.checked, unavailable)
+        offered = "" if probe.model_ids is None else f" and lists {len(probe.model_ids)} models"
+        return result(ConnectionTestOutcome.OK, f"{name} accepted the credentials{offered}", probe.checked)
+
+
+def _unavailable(connection: Connection, probe: Probe) -> list[str]:
+    if probe.model_ids is None or not connection.allowed_models:
+        return []
+    return [model for model in connection.allowed_models if _listable(model) and model not in probe.model_ids]
+
+
+# Bedrock's inference profiles ("us.anthropic.…", "global.…") and ARNs are not foundation models, which are all it lists
+_PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "ca.", "jp.", "au.", "global.", "arn:")
+
+
+def _listable(model: str) -> bool:
+    return not model.startswith(_PROFILE_PREFIXES)

@@ -1,0 +1,298 @@
+"""POST .../ai-connections/{connectionId}/test through the gateway emulation and the real completions handler, on
+moto, against loopback providers: what is called for each provider, each outcome in words, no secret in the
+answer and no capacity spent."""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra import system
+from tests.aws_faults import AwsFaults
+from tests.functional.api import faults_in, handler_module
+from tests.functional.conftest import Tenant
+from tests.loopback_providers import LoopbackProvider, loopback_provider, model_list
+from vmx.tenancy.models import Role
+
+BEDROCK_KEY = "AKIALOOPBACKTESTS"
+BEDROCK_SECRET = "loopback-test-secret"
+ROLE_ARN = "arn:aws:iam::123456789012:role/vmx-bedrock"
+# what each provider is asked: its model list, or for Perplexity a completion without messages
+CALLED = {
+    "openai": ("GET", "/v1/models"),
+    "groq": ("GET", "/openai/v1/models"),
+    "perplexity": ("POST", "/chat/completions"),
+    "anthropic": ("GET", "/v1/models?limit=1000"),
+    "gemini": ("GET", "/v1beta/models?pageSize=1000"),
+    "aws-bedrock": ("GET", "/foundation-models"),
+    "aws-bedrock-invoke": ("GET", "/foundation-models"),
+}
+TIMEOUT_SECONDS = 0.5
+
+
+@pytest.fixture(scope="module")
+def bedrock() -> Iterator[LoopbackProvider]:
+    """One Bedrock fake for the module, and a short test timeout: the completions function reads both when it is
+    built, so it is built again on the way in and out."""
+    with loopback_provider("bedrock", api_key=None) as server:
+        os.environ["BEDROCK_ENDPOINT_URL"] = server.base_url
+        os.environ["CONNECTION_TEST_TIMEOUT_SECONDS"] = str(TIMEOUT_SECONDS)
+        completions = handler_module(system.COMPLETIONS).function
+        completions.rebuild()
+        yield server
+        del os.environ["BEDROCK_ENDPOINT_URL"], os.environ["CONNECTION_TEST_TIMEOUT_SECONDS"]
+        completions.rebuild()
+
+
+def create(tenant: Tenant, provider: str, config: dict[str, Any], **fields: Any) -> str:
+    body = {"name": f"{provider}-tested", "provider": provider, "config": config, **fields}
+    created = tenant.api.post(tenant.connections_path, body)
+    assert created.status == 201, created.text
+    connection_id: str = created.body["connectionId"]
+    return connection_id
+
+
+def route_of_test(tenant: Tenant, connection_id: str) -> str:
+    return f"{tenant.connections_path}/{connection_id}/test"
+
+
+@pytest.fixture
+def openai() -> Iterator[LoopbackProvider]:
+    with loopback_provider("openai") as server:
+        yield server
+
+
+def openai_connection(tenant: Tenant, server: LoopbackProvider, api_key: str | None = None, **fields: Any) -> str:
+    return create(tenant, "openai", {"apiKey": api_key or server.api_key, "baseUrl": server.base_url}, **fields)
+
+
+@pytest.mark.parametrize("provider", list(CALLED))
+def test_each_provider_is_tested_with_its_cheapest_call_and_no_capacity(
+    tenant: Tenant, bedrock: LoopbackProvider, provider: str
+) -> None:
+    # Given a connection with a capacity limit, to each provider
+    capacity = [{"period": "day", "requests": 5}]
+    with loopback_provider(provider if not provider.startswith("aws") else "openai") as server:  # type: ignore[arg-type]
+        if provider.startswith("aws-bedrock"):
+            server, secret = bedrock, BEDROCK_SECRET
+            config = {"region": "us-east-1", "accessKeyId": BEDROCK_KEY, "secretAccessKey": secret}
+        else:
+            secret = server.api_key or ""
+            config = {"apiKey": secret, "baseUrl": server.base_url}
+        connection_id = create(tenant, provider, config, capacity=capacity)
+        sent_before = len(server.requests)
+
+        # When it is tested
+        response = tenant.api.post(route_of_test(tenant, connection_id), None)
+
+        # Then the provider got the one cheap call, with the stored credentials
+        assert response.status == 200, response.text
+        [request] = server.requests[sent_before:]
+        assert (request.method, request.path) == CALLED[provider]
+    # and the answer says it is ok, what was called, and nothing secret
+    tested = response.body
+    assert (tested["connectionId"], tested["provider"], tested["outcome"], tested["ok"]) == (
+        connection_id,
+        provider,
+        "ok",
+        True,
+    )
+    assert tested["unavailableModels"] == []
+    assert "accepted the credentials" in tested["message"]
+    assert secret not in response.text
+    assert tested["durationMs"] >= 0 and tested["testedAt"]
+    # and no capacity was used
+    capacity_report = tenant.api.get(f"{tenant.connections_path}/{connection_id}/capacity").body
+    assert [window["requestsUsed"] for window in capacity_report["windows"]] == [0]
+
+
+def test_what_was_checked_names_the_call_and_the_models_listed(tenant: Tenant, openai: LoopbackProvider) -> None:
+    connection_id = openai_connection(tenant, openai)
+
+    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+
+    assert tested["checked"] == f"GET {openai.base_url}/models with the API key"
+    assert tested["message"] == "OpenAI accepted the credentials and lists 2 models"
+
+
+def test_refused_credentials_are_told_in_words_without_the_key(tenant: Tenant, openai: LoopbackProvider) -> None:
+    wrong_key = "sk-wrong-0123456789abcdef"
+    connection_id = openai_connection(tenant, openai, api_key=wrong_key)
+
+    response = tenant.api.post(route_of_test(tenant, connection_id), None)
+
+    assert response.status == 200
+    assert (response.body["outcome"], response.body["ok"]) == ("credentials_refused", False)
+    assert response.body["message"] == (
+        "OpenAI refused the AI connection's credentials (HTTP 401); update them on the connection"
+    )
+    # the fake echoes the key it was sent in its refusal
+    assert wrong_key not in response.text
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "message"),
+    [
+        (403, "access_denied", "OpenAI denied the AI connection's credentials access (HTTP 403): no models for you"),
+        (429, "rate_limited", "OpenAI is rate-limiting this AI connection: no models for you"),
+        (500, "provider_error", "OpenAI failed (HTTP 500): no models for you"),
+        (404, "provider_error", "OpenAI rejected the request (HTTP 404): no models for you"),
+    ],
+)
+def test_each_refusal_or_failure_of_the_provider_is_an_outcome_in_its_words(
+    tenant: Tenant, openai: LoopbackProvider, status: int, outcome: str, message: str
+) -> None:
+    connection_id = openai_connection(tenant, openai)
+    openai.fail_with(status, "no models for you")
+
+    response = tenant.api.post(route_of_test(tenant, connection_id), None)
+
+    assert response.status == 200
+    assert (response.body["outcome"], response.body["ok"], response.body["message"]) == (outcome, False, message)
+
+
+def test_a_provider_that_does_not_answer_in_time_is_timed_out(tenant: Tenant, openai: LoopbackProvider) -> None:
+    connection_id = openai_connection(tenant, openai)
+    openai.stall()
+
+    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["message"]) == ("timed_out", f"OpenAI did not answer within {TIMEOUT_SECONDS} s")
+
+
+def test_a_provider_that_cannot_be_reached_is_unreachable(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    with loopback_provider("openai") as server:
+        connection_id = openai_connection(tenant, server)
+    # the server is gone: nothing listens on its port
+
+    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["message"]) == ("unreachable", "OpenAI could not be reached")
+
+
+def test_allowed_models_the_provider_does_not_list_are_not_available(tenant: Tenant, openai: LoopbackProvider) -> None:
+    connection_id = openai_connection(tenant, openai, allowedModels=["gpt-4o-mini", "gpt-9-preview"])
+
+    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["ok"], tested["unavailableModels"]) == ("not_available", False, ["gpt-9-preview"])
+    assert tested["message"] == (
+        "OpenAI accepted the credentials but does not offer gpt-9-preview to them; "
+        "change the connection's allowed models"
+    )
+
+
+def test_bedrock_inference_profiles_are_not_checked_against_the_foundation_models(
+    tenant: Tenant, bedrock: LoopbackProvider
+) -> None:
+    config = {"region": "us-east-1", "accessKeyId": BEDROCK_KEY, "secretAccessKey": BEDROCK_SECRET}
+    allowed = ["amazon.nova-lite-v1:0", "us.anthropic.claude-3-5-haiku-20241022-v1:0", "amazon.titan-gone-v1"]
+    connection_id = create(tenant, "aws-bedrock", config, allowedModels=allowed)
+    bedrock.respond_with(model_list("bedrock", ["amazon.nova-lite-v1:0"]))
+
+    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["unavailableModels"]) == ("not_available", ["amazon.titan-gone-v1"])
+    assert tested["checked"] == (
+        "Bedrock's foundation models in us-east-1 (ListFoundationModels), listed with the connection's access keys"
+    )
+
+
+def test_a_bedrock_role_is_assumed_with_its_external_id(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    config = {"region": "us-east-1", "iamRoleArn": ROLE_ARN, "externalId": "vmx-tests-42"}
+    connection_id = create(tenant, "aws-bedrock", config)
+
+    with faults_in(system.COMPLETIONS) as faults:
+        tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["checked"]) == (
+        "ok",
+        f"Bedrock's foundation models in us-east-1 (ListFoundationModels), listed with the IAM role {ROLE_ARN}",
+    )
+    [assumed] = faults.of("sts.AssumeRole")
+    assert (assumed["RoleArn"], assumed["ExternalId"]) == (ROLE_ARN, "vmx-tests-42")
+
+
+def test_a_bedrock_role_that_cannot_be_assumed_is_told_apart(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    config = {"region": "us-east-1", "iamRoleArn": ROLE_ARN, "externalId": "vmx-tests-42"}
+    connection_id = create(tenant, "aws-bedrock", config)
+    sent_before = len(bedrock.requests)
+
+    with faults_in(system.COMPLETIONS) as faults:
+        faults.fail("sts.AssumeRole", (403, "AccessDenied", "not authorized to perform sts:AssumeRole"))
+        tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["ok"]) == ("role_not_assumable", False)
+    assert tested["message"] == (
+        f"the gateway could not assume the AI connection's IAM role {ROLE_ARN} (AccessDenied); "
+        "check that the role's trust policy admits the gateway"
+    )
+    assert bedrock.requests[sent_before:] == []
+
+
+def test_bedrock_keys_refused_are_credentials_refused(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    config = {"region": "us-east-1", "accessKeyId": BEDROCK_KEY, "secretAccessKey": BEDROCK_SECRET}
+    connection_id = create(tenant, "aws-bedrock", config)
+    # Bedrock's own refusal of unknown keys: 403 UnrecognizedClientException
+    bedrock.fail_with(401, "The security token included in the request is invalid.")
+
+    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["message"]) == (
+        "credentials_refused",
+        "AWS Bedrock (Converse) refused the AI connection's credentials (HTTP 401); update them on the connection",
+    )
+
+
+def test_only_those_who_manage_connections_may_test_them(tenant: Tenant, openai: LoopbackProvider) -> None:
+    connection_id = openai_connection(tenant, openai)
+    sent_before = len(openai.requests)
+
+    answers = {role: tenant.as_role(role).post(route_of_test(tenant, connection_id), None) for role in Role}
+
+    assert {role: answer.status for role, answer in answers.items()} == {
+        Role.ADMIN: 200,
+        Role.EDITOR: 200,
+        Role.VIEWER: 403,
+        Role.GATEWAY: 403,
+    }
+    assert answers[Role.VIEWER].body["error"]["message"] == (
+        f"API key {answers[Role.VIEWER].body['error']['message'].split()[2]} has role 'viewer', "
+        "which cannot manage connections"
+    )
+    assert len(openai.requests) == sent_before + 2
+
+
+def test_an_unknown_connection_is_a_404_in_the_rest_shape(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    missing = "0b5f6d1e-8f40-4c5e-9d7a-2f1c3b4a5e6f"
+
+    response = tenant.api.post(route_of_test(tenant, missing), None)
+
+    assert response.status == 404
+    assert response.body == {
+        "error": {"code": "not_found", "message": f"AI connection {missing} not found", "details": []}
+    }
+
+
+def test_credentials_kms_cannot_open_now_are_a_503_and_nothing_is_called(
+    tenant: Tenant, openai: LoopbackProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDENTIALS_CIPHER", "kms")
+    functions = [handler_module(system.CONNECTIONS).function, handler_module(system.COMPLETIONS).function]
+    for function in functions:
+        function.rebuild()
+    connection_id = openai_connection(tenant, openai)
+    sent_before = len(openai.requests)
+
+    faults: AwsFaults
+    with faults_in(system.COMPLETIONS) as faults:
+        faults.fail("kms.Decrypt")
+        response = tenant.api.post(route_of_test(tenant, connection_id), None)
+
+    monkeypatch.undo()
+    for function in functions:
+        function.rebuild()
+    assert response.status == 503
+    assert response.body["error"]["code"] == "unavailable"
+    assert openai.requests[sent_before:] == []
