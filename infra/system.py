@@ -374,7 +374,8 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", _CONN + "/{connectionId}", CONNECTIONS.name),
     Route("GET", _CONN + "/{connectionId}/capacity", CONNECTIONS.name),
     Route("GET", _CONN + "/{connectionId}/usage", CONNECTIONS.name),
-    # with the completions: it opens the credentials and assumes the role that completions do
+    # with the completions: they open the credentials and assume the role that completions do
+    Route("POST", _CONN + "/test", COMPLETIONS.name),
     Route("POST", _CONN + "/{connectionId}/test", COMPLETIONS.name),
     Route("POST", _ENV + "/chat/completions", COMPLETIONS.name),
     Route("GET", _ENV + "/models", COMPLETIONS.name),

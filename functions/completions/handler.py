@@ -16,6 +16,7 @@ from vmx import wiring
 from vmx.clock import utc_now
 from vmx.completions.http_json import HOP_HEADER
 from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
+from vmx.connections.models import ConnectionCreate, ConnectionPatch
 from vmx.deadline import Deadline
 from vmx.entry import Observed
 from vmx.entry.api import ApiFunction
@@ -40,6 +41,8 @@ function = ApiFunction(CompletionsSettings.from_environ, _gateway)
 app, logger, metrics = function.app, function.observed.logger, function.observed.metrics
 
 ENVIRONMENT = "/api/v1/workspaces/<workspaceId>/environments/<environmentId>"
+_CHANGES = "Optional: the body of an update (PATCH), to test the connection as it would leave it; nothing is stored."
+_DRAFT = "The body that would create the connection (POST .../ai-connections)."
 # What the bookkeeping leaves of the invocation's time: the metrics' flush and the runtime's last report.
 FLUSH_SECONDS = 1.0
 
@@ -113,11 +116,29 @@ def list_models(workspaceId: UUID, environmentId: UUID) -> ModelList:
 
 
 @app.post(ENVIRONMENT + "/ai-connections/<connectionId>/test")
-def test_connection(workspaceId: UUID, environmentId: UUID, connectionId: UUID) -> ConnectionTest:
-    """Tests the connection's stored credentials and configuration with the cheapest call its provider offers
-    (a model list where it has one): never capacity, never a secret. The outcome is in the answer, not its status."""
+def test_connection(
+    workspaceId: UUID,
+    environmentId: UUID,
+    connectionId: UUID,
+    changes: Annotated[ConnectionPatch | None, Body(description=_CHANGES)] = None,
+) -> ConnectionTest:
+    """Tests the connection's credentials and configuration with the cheapest call its provider offers (a model
+    list where it has one), never spending capacity or answering a secret; the outcome is in the body."""
     scope = ConnectionScope(str(workspaceId), str(environmentId))
-    tested = function.dependencies.get().connection_tests.test(current_principal(app), scope, str(connectionId))
+    tests = function.dependencies.get().connection_tests
+    return _told(tests.test(current_principal(app), scope, str(connectionId), changes))
+
+
+@app.post(ENVIRONMENT + "/ai-connections/test")
+def test_new_connection(
+    workspaceId: UUID, environmentId: UUID, draft: Annotated[ConnectionCreate, Body(description=_DRAFT)]
+) -> ConnectionTest:
+    """Tests a connection before it is created, as the test of a stored one does; nothing is stored."""
+    scope = ConnectionScope(str(workspaceId), str(environmentId))
+    return _told(function.dependencies.get().connection_tests.test_new(current_principal(app), scope, draft))
+
+
+def _told(tested: ConnectionTest) -> ConnectionTest:
     logger.info("connection tested", extra={"connection_id": tested.connection_id, "outcome": tested.outcome})
     return tested
 

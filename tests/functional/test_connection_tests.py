@@ -53,8 +53,9 @@ def create(tenant: Tenant, provider: str, config: dict[str, Any], **fields: Any)
     return connection_id
 
 
-def route_of_test(tenant: Tenant, connection_id: str) -> str:
-    return f"{tenant.connections_path}/{connection_id}/test"
+def path_for_test(tenant: Tenant, connection_id: str | None = None) -> str:
+    """Where a connection is tested: a stored one, or (None) one before it is created."""
+    return f"{tenant.connections_path}/{connection_id}/test" if connection_id else f"{tenant.connections_path}/test"
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_each_provider_is_tested_with_its_cheapest_call_and_no_capacity(
         sent_before = len(server.requests)
 
         # When it is tested
-        response = tenant.api.post(route_of_test(tenant, connection_id), None)
+        response = tenant.api.post(path_for_test(tenant, connection_id), None)
 
         # Then the provider got the one cheap call, with the stored credentials
         assert response.status == 200, response.text
@@ -110,7 +111,7 @@ def test_each_provider_is_tested_with_its_cheapest_call_and_no_capacity(
 def test_what_was_checked_names_the_call_and_the_models_listed(tenant: Tenant, openai: LoopbackProvider) -> None:
     connection_id = openai_connection(tenant, openai)
 
-    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+    tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert tested["checked"] == f"GET {openai.base_url}/models with the API key"
     assert tested["message"] == "OpenAI accepted the credentials and lists 2 models"
@@ -120,7 +121,7 @@ def test_refused_credentials_are_told_in_words_without_the_key(tenant: Tenant, o
     wrong_key = "sk-wrong-0123456789abcdef"
     connection_id = openai_connection(tenant, openai, api_key=wrong_key)
 
-    response = tenant.api.post(route_of_test(tenant, connection_id), None)
+    response = tenant.api.post(path_for_test(tenant, connection_id), None)
 
     assert response.status == 200
     assert (response.body["outcome"], response.body["ok"]) == ("credentials_refused", False)
@@ -146,7 +147,7 @@ def test_each_refusal_or_failure_of_the_provider_is_an_outcome_in_its_words(
     connection_id = openai_connection(tenant, openai)
     openai.fail_with(status, "no models for you")
 
-    response = tenant.api.post(route_of_test(tenant, connection_id), None)
+    response = tenant.api.post(path_for_test(tenant, connection_id), None)
 
     assert response.status == 200
     assert (response.body["outcome"], response.body["ok"], response.body["message"]) == (outcome, False, message)
@@ -156,7 +157,7 @@ def test_a_provider_that_does_not_answer_in_time_is_timed_out(tenant: Tenant, op
     connection_id = openai_connection(tenant, openai)
     openai.stall()
 
-    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+    tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert (tested["outcome"], tested["message"]) == ("timed_out", f"OpenAI did not answer within {TIMEOUT_SECONDS} s")
 
@@ -166,7 +167,7 @@ def test_a_provider_that_cannot_be_reached_is_unreachable(tenant: Tenant, bedroc
         connection_id = openai_connection(tenant, server)
     # the server is gone: nothing listens on its port
 
-    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+    tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert (tested["outcome"], tested["message"]) == ("unreachable", "OpenAI could not be reached")
 
@@ -174,7 +175,7 @@ def test_a_provider_that_cannot_be_reached_is_unreachable(tenant: Tenant, bedroc
 def test_allowed_models_the_provider_does_not_list_are_not_available(tenant: Tenant, openai: LoopbackProvider) -> None:
     connection_id = openai_connection(tenant, openai, allowedModels=["gpt-4o-mini", "gpt-9-preview"])
 
-    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+    tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert (tested["outcome"], tested["ok"], tested["unavailableModels"]) == ("not_available", False, ["gpt-9-preview"])
     assert tested["message"] == (
@@ -191,7 +192,7 @@ def test_bedrock_inference_profiles_are_not_checked_against_the_foundation_model
     connection_id = create(tenant, "aws-bedrock", config, allowedModels=allowed)
     bedrock.respond_with(model_list("bedrock", ["amazon.nova-lite-v1:0"]))
 
-    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+    tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert (tested["outcome"], tested["unavailableModels"]) == ("not_available", ["amazon.titan-gone-v1"])
     assert tested["checked"] == (
@@ -204,7 +205,7 @@ def test_a_bedrock_role_is_assumed_with_its_external_id(tenant: Tenant, bedrock:
     connection_id = create(tenant, "aws-bedrock", config)
 
     with faults_in(system.COMPLETIONS) as faults:
-        tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+        tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert (tested["outcome"], tested["checked"]) == (
         "ok",
@@ -221,7 +222,7 @@ def test_a_bedrock_role_that_cannot_be_assumed_is_told_apart(tenant: Tenant, bed
 
     with faults_in(system.COMPLETIONS) as faults:
         faults.fail("sts.AssumeRole", (403, "AccessDenied", "not authorized to perform sts:AssumeRole"))
-        tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+        tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert (tested["outcome"], tested["ok"]) == ("role_not_assumable", False)
     assert tested["message"] == (
@@ -237,7 +238,7 @@ def test_bedrock_keys_refused_are_credentials_refused(tenant: Tenant, bedrock: L
     # Bedrock's own refusal of unknown keys: 403 UnrecognizedClientException
     bedrock.fail_with(401, "The security token included in the request is invalid.")
 
-    tested = tenant.api.post(route_of_test(tenant, connection_id), None).body
+    tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert (tested["outcome"], tested["message"]) == (
         "credentials_refused",
@@ -249,7 +250,7 @@ def test_only_those_who_manage_connections_may_test_them(tenant: Tenant, openai:
     connection_id = openai_connection(tenant, openai)
     sent_before = len(openai.requests)
 
-    answers = {role: tenant.as_role(role).post(route_of_test(tenant, connection_id), None) for role in Role}
+    answers = {role: tenant.as_role(role).post(path_for_test(tenant, connection_id), None) for role in Role}
 
     assert {role: answer.status for role, answer in answers.items()} == {
         Role.ADMIN: 200,
@@ -267,7 +268,7 @@ def test_only_those_who_manage_connections_may_test_them(tenant: Tenant, openai:
 def test_an_unknown_connection_is_a_404_in_the_rest_shape(tenant: Tenant, bedrock: LoopbackProvider) -> None:
     missing = "0b5f6d1e-8f40-4c5e-9d7a-2f1c3b4a5e6f"
 
-    response = tenant.api.post(route_of_test(tenant, missing), None)
+    response = tenant.api.post(path_for_test(tenant, missing), None)
 
     assert response.status == 404
     assert response.body == {
@@ -288,7 +289,7 @@ def test_credentials_kms_cannot_open_now_are_a_503_and_nothing_is_called(
     faults: AwsFaults
     with faults_in(system.COMPLETIONS) as faults:
         faults.fail("kms.Decrypt")
-        response = tenant.api.post(route_of_test(tenant, connection_id), None)
+        response = tenant.api.post(path_for_test(tenant, connection_id), None)
 
     monkeypatch.undo()
     for function in functions:
@@ -296,3 +297,65 @@ def test_credentials_kms_cannot_open_now_are_a_503_and_nothing_is_called(
     assert response.status == 503
     assert response.body["error"]["code"] == "unavailable"
     assert openai.requests[sent_before:] == []
+
+
+def test_a_connection_is_tested_before_it_is_created_and_nothing_is_stored(
+    tenant: Tenant, openai: LoopbackProvider
+) -> None:
+    draft = {"name": "draft", "provider": "openai", "config": {"apiKey": openai.api_key, "baseUrl": openai.base_url}}
+
+    good = tenant.api.post(path_for_test(tenant), draft)
+    wrong = tenant.api.post(path_for_test(tenant), {**draft, "config": {**draft["config"], "apiKey": "sk-wrong-1"}})
+
+    assert good.status == 200, good.text
+    assert (good.body["connectionId"], good.body["outcome"]) == (None, "ok")
+    assert [request.path for request in openai.requests] == ["/v1/models", "/v1/models"]
+    assert wrong.body["outcome"] == "credentials_refused"
+    assert "sk-wrong-1" not in wrong.text
+    assert tenant.api.get(tenant.connections_path).body["items"] == []
+
+
+def test_a_draft_the_create_would_refuse_is_a_400_naming_the_field(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    response = tenant.api.post(path_for_test(tenant), {"name": "draft", "provider": "openai", "config": {}})
+
+    assert response.status == 400
+    assert response.error["code"] == "invalid_request"
+    assert [detail["field"] for detail in response.error["details"]] == ["config.apiKey"]
+
+
+def test_changes_are_tested_as_the_update_would_leave_the_connection_and_nothing_changes(
+    tenant: Tenant, openai: LoopbackProvider
+) -> None:
+    # Given a stored connection that works
+    connection_id = openai_connection(tenant, openai)
+    stored = tenant.api.get(f"{tenant.connections_path}/{connection_id}")
+
+    # When a new key and new allowed models are tested on it
+    new_key = tenant.api.post(path_for_test(tenant, connection_id), {"config": {"apiKey": "sk-rotated-2"}})
+    models = tenant.api.post(path_for_test(tenant, connection_id), {"allowedModels": ["gpt-4.1", "gpt-5-nano"]})
+    # and an unchanged config, whose stored key is opened and kept
+    kept = tenant.api.post(path_for_test(tenant, connection_id), {"config": {"baseUrl": openai.base_url}})
+
+    # Then each is tested as the update would leave the connection
+    assert new_key.body["outcome"] == "credentials_refused"
+    assert openai.requests[0].headers["authorization"] == "Bearer sk-rotated-2"
+    assert (models.body["outcome"], models.body["unavailableModels"]) == ("not_available", ["gpt-5-nano"])
+    assert kept.body["outcome"] == "ok"
+    # and the connection is as it was
+    after = tenant.api.get(f"{tenant.connections_path}/{connection_id}")
+    assert (after.body, after.headers["etag"]) == (stored.body, stored.headers["etag"])
+
+
+def test_a_change_of_provider_is_tested_with_its_complete_config(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    with loopback_provider("anthropic") as anthropic:
+        connection_id = create(tenant, "openai", {"apiKey": "sk-openai-kept", "baseUrl": "https://api.example.com/v1"})
+        path = path_for_test(tenant, connection_id)
+
+        incomplete = tenant.api.post(path, {"provider": "anthropic"})
+        complete = tenant.api.post(
+            path, {"provider": "anthropic", "config": {"apiKey": anthropic.api_key, "baseUrl": anthropic.base_url}}
+        )
+
+        assert (incomplete.status, incomplete.error["details"][0]["field"]) == (400, "config")
+        assert (complete.body["provider"], complete.body["outcome"]) == ("anthropic", "ok")
+        assert [request.headers["x-api-key"] for request in anthropic.requests] == [anthropic.api_key]

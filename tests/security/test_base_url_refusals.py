@@ -243,3 +243,56 @@ def test_a_request_that_came_through_this_gateway_is_refused_before_admission(
     assert provider.requests == []
     # the day's one request is still there to be made
     assert tenant.api.post(path, body).status == 200
+
+
+def path_for_test(tenant: Tenant, connection_id: str | None = None) -> str:
+    """Where a connection is tested: a stored one, or (None) one before it is created."""
+    return f"{tenant.connections_path}/{connection_id}/test" if connection_id else f"{tenant.connections_path}/test"
+
+
+@pytest.mark.parametrize("base_url", REFUSED + MALFORMED)
+def test_a_connection_tested_before_it_is_created_is_refused_as_the_create_would_be(
+    tenant: Tenant, base_url: str, no_connect: NoConnect
+) -> None:
+    draft = {"name": "prod", "provider": "openai", "config": {"apiKey": "sk-test", "baseUrl": base_url}}
+
+    response = tenant.api.post(path_for_test(tenant), draft)
+
+    assert response.status == 400, response.text
+    assert response.error["details"][0]["field"] == "config.baseUrl"
+    assert "sk-test" not in response.text
+    assert no_connect.calls == []
+
+
+def test_changes_tested_on_a_stored_connection_are_refused_as_the_update_would_be(
+    tenant: Tenant, no_connect: NoConnect
+) -> None:
+    created = create(tenant, "https://proxy.example.com/v1").body
+
+    inside = tenant.api.post(
+        path_for_test(tenant, created["connectionId"]), {"config": {"baseUrl": "https://10.0.0.1/v1", "apiKey": "sk-2"}}
+    )
+    # the stored key may not be sent to a new place, tested or not
+    elsewhere = tenant.api.post(
+        path_for_test(tenant, created["connectionId"]), {"config": {"baseUrl": "https://other.example.com/v1"}}
+    )
+
+    assert (inside.status, inside.error["details"][0]["field"]) == (400, "config.baseUrl")
+    assert (elsewhere.status, elsewhere.error["details"][0]["field"]) == (400, "config.baseUrl")
+    assert "resend apiKey" in elsewhere.error["message"]
+    assert no_connect.calls == []
+
+
+def test_a_stored_connection_whose_name_rebound_inside_tests_as_misconfigured_without_a_connection(
+    tenant: Tenant, fake_names: FakeResolver, no_connect: NoConnect
+) -> None:
+    fake_names.names["rebound.example.com"] = [PUBLIC_ADDRESS]
+    created = create(tenant, "https://rebound.example.com/v1").body
+    fake_names.names["rebound.example.com"] = ["10.0.0.1"]
+
+    tested = tenant.api.post(path_for_test(tenant, created["connectionId"]), None)
+
+    assert tested.status == 200
+    assert (tested.body["outcome"], tested.body["ok"]) == ("misconfigured", False)
+    assert "rebound.example.com" in tested.body["message"] and "change its baseUrl" in tested.body["message"]
+    assert no_connect.calls == []

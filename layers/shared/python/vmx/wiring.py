@@ -224,7 +224,8 @@ def gateway(settings: CompletionsSettings, events: "EventPublisher") -> Gateway:
     bedrock = bedrock_client_factory(
         boto3.client("sts", region_name=settings.aws_region), endpoint_url=settings.bedrock_endpoint_url
     )
-    transports = Transports(http=guarded_pool_manager(address_policy(settings), maxsize=10), bedrock_client=bedrock)
+    addresses = address_policy(settings)
+    transports = Transports(http=guarded_pool_manager(addresses, maxsize=10), bedrock_client=bedrock)
     credentials = CredentialCache(credential_cipher(settings, settings.aws_region))
     completions = CompletionService(
         connections,
@@ -246,6 +247,7 @@ def gateway(settings: CompletionsSettings, events: "EventPublisher") -> Gateway:
         lambda provider, config, secrets, timeout: probe(provider, config, secrets, transports, bedrock, timeout),
         utc_now,
         settings.connection_test_timeout_seconds,
+        addresses,
     )
     return Gateway(completions, tests)
 

@@ -5,9 +5,10 @@ from typing import Any, NoReturn
 
 from pydantic import SecretStr, ValidationError
 
-from vmx.connections.models import MASK
+from vmx.connections.models import MASK, Connection, ConnectionPatch
 from vmx.errors import ErrorDetail, InvalidInput
-from vmx.providers.catalog import Provider
+from vmx.providers.addresses import AddressPolicy, AddressRefused
+from vmx.providers.catalog import Provider, provider_by_id
 from vmx.validation import error_details, summary
 
 
@@ -49,6 +50,34 @@ def merged_config(
                 + " with it",
             )
     return _split(provider, _validated(provider, merged), kept=frozenset(masked))
+
+
+def patched_config(current: Connection, patch: ConnectionPatch) -> ConfigChange | None:
+    """The configuration an update leaves: complete when it changes the provider, else merged into the stored one;
+    None when it leaves the configuration alone."""
+    if patch.provider is not None and provider_by_id(patch.provider).id != current.provider:
+        if patch.config is None:
+            message = f"changing the provider to '{patch.provider}' requires its complete config"
+            raise InvalidInput(f"config: {message}", [ErrorDetail(field="config", message=message)])
+        return new_config(provider_by_id(patch.provider), patch.config)
+    if patch.config is None:
+        return None
+    provider = provider_by_id(current.provider)
+    return merged_config(provider, current.settings, frozenset(current.secrets), patch.config)
+
+
+def check_base_url(change: ConfigChange, addresses: AddressPolicy) -> None:
+    """Refuses a `baseUrl` the gateway would not send credentials to (vmx.providers.addresses)."""
+    base_url = change.settings.get("baseUrl")
+    if base_url is None:
+        return
+    try:
+        addresses.check_url(base_url)
+    except AddressRefused as refused:
+        message = f"the gateway does not send credentials there: {refused}"
+        raise InvalidInput(
+            f"config.baseUrl: {message}", [ErrorDetail(field="config.baseUrl", message=message)]
+        ) from None
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

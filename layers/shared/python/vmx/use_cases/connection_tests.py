@@ -7,6 +7,7 @@ tests what a completion through the connection would meet.
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -18,10 +19,12 @@ from vmx.api_model import ApiModel
 from vmx.clock import Clock
 from vmx.completions.calls import ProviderError
 from vmx.completions.probes import Probe, ProbeFailed
-from vmx.connections.models import Connection
+from vmx.connections.config_changes import check_base_url, new_config, patched_config
+from vmx.connections.models import Connection, ConnectionCreate, ConnectionPatch
 from vmx.credentials.errors import CredentialsUnreadable
 from vmx.errors import NotFound
-from vmx.providers.catalog import PROVIDERS, ProviderId
+from vmx.providers.addresses import AddressPolicy
+from vmx.providers.catalog import PROVIDERS, ProviderId, provider_by_id
 from vmx.use_cases.connections import ConnectionScope
 from vmx.use_cases.credentials_cache import CredentialCache
 
@@ -58,7 +61,8 @@ _OUTCOMES = {
 class ConnectionTest(ApiModel):
     """What a test of a connection called, and what came of it."""
 
-    connection_id: str
+    # None for a connection tested before it is created
+    connection_id: str | None
     provider: ProviderId
     outcome: ConnectionTestOutcome
     # outcome is ok
@@ -85,31 +89,68 @@ class ConnectionTests:
         prober: Prober,
         clock: Clock,
         timeout_seconds: float,
+        addresses: AddressPolicy,
     ):
-        """`timeout_seconds`: the longest a test waits for its provider."""
+        """`timeout_seconds`: the longest a test waits for its provider; `addresses` decides where a changed
+        `baseUrl` may point, as for a create or an update."""
         self._timeout_seconds = timeout_seconds
+        self._addresses = addresses
         self._connections = connections
         self._credentials = credentials
         self._prober = prober
         self._clock = clock
 
-    def test(self, principal: Principal, scope: ConnectionScope, connection_id: str) -> ConnectionTest:
-        """Raises NotFound for a connection that is not there, CredentialsUnavailable when KMS cannot open its
-        credentials now; every answer of the provider, or its silence, is a result."""
+    def test(
+        self, principal: Principal, scope: ConnectionScope, connection_id: str, changes: ConnectionPatch | None = None
+    ) -> ConnectionTest:
+        """Tests the stored connection, or with `changes` the connection as that update would leave it (nothing is
+        stored). Raises NotFound for a connection that is not there, InvalidInput for changes an update would
+        refuse, CredentialsUnavailable when KMS cannot open the stored credentials now; every answer of the
+        provider, or its silence, is a result."""
         # it spends the connection's credentials at its provider: for those who manage connections
         authorize(principal, Action.MANAGE_CONNECTIONS, scope.workspace_id, scope.environment_id)
-        connection = self._connections.get(scope.workspace_id, scope.environment_id, connection_id)
-        if connection is None:
+        current = self._connections.get(scope.workspace_id, scope.environment_id, connection_id)
+        if current is None:
             raise NotFound(f"AI connection {connection_id} not found")
-        name = PROVIDERS[connection.provider].name
+        change = None if changes is None else patched_config(current, changes)
+        if change is not None:
+            check_base_url(change, self._addresses)
+        allowed = current.allowed_models
+        if changes is not None and "allowed_models" in changes.model_fields_set:
+            allowed = changes.allowed_models
+
+        def secrets() -> Mapping[str, SecretStr]:
+            if change is None:
+                return self._credentials.secrets_of(current)
+            kept = self._credentials.secrets_of(current) if change.kept else {}
+            return {**{name: kept[name] for name in change.kept}, **change.new_secrets}
+
+        provider = (
+            current.provider if changes is None or changes.provider is None else provider_by_id(changes.provider).id
+        )
+        settings = current.settings if change is None else change.settings
+        return self._run(_Candidate(connection_id, provider, settings, secrets, allowed))
+
+    def test_new(self, principal: Principal, scope: ConnectionScope, draft: ConnectionCreate) -> ConnectionTest:
+        """Tests a connection before it is created, from the body that would create it; nothing is stored. Raises
+        InvalidInput for a configuration the create would refuse."""
+        authorize(principal, Action.MANAGE_CONNECTIONS, scope.workspace_id, scope.environment_id)
+        provider = provider_by_id(draft.provider)
+        change = new_config(provider, draft.config)
+        check_base_url(change, self._addresses)
+        candidate = _Candidate(None, provider.id, change.settings, lambda: change.new_secrets, draft.allowed_models)
+        return self._run(candidate)
+
+    def _run(self, candidate: "_Candidate") -> ConnectionTest:
+        name = PROVIDERS[candidate.provider].name
         started, tested_at = time.monotonic(), self._clock()
 
         def result(
             outcome: ConnectionTestOutcome, message: str, checked: str, unavailable: list[str] | None = None
         ) -> ConnectionTest:
             return ConnectionTest(
-                connection_id=connection_id,
-                provider=connection.provider,
+                connection_id=candidate.connection_id,
+                provider=candidate.provider,
                 outcome=outcome,
                 ok=outcome is ConnectionTestOutcome.OK,
                 message=message,
@@ -120,18 +161,18 @@ class ConnectionTests:
             )
 
         try:
-            secrets = self._credentials.secrets_of(connection)
+            secrets = candidate.secrets()
         except CredentialsUnreadable:
             message = "the connection's stored credentials cannot be read; set them again on the connection"
             return result(ConnectionTestOutcome.MISCONFIGURED, message, "nothing was called")
         try:
-            probe = self._prober(connection.provider, connection.settings, secrets, self._timeout_seconds)
+            probe = self._prober(candidate.provider, candidate.settings, secrets, self._timeout_seconds)
         except ProbeFailed as failed:
             outcome = _OUTCOMES.get(failed.failure.code, ConnectionTestOutcome.PROVIDER_ERROR)
             return result(outcome, failed.failure.message, failed.checked)
         except ProviderError as invalid:
             return result(ConnectionTestOutcome.MISCONFIGURED, invalid.message, "nothing was called")
-        unavailable = _unavailable(connection, probe)
+        unavailable = _unavailable(candidate.allowed_models, probe)
         if unavailable:
             message = (
                 f"{name} accepted the credentials but does not offer {', '.join(unavailable)} to them; "
@@ -142,10 +183,22 @@ class ConnectionTests:
         return result(ConnectionTestOutcome.OK, f"{name} accepted the credentials{offered}", probe.checked)
 
 
-def _unavailable(connection: Connection, probe: Probe) -> list[str]:
-    if probe.model_ids is None or not connection.allowed_models:
+@dataclass(frozen=True)
+class _Candidate:
+    """A connection as it is tested: stored, changed, or not yet created (no id)."""
+
+    connection_id: str | None
+    provider: ProviderId
+    settings: Mapping[str, Any]
+    # opened only when the test runs, so that credentials that cannot be read are a result
+    secrets: Callable[[], Mapping[str, SecretStr]]
+    allowed_models: list[str] | None
+
+
+def _unavailable(allowed_models: list[str] | None, probe: Probe) -> list[str]:
+    if probe.model_ids is None or not allowed_models:
         return []
-    return [model for model in connection.allowed_models if _listable(model) and model not in probe.model_ids]
+    return [model for model in allowed_models if _listable(model) and model not in probe.model_ids]
 
 
 # Bedrock's inference profiles ("us.anthropic.…", "global.…") and ARNs are not foundation models, which are all it lists

@@ -6,7 +6,7 @@ from typing import NoReturn
 
 from vmx.access.policy import Action, Principal, authorize
 from vmx.clock import Clock
-from vmx.connections.config_changes import ConfigChange, merged_config, new_config
+from vmx.connections.config_changes import check_base_url, new_config, patched_config
 from vmx.connections.models import Connection, ConnectionCreate, ConnectionPatch
 from vmx.connections.ports import ConnectionRepository, StaleVersion
 from vmx.credentials.ports import CredentialCipher
@@ -14,7 +14,7 @@ from vmx.errors import ErrorDetail, InvalidInput, NotFound, PreconditionFailed
 from vmx.events.models import ConnectionCreated, ConnectionDeleted, ConnectionUpdated
 from vmx.events.ports import EventPublisher
 from vmx.pagination import Page
-from vmx.providers.addresses import AddressPolicy, AddressRefused
+from vmx.providers.addresses import AddressPolicy
 from vmx.providers.catalog import provider_by_id
 from vmx.tenancy.ports import TenancyRepository
 
@@ -51,7 +51,7 @@ class ConnectionService:
         self._require_environment(scope)
         provider = provider_by_id(request.provider)
         change = new_config(provider, request.config)
-        self._check_base_url(change)
+        check_base_url(change, self._addresses)
         connection_id = str(uuid.uuid4())
         now = self._clock()
         connection = Connection(
@@ -158,9 +158,9 @@ class ConnectionService:
             updated.capacity = patch.capacity
         if "allowed_models" in changes:
             updated.allowed_models = patch.allowed_models
-        config_change = self._config_change(current, patch)
+        config_change = patched_config(current, patch)
         if config_change is not None:
-            self._check_base_url(config_change)
+            check_base_url(config_change, self._addresses)
         now = self._clock()
         if config_change is not None:
             updated.provider = provider_by_id(patch.provider or current.provider).id
@@ -174,27 +174,6 @@ class ConnectionService:
         updated.updated_at = now
         updated.updated_by = principal.key_id
         return updated
-
-    def _config_change(self, current: Connection, patch: ConnectionPatch) -> ConfigChange | None:
-        provider_changes = patch.provider is not None and provider_by_id(patch.provider).id != current.provider
-        if provider_changes:
-            assert patch.provider is not None
-            if patch.config is None:
-                _refuse("config", f"changing the provider to '{patch.provider}' requires its complete config")
-            return new_config(provider_by_id(patch.provider), patch.config)
-        if patch.config is None:
-            return None
-        provider = provider_by_id(current.provider)
-        return merged_config(provider, current.settings, frozenset(current.secrets), patch.config)
-
-    def _check_base_url(self, change: ConfigChange) -> None:
-        base_url = change.settings.get("baseUrl")
-        if base_url is None:
-            return
-        try:
-            self._addresses.check_url(base_url)
-        except AddressRefused as refused:
-            _refuse("config.baseUrl", f"the gateway does not send credentials there: {refused}")
 
     def _existing(self, scope: ConnectionScope, connection_id: str) -> Connection:
         connection = self._connections.get(scope.workspace_id, scope.environment_id, connection_id)
