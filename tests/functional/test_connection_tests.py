@@ -302,10 +302,11 @@ def test_credentials_kms_cannot_open_now_are_a_503_and_nothing_is_called(
 def test_a_connection_is_tested_before_it_is_created_and_nothing_is_stored(
     tenant: Tenant, openai: LoopbackProvider
 ) -> None:
-    draft = {"name": "draft", "provider": "openai", "config": {"apiKey": openai.api_key, "baseUrl": openai.base_url}}
+    def draft(api_key: str | None) -> dict[str, Any]:
+        return {"name": "draft", "provider": "openai", "config": {"apiKey": api_key, "baseUrl": openai.base_url}}
 
-    good = tenant.api.post(path_for_test(tenant), draft)
-    wrong = tenant.api.post(path_for_test(tenant), {**draft, "config": {**draft["config"], "apiKey": "sk-wrong-1"}})
+    good = tenant.api.post(path_for_test(tenant), draft(openai.api_key))
+    wrong = tenant.api.post(path_for_test(tenant), draft("sk-wrong-1"))
 
     assert good.status == 200, good.text
     assert (good.body["connectionId"], good.body["outcome"]) == (None, "ok")

@@ -32,7 +32,7 @@ def test_gemini_models_are_known_by_both_their_names() -> None:
     with loopback_provider("gemini") as server:
         listed = probed(ProviderId.GEMINI, server)
 
-    assert listed.model_ids == {"models/gemini-2.5-flash", "gemini-2.5-flash"}
+    assert listed.model_ids == frozenset({"models/gemini-2.5-flash", "gemini-2.5-flash"})
     assert server.requests[0].headers["x-goog-api-key"] == server.api_key
 
 
