@@ -124,6 +124,16 @@ export class Connections {
     return this.api.request("DELETE", this.path(connectionId), { ifMatch: etag });
   }
 
+  /** Tests the stored connection; with `changes` (an update's body), as that update would leave it. */
+  async test(connectionId, changes) {
+    return (await this.api.request("POST", this.path(connectionId, "/test"), { body: changes })).data;
+  }
+
+  /** Tests a connection before it is created, from the body that would create it. */
+  async testNew(body) {
+    return (await this.api.request("POST", `${this.base}/test`, { body })).data;
+  }
+
   capacity(connectionId) {
     return this.api.get(this.path(connectionId, "/capacity"));
   }

@@ -460,3 +460,54 @@ def test_a_required_choice_in_a_nested_setting_starts_unchosen(page: Page, tenan
     page.get_by_label("Latency").select_option("optimized")
     page.get_by_role("button", name="Create connection").click()
     expect(page.get_by_role("button", name="Delete")).to_be_visible()
+
+
+def test_the_test_button_tells_what_was_checked_and_an_edit_is_tested_before_it_is_saved(
+    page: Page, tenant: Tenant
+) -> None:
+    with loopback_provider("openai") as provider:
+        connection = tenant.create(
+            {
+                "name": unique("tested"),
+                "provider": "openai",
+                "config": {"apiKey": provider.api_key, "baseUrl": provider.base_url},
+            }
+        )
+        sign_in(page, tenant)
+        page.goto(f"{tenant.base_url}/#/connections/{connection['connectionId']}")
+
+        page.get_by_role("button", name="Test").click()
+        result = page.get_by_role("status").locator(".test-result")
+        expect(result).to_contain_text("Test passed")
+        expect(result).to_contain_text("OpenAI accepted the credentials and lists 2 models")
+        expect(result).to_contain_text(f"Checked: GET {provider.base_url}/models with the API key")
+        screenshot(page, "connection-test")
+
+        page.get_by_role("link", name="Edit").click()
+        page.get_by_label("API key").fill("sk-not-this-one")
+        page.get_by_role("button", name="Test").click()
+        expect(page.get_by_role("status").locator(".test-result")).to_contain_text("Credentials refused")
+
+        assert [request.headers["authorization"] for request in provider.requests] == [
+            f"Bearer {provider.api_key}",
+            "Bearer sk-not-this-one",
+        ]
+    # the edit was tested, not saved
+    assert tenant.get(connection["connectionId"]).json()["version"] == 1
+
+
+def test_a_new_connection_is_tested_from_the_form_before_it_is_created(page: Page, tenant: Tenant) -> None:
+    with loopback_provider("anthropic") as provider:
+        sign_in(page, tenant)
+        page.goto(f"{tenant.base_url}/#/connections/new")
+        page.get_by_label("Name", exact=True).fill(unique("draft"))
+        page.get_by_label("Provider").select_option("anthropic")
+        page.get_by_label("API key").fill(provider.api_key or "")
+        page.get_by_label("Base URL").fill(provider.base_url)
+
+        page.get_by_role("button", name="Test").click()
+
+        expect(page.get_by_role("status").locator(".test-result")).to_contain_text("Test passed")
+        assert [request.path for request in provider.requests] == ["/v1/models?limit=1000"]
+    listed = requests.get(tenant.connections_url, headers=tenant.headers, timeout=10).json()["items"]
+    assert not [item for item in listed if item["name"].startswith("draft")]

@@ -1,10 +1,12 @@
 // Create and edit a connection: general fields, the provider's generated configuration form,
-// capacity rows and allowed models. Edits are conditional on the version that was loaded (If-Match).
+// capacity rows and allowed models, and a test of what the form holds before it is saved. Edits are
+// conditional on the version that was loaded (If-Match).
 
 import { capacityEditor, normalizedCapacity } from "../capacity.js";
 import { h, replaceChildren, spinner, toast, whileBusy } from "../dom.js";
 import { errorSummary, FieldErrors } from "../field-errors.js";
 import { schemaForm } from "../schema-form.js";
+import { testButton, testOutput } from "./connection-test.js";
 
 function textField(errors, { path, label, value = "", help, multiline = false, placeholder }) {
   const id = `field-${path}`;
@@ -93,23 +95,9 @@ export async function renderCreateConnection(view, ctx) {
     help: "One per line. Leave empty to allow every model of the provider.",
   });
   const submit = h("button", { type: "submit", class: "primary" }, "Create connection");
-
-  const form = h(
-    "form",
-    { class: "connection-form", novalidate: true, "aria-label": "Create connection" },
-    summary,
-    section("General", name.field, description.field, providerField),
-    section("Provider configuration", configHolder),
-    section("Limits", capacity.element, models.field),
-    h("div", { class: "form-actions" }, h("a", { href: "#/connections", class: "button secondary" }, "Cancel"), submit),
-  );
-  let unsaved = false;
-  form.addEventListener("input", () => (unsaved = true));
-  ctx.protect(() => unsaved);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  const readBody = () => {
     const limits = readLimits(capacity, errors);
-    if (!limits) return;
+    if (!limits) return undefined;
     const body = {
       name: name.input.value.trim(),
       provider: provider.value,
@@ -118,6 +106,43 @@ export async function renderCreateConnection(view, ctx) {
       allowedModels: parseModels(models.input.value),
     };
     if (description.input.value.trim()) body.description = description.input.value.trim();
+    return body;
+  };
+  const tested = testOutput();
+  // before anything is saved: the API tests the body that would create the connection
+  const test = testButton(
+    tested,
+    async () => {
+      errors.clear();
+      const body = readBody();
+      return body && (await ctx.connections.testNew(body));
+    },
+    (error) => errors.show(error),
+  );
+
+  const form = h(
+    "form",
+    { class: "connection-form", novalidate: true, "aria-label": "Create connection" },
+    summary,
+    section("General", name.field, description.field, providerField),
+    section("Provider configuration", configHolder),
+    section("Limits", capacity.element, models.field),
+    tested,
+    h(
+      "div",
+      { class: "form-actions" },
+      h("a", { href: "#/connections", class: "button secondary" }, "Cancel"),
+      test,
+      submit,
+    ),
+  );
+  let unsaved = false;
+  form.addEventListener("input", () => (unsaved = true));
+  ctx.protect(() => unsaved);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = readBody();
+    if (!body) return;
     await whileBusy(submit, "Creating…", async () => {
       try {
         const { data } = await ctx.connections.create(body);
@@ -166,6 +191,35 @@ export async function renderEditConnection(view, ctx, connectionId) {
   });
   const submit = h("button", { type: "submit", class: "primary" }, "Save");
   const detailsHref = `#/connections/${connection.connectionId}`;
+  /** The update's body ({} when nothing changed), or undefined with the problem shown. */
+  const readPatch = () => {
+    const patch = {};
+    const newName = name.input.value.trim();
+    if (newName !== connection.name) patch.name = newName;
+    const newDescription = description.input.value.trim() || null;
+    if (newDescription !== (connection.description?.trim() || null)) patch.description = newDescription;
+    const configPatch = config.patch(connection.config ?? {});
+    if (Object.keys(configPatch).length > 0) patch.config = configPatch;
+    const newCapacity = readLimits(capacity, errors);
+    if (!newCapacity) return undefined;
+    if (JSON.stringify(normalizedCapacity(newCapacity)) !== JSON.stringify(normalizedCapacity(connection.capacity))) {
+      patch.capacity = newCapacity;
+    }
+    const newModels = parseModels(models.input.value);
+    if (JSON.stringify(newModels) !== JSON.stringify(connection.allowedModels ?? null)) patch.allowedModels = newModels;
+    return patch;
+  };
+  const tested = testOutput();
+  // before saving: the API tests the connection as this update would leave it
+  const test = testButton(
+    tested,
+    async () => {
+      errors.clear();
+      const patch = readPatch();
+      return patch && (await ctx.connections.test(connection.connectionId, patch));
+    },
+    (error) => errors.show(error),
+  );
 
   const form = h(
     "form",
@@ -192,27 +246,22 @@ export async function renderEditConnection(view, ctx, connectionId) {
       configHolder,
     ),
     section("Limits", capacity.element, models.field),
-    h("div", { class: "form-actions" }, h("a", { href: detailsHref, class: "button secondary" }, "Cancel"), submit),
+    tested,
+    h(
+      "div",
+      { class: "form-actions" },
+      h("a", { href: detailsHref, class: "button secondary" }, "Cancel"),
+      test,
+      submit,
+    ),
   );
   let unsaved = false;
   form.addEventListener("input", () => (unsaved = true));
   ctx.protect(() => unsaved);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const patch = {};
-    const newName = name.input.value.trim();
-    if (newName !== connection.name) patch.name = newName;
-    const newDescription = description.input.value.trim() || null;
-    if (newDescription !== (connection.description?.trim() || null)) patch.description = newDescription;
-    const configPatch = config.patch(connection.config ?? {});
-    if (Object.keys(configPatch).length > 0) patch.config = configPatch;
-    const newCapacity = readLimits(capacity, errors);
-    if (!newCapacity) return;
-    if (JSON.stringify(normalizedCapacity(newCapacity)) !== JSON.stringify(normalizedCapacity(connection.capacity))) {
-      patch.capacity = newCapacity;
-    }
-    const newModels = parseModels(models.input.value);
-    if (JSON.stringify(newModels) !== JSON.stringify(connection.allowedModels ?? null)) patch.allowedModels = newModels;
+    const patch = readPatch();
+    if (!patch) return;
     if (Object.keys(patch).length === 0) {
       toast("Nothing changed.");
       return;
@@ -221,7 +270,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
       try {
         await ctx.connections.update(connection.connectionId, patch, etag);
         unsaved = false;
-        toast(`Saved ${newName}.`, "success");
+        toast(`Saved ${name.input.value.trim()}.`, "success");
         ctx.navigate(detailsHref);
       } catch (error) {
         const stale = error.status === 412;

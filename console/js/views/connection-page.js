@@ -1,5 +1,5 @@
 // One connection: details, configured capacity beside discovered capacity, current utilization per
-// window, usage over time, and delete behind a confirmation that names it.
+// window, usage over time, a test of its credentials, and delete behind a confirmation that names it.
 
 import { capacitySummary, SOURCE_IP } from "../capacity.js";
 import { stackedBars } from "../chart.js";
@@ -15,6 +15,7 @@ import {
   toast,
   whileBusy,
 } from "../dom.js";
+import { testButton, testOutput } from "./connection-test.js";
 
 const HOUR = 3600 * 1000;
 const DAY = 24 * HOUR;
@@ -358,6 +359,7 @@ export async function renderConnectionPage(view, ctx, connectionId) {
   const [providers, loaded] = await Promise.all([ctx.providers(), ctx.connections.get(connectionId)]);
   const { data: connection, etag } = loaded;
   const provider = providers.find((item) => item.id === connection.provider);
+  const tested = testOutput();
   const utilization = h("div");
   const usage = h("div");
   const rangeSelect = h(
@@ -392,10 +394,12 @@ export async function renderConnectionPage(view, ctx, connectionId) {
       h(
         "div",
         { class: "actions" },
+        testButton(tested, () => ctx.connections.test(connection.connectionId)),
         h("a", { class: "button secondary", href: `#/connections/${connection.connectionId}/edit` }, "Edit"),
         h("button", { type: "button", class: "danger", onClick: () => confirmDelete(ctx, connection, etag) }, "Delete"),
       ),
     ),
+    tested,
     h(
       "div",
       { class: "grid" },
