@@ -146,3 +146,24 @@ export class Connections {
     });
   }
 }
+
+/** The API keys of one workspace. */
+export class ApiKeys {
+  constructor(api, workspaceId) {
+    this.api = api;
+    this.base = `/api/v1/workspaces/${encodeURIComponent(workspaceId)}/api-keys`;
+  }
+
+  list() {
+    return this.api.all(this.base);
+  }
+
+  /** The new key, with `apiKey`: the only answer that carries it. */
+  async create(body) {
+    return (await this.api.request("POST", this.base, { body })).data;
+  }
+
+  revoke(keyId) {
+    return this.api.request("DELETE", `${this.base}/${encodeURIComponent(keyId)}`);
+  }
+}

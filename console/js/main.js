@@ -1,12 +1,13 @@
 // The console: loads config.json (the API's URL), keeps the sign-in and the chosen workspace and
 // environment, and routes #/... addresses to views. Addresses never carry anything secret.
 
-import { Api, Connections } from "./api.js";
+import { Api, ApiKeys, Connections } from "./api.js";
 import { h, replaceChildren, toast } from "./dom.js";
 import { session } from "./session.js";
 import { renderCreateConnection, renderEditConnection } from "./views/connection-form.js";
 import { renderConnectionPage } from "./views/connection-page.js";
 import { renderConnectionList } from "./views/connections-list.js";
+import { renderApiKeys } from "./views/api-keys.js";
 import { renderQuickAdd } from "./views/quick-add.js";
 import { renderSignIn } from "./views/signin.js";
 
@@ -98,6 +99,8 @@ function renderScope(workspace, environment) {
   });
   replaceChildren(
     scopeBar,
+    h("a", { href: "#/connections" }, "AI connections"),
+    h("a", { href: "#/api-keys" }, "API keys"),
     h("label", {}, h("span", {}, "Workspace"), workspaceSelect),
     h("label", {}, h("span", {}, "Environment"), environmentSelect),
     h(
@@ -198,6 +201,9 @@ async function route() {
       protect: (unsaved) => isCurrent() && (shown.unsaved = unsaved),
       replaceQuery: (values) => isCurrent() && replaceQuery(values),
       connections: new Connections(api, scope.workspace.workspaceId, scope.environment.environmentId),
+      apiKeys: new ApiKeys(api, scope.workspace.workspaceId),
+      workspace: scope.workspace,
+      environments: state.environments.items,
       providers: () =>
         (state.providers ??= api.providers().catch((error) => {
           state.providers = null;
@@ -205,7 +211,8 @@ async function route() {
         })),
     };
     const [section, id, action] = parts;
-    if (section !== "connections") renderNotFound(page);
+    if (section === "api-keys" && !id) await renderApiKeys(page, ctx);
+    else if (section !== "connections") renderNotFound(page);
     else if (!id) await renderConnectionList(page, ctx);
     else if (id === "new") await renderCreateConnection(page, ctx);
     else if (id === "quick-add") await renderQuickAdd(page, ctx);

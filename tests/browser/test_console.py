@@ -511,3 +511,48 @@ def test_a_new_connection_is_tested_from_the_form_before_it_is_created(page: Pag
         assert [request.path for request in provider.requests] == ["/v1/models?limit=1000"]
     listed = requests.get(tenant.connections_url, headers=tenant.headers, timeout=10).json()["items"]
     assert not [item for item in listed if item["name"].startswith("draft")]
+
+
+def test_api_keys_are_created_shown_once_listed_and_revoked(page: Page, tenant: Tenant) -> None:
+    name = unique("ci-bot")
+    sign_in(page, tenant)
+    page.get_by_role("link", name="API keys").click()
+
+    # Create an editor key limited to the one environment
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Role").select_option("editor")
+    page.get_by_label("Every environment, present and future").uncheck()
+    page.get_by_label("production").check()
+    page.get_by_role("button", name="Create API key").click()
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading", level=2)).to_have_text(f"API key {name} created")
+    issued = dialog.get_by_label("The new API key").input_value()
+    assert issued.startswith("vmx_")
+    screenshot(page, "api-key-created")
+    dialog.get_by_role("button", name="Done").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+    # It works, as an editor of that environment only
+    as_issued = {"Authorization": f"Bearer {issued}"}
+    assert requests.get(tenant.connections_url, headers=as_issued, timeout=10).status_code == 200
+    listed = page.locator("table.list tbody tr", has_text=name)
+    expect(listed).to_contain_text("editor")
+    expect(listed).to_contain_text("production")
+    expect(listed).to_contain_text("Active")
+
+    # Revoke it: refused from then on
+    listed.get_by_role("button", name=f"Revoke {name}").click()
+    page.get_by_role("dialog").get_by_role("button", name=f"Revoke {name}").click()
+    expect(page.locator(".toast")).to_have_text(f"Revoked {name}.")
+    expect(page.locator("table.list tbody tr", has_text=name)).to_contain_text("Revoked")
+    assert requests.get(tenant.connections_url, headers=as_issued, timeout=10).status_code == 401
+
+
+def test_a_key_without_a_name_is_refused_next_to_the_field(page: Page, tenant: Tenant) -> None:
+    sign_in(page, tenant)
+    page.goto(f"{tenant.base_url}/#/api-keys")
+    page.get_by_role("button", name="Create API key").click()
+
+    expect(page.locator("[data-field='name'] .field-error")).to_be_visible()
+    expect(page.get_by_role("dialog")).to_have_count(0)
