@@ -58,7 +58,7 @@ def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
     config = connection_config(call, ApiKeyConfig)
     provider = PROVIDERS[call.provider].name
     reply = post_json(
-        transports.http, provider, _url(config), _body(call, provider), _headers(config), call.wait_seconds()
+        transports.http, provider, _url(config), _body(call, provider), auth_headers(config), call.wait_seconds()
     )
     if not reply.ok:
         raise reply.failure(Redactor(call.secrets.values()))
@@ -71,7 +71,7 @@ def stream(call: ProviderCall, transports: Transports) -> ProviderStream:
     config = connection_config(call, ApiKeyConfig)
     provider = PROVIDERS[call.provider].name
     body = {**_body(call, provider), "stream": True}
-    sse = open_sse(transports.http, provider, _url(config), body, _headers(config), call)
+    sse = open_sse(transports.http, provider, _url(config), body, auth_headers(config), call)
     frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
     events = (event.json(provider) for event in sse.events())
     chunks = chunks_from_events(events, frame, provider, Redactor(call.secrets.values()), call.deadline)
@@ -82,7 +82,7 @@ def _url(config: ApiKeyConfig) -> str:
     return f"{config.base_url or DEFAULT_BASE_URL}/v1/messages"
 
 
-def _headers(config: ApiKeyConfig) -> dict[str, str]:
+def auth_headers(config: ApiKeyConfig) -> dict[str, str]:
     return {"x-api-key": config.api_key.get_secret_value(), "anthropic-version": API_VERSION}
 
 

@@ -59,7 +59,7 @@ def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
     provider = PROVIDERS[call.provider].name
     body = generate_content_body(call.request, provider)
     url = _url(config, call.model, "generateContent")
-    reply = post_json(transports.http, provider, url, body, _headers(config), call.wait_seconds())
+    reply = post_json(transports.http, provider, url, body, auth_headers(config), call.wait_seconds())
     if not reply.ok:
         raise _failure(reply, provider, Redactor(call.secrets.values()))
     created = int(transports.clock().timestamp())
@@ -76,7 +76,7 @@ def stream(call: ProviderCall, transports: Transports) -> ProviderStream:
         provider,
         _url(config, call.model, "streamGenerateContent?alt=sse"),
         generate_content_body(call.request, provider),
-        _headers(config),
+        auth_headers(config),
         call,
         refusal=lambda reply: _failure(reply, provider, redactor),
     )
@@ -92,7 +92,7 @@ def _url(config: ApiKeyConfig, model: str, method: str) -> str:
     return f"{config.base_url or DEFAULT_BASE_URL}/v1beta/models/{quoted}:{method}"
 
 
-def _headers(config: ApiKeyConfig) -> dict[str, str]:
+def auth_headers(config: ApiKeyConfig) -> dict[str, str]:
     return {"x-goog-api-key": config.api_key.get_secret_value()}
 
 

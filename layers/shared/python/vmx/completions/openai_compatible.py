@@ -50,7 +50,7 @@ def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
     config = connection_config(call, ApiKeyConfig)
     provider = PROVIDERS[call.provider].name
     payload = _payload(call, exclude={"stream", "stream_options"})
-    reply = post_json(transports.http, provider, _url(call, config), payload, _headers(config), call.wait_seconds())
+    reply = post_json(transports.http, provider, _url(call, config), payload, auth_headers(config), call.wait_seconds())
     if not reply.ok:
         raise reply.failure(Redactor(call.secrets.values()))
     return ProviderResult(_completion(reply.body, call, int(transports.clock().timestamp())), reply.rate_limit_headers)
@@ -64,7 +64,7 @@ def stream(call: ProviderCall, transports: Transports) -> ProviderStream:
     # Perplexity reports usage in its chunks unasked (and documents no stream_options).
     if call.provider is not ProviderId.PERPLEXITY:
         payload["stream_options"] = {**payload.get("stream_options", {}), "include_usage": True}
-    sse = open_sse(transports.http, provider, _url(call, config), payload, _headers(config), call)
+    sse = open_sse(transports.http, provider, _url(call, config), payload, auth_headers(config), call)
     frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
     redactor = Redactor(call.secrets.values())
     return ProviderStream(_chunks(sse, frame, provider, redactor), sse.rate_limit_headers, sse.close)
@@ -83,7 +83,7 @@ def _url(call: ProviderCall, config: ApiKeyConfig) -> str:
     return f"{config.base_url or DEFAULT_BASE_URLS[call.provider]}/chat/completions"
 
 
-def _headers(config: ApiKeyConfig) -> dict[str, str]:
+def auth_headers(config: ApiKeyConfig) -> dict[str, str]:
     return {"authorization": f"Bearer {config.api_key.get_secret_value()}"}
 
 

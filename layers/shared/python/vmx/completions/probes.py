@@ -12,12 +12,11 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from vmx.completions import anthropic, gemini
+from vmx.completions import anthropic, gemini, openai_compatible
 from vmx.completions.bedrock import access_of
 from vmx.completions.calls import BedrockAccess, ProviderError, Transports, validated_config
 from vmx.completions.failures import Redactor, invalid_response
 from vmx.completions.http_json import HttpReply, get_json, post_json
-from vmx.completions.openai_compatible import DEFAULT_BASE_URLS
 from vmx.providers.catalog import PROVIDERS, ProviderId
 from vmx.providers.config import ApiKeyConfig, BedrockConfig
 
@@ -73,18 +72,18 @@ def probe(
     config = validated_config(provider, settings, secrets, ApiKeyConfig)
     redactor = Redactor(secrets.values())
     http = transports.http
-    key = config.api_key.get_secret_value()
     if provider is ProviderId.PERPLEXITY:
-        url = f"{config.base_url or DEFAULT_BASE_URLS[provider]}/chat/completions"
+        url = f"{config.base_url or openai_compatible.DEFAULT_BASE_URLS[provider]}/chat/completions"
+        headers = openai_compatible.auth_headers(config)
         empty = {"model": _PERPLEXITY_MODEL, "messages": []}
         checked = f"POST {url} with the API key and no messages, which is refused unbilled (Perplexity lists no models)"
         return _run(
             checked,
-            lambda: _refused_as_empty(post_json(http, name, url, empty, _bearer(key), timeout_seconds), redactor),
+            lambda: _refused_as_empty(post_json(http, name, url, empty, headers, timeout_seconds), redactor),
         )
     if provider is ProviderId.ANTHROPIC:
         url = f"{config.base_url or anthropic.DEFAULT_BASE_URL}/v1/models"
-        headers = {"x-api-key": key, "anthropic-version": anthropic.API_VERSION}
+        headers = anthropic.auth_headers(config)
 
         def anthropic_models() -> frozenset[str] | None:
             reply = _listed(get_json(http, name, f"{url}?limit={_PAGE_SIZE}", headers, timeout_seconds), redactor)
@@ -93,7 +92,7 @@ def probe(
         return _run(f"GET {url} with the API key", anthropic_models)
     if provider is ProviderId.GEMINI:
         url = f"{config.base_url or gemini.DEFAULT_BASE_URL}/v1beta/models"
-        headers = {"x-goog-api-key": key}
+        headers = gemini.auth_headers(config)
 
         def gemini_models() -> frozenset[str] | None:
             reply = _listed(get_json(http, name, f"{url}?pageSize={_PAGE_SIZE}", headers, timeout_seconds), redactor)
@@ -102,10 +101,11 @@ def probe(
             return None if reply.body.get("nextPageToken") else ids | {model.removeprefix("models/") for model in ids}
 
         return _run(f"GET {url} with the API key", gemini_models)
-    url = f"{config.base_url or DEFAULT_BASE_URLS[provider]}/models"
+    url = f"{config.base_url or openai_compatible.DEFAULT_BASE_URLS[provider]}/models"
+    headers = openai_compatible.auth_headers(config)
     return _run(
         f"GET {url} with the API key",
-        lambda: _ids(_listed(get_json(http, name, url, _bearer(key), timeout_seconds), redactor), "data", "id"),
+        lambda: _ids(_listed(get_json(http, name, url, headers, timeout_seconds), redactor), "data", "id"),
     )
 
 
@@ -114,10 +114,6 @@ def _run(checked: str, call: Callable[[], frozenset[str] | None]) -> Probe:
         return Probe(checked, call())
     except ProviderError as failure:
         raise ProbeFailed(checked, failure) from failure
-
-
-def _bearer(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 def _refused_as_empty(reply: HttpReply, redactor: Redactor) -> None:
