@@ -360,3 +360,14 @@ def test_a_change_of_provider_is_tested_with_its_complete_config(tenant: Tenant,
         assert (incomplete.status, incomplete.error["details"][0]["field"]) == (400, "config")
         assert (complete.body["provider"], complete.body["outcome"]) == ("anthropic", "ok")
         assert [request.headers["x-api-key"] for request in anthropic.requests] == [anthropic.api_key]
+
+
+def test_an_alias_is_offered_when_its_dated_snapshot_is_listed(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    with loopback_provider("anthropic") as anthropic:
+        config = {"apiKey": anthropic.api_key, "baseUrl": anthropic.base_url}
+        connection_id = create(tenant, "anthropic", config, allowedModels=["claude-sonnet-4-5", "claude-opus-9"])
+        anthropic.respond_with(model_list("anthropic", ["claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805"]))
+
+        tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["unavailableModels"]) == ("not_available", ["claude-opus-9"])

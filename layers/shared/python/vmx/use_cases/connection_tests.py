@@ -198,7 +198,14 @@ class _Candidate:
 def _unavailable(allowed_models: list[str] | None, probe: Probe) -> list[str]:
     if probe.model_ids is None or not allowed_models:
         return []
-    return [model for model in allowed_models if _listable(model) and model not in probe.model_ids]
+    listed = probe.model_ids
+    return [model for model in allowed_models if _listable(model) and not _offered(model, listed)]
+
+
+def _offered(model: str, listed: frozenset[str]) -> bool:
+    # an alias names the latest of its dated snapshots, which may be all a provider lists
+    # (Anthropic lists claude-sonnet-4-5-20250929 for claude-sonnet-4-5)
+    return model in listed or any(name.startswith(model + "-") for name in listed)
 
 
 # Bedrock's inference profiles ("us.anthropic.…", "global.…") and ARNs are not foundation models, which are all it lists
