@@ -1,7 +1,11 @@
 """Set before any project import: every AWS client in the test process points at nothing real."""
 
 import base64
+import ipaddress
 import os
+import socket
+from collections.abc import Callable
+from typing import Any
 
 os.environ.update(
     {
@@ -36,3 +40,14 @@ def pytest_configure() -> None:
     from vmx.providers import addresses
 
     addresses.system_resolver = FakeResolver()
+    # and a public name the fake resolves is never connected to: a connection beyond loopback is refused
+    addresses.create_connection = _loopback_only(addresses.create_connection)  # type: ignore[attr-defined]
+
+
+def _loopback_only(connect: Callable[..., socket.socket]) -> Callable[..., socket.socket]:
+    def connect_on_loopback(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        if not ipaddress.ip_address(address[0]).is_loopback:
+            raise ConnectionRefusedError(f"tests connect only on loopback, not to {address[0]}")
+        return connect(address, *args, **kwargs)
+
+    return connect_on_loopback
