@@ -99,7 +99,7 @@ function renderScope(workspace, environment) {
   });
   replaceChildren(
     scopeBar,
-    h("a", { href: "#/connections" }, "AI connections"),
+    h("a", { href: "#/connections" }, "Connections"),
     h("a", { href: "#/api-keys" }, "API keys"),
     h("label", {}, h("span", {}, "Workspace"), workspaceSelect),
     h("label", {}, h("span", {}, "Environment"), environmentSelect),

@@ -49,7 +49,7 @@ class Synthesized:
         return cast(dict[str, Any], self.resources[logical_id]["Properties"])
 
     def logical_id(self, construct: IConstruct) -> str:
-        return self.stack.get_logical_id(cast(CfnElement, construct.node.default_child))
+        return str(self.stack.get_logical_id(cast(CfnElement, construct.node.default_child)))
 
     def function_id(self, name: str) -> str:
         return self.logical_id(self.stack.functions[name].function)
