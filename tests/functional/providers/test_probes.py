@@ -82,3 +82,20 @@ def test_a_configuration_no_longer_valid_is_refused_before_any_call() -> None:
 
     assert invalid.value.code == "connection_misconfigured"
     assert server.requests == []
+
+
+class UnreachableBedrock:
+    def model_ids(self, access: BedrockAccess, timeout_seconds: float) -> list[str]:
+        raise ProviderError(502, "provider_unreachable", "AWS Bedrock (Converse) could not be reached", reached=False)
+
+
+def test_bedrock_unreachable_in_its_region_says_to_check_the_region() -> None:
+    transports = Transports(http=urllib3.PoolManager(), bedrock_client=no_bedrock_client)
+    keys = {"accessKeyId": SecretStr("AKIAEXAMPLE"), "secretAccessKey": SecretStr("secret")}
+
+    with pytest.raises(ProbeFailed) as failed:
+        probe(ProviderId.AWS_BEDROCK, {"region": "mx-central-1"}, keys, transports, UnreachableBedrock(), 2.0)
+
+    assert failed.value.failure.message == (
+        "AWS Bedrock (Converse) could not be reached in mx-central-1; check that Bedrock is offered in that region"
+    )

@@ -67,7 +67,18 @@ def probe(
         access = access_of(validated_config(provider, settings, secrets, BedrockConfig))
         who = f"the IAM role {access.role_arn}" if access.role_arn else "the connection's access keys"
         checked = f"Bedrock's foundation models in {access.region} (ListFoundationModels), listed with {who}"
-        return _run(checked, lambda: frozenset(bedrock_models.model_ids(access, timeout_seconds)))
+
+        def bedrock_model_ids() -> frozenset[str]:
+            try:
+                return frozenset(bedrock_models.model_ids(access, timeout_seconds))
+            except ProviderError as failure:
+                if failure.code != "provider_unreachable":
+                    raise
+                # no Bedrock endpoint answers in a region that does not offer it
+                hint = f"{failure.message} in {access.region}; check that Bedrock is offered in that region"
+                raise ProviderError(failure.status, failure.code, hint, reached=failure.reached) from failure
+
+        return _run(checked, bedrock_model_ids)
     name = PROVIDERS[provider].name
     config = validated_config(provider, settings, secrets, ApiKeyConfig)
     redactor = Redactor(secrets.values())
