@@ -536,6 +536,8 @@ def test_api_keys_are_created_shown_once_listed_and_revoked(page: Page, tenant: 
     # It works, as an editor of that environment only
     as_issued = {"Authorization": f"Bearer {issued}"}
     assert requests.get(tenant.connections_url, headers=as_issued, timeout=10).status_code == 200
+    elsewhere = tenant.connections_url.replace(tenant.environment_id, str(uuid.uuid4()))
+    assert requests.get(elsewhere, headers=as_issued, timeout=10).status_code == 403
     listed = page.locator("table.list tbody tr", has_text=name)
     expect(listed).to_contain_text("editor")
     expect(listed).to_contain_text("production")

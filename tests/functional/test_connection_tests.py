@@ -3,6 +3,7 @@ moto, against loopback providers: what is called for each provider, each outcome
 answer and no capacity spent."""
 
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -235,7 +236,7 @@ def test_a_bedrock_role_that_cannot_be_assumed_is_told_apart(tenant: Tenant, bed
 def test_bedrock_keys_refused_are_credentials_refused(tenant: Tenant, bedrock: LoopbackProvider) -> None:
     config = {"region": "us-east-1", "accessKeyId": BEDROCK_KEY, "secretAccessKey": BEDROCK_SECRET}
     connection_id = create(tenant, "aws-bedrock", config)
-    # Bedrock's own refusal of unknown keys: 403 UnrecognizedClientException
+    # the fake answers a 401 as Bedrock does: 403 UnrecognizedClientException
     bedrock.fail_with(401, "The security token included in the request is invalid.")
 
     tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
@@ -258,9 +259,9 @@ def test_only_those_who_manage_connections_may_test_them(tenant: Tenant, openai:
         Role.VIEWER: 403,
         Role.GATEWAY: 403,
     }
-    assert answers[Role.VIEWER].body["error"]["message"] == (
-        f"API key {answers[Role.VIEWER].body['error']['message'].split()[2]} has role 'viewer', "
-        "which cannot manage connections"
+    assert re.fullmatch(
+        r"API key [0-9a-f-]{36} has role 'viewer', which cannot manage connections",
+        answers[Role.VIEWER].body["error"]["message"],
     )
     assert len(openai.requests) == sent_before + 2
 
@@ -371,3 +372,14 @@ def test_an_alias_is_offered_when_its_dated_snapshot_is_listed(tenant: Tenant, b
         tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
     assert (tested["outcome"], tested["unavailableModels"]) == ("not_available", ["claude-opus-9"])
+
+
+def test_only_a_dated_snapshot_stands_for_an_alias(tenant: Tenant, openai: LoopbackProvider) -> None:
+    allowed = ["gpt-4o", "gpt-4.1", "o1"]
+    connection_id = openai_connection(tenant, openai, allowedModels=allowed)
+    openai.respond_with(model_list("openai", ["gpt-4o-mini", "gpt-4.1-2025-04-14", "o1-mini"]))
+
+    tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
+
+    # gpt-4o-mini is another model, not a snapshot of gpt-4o
+    assert (tested["outcome"], tested["unavailableModels"]) == ("not_available", ["gpt-4o", "o1"])

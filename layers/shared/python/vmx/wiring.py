@@ -221,8 +221,11 @@ def gateway(settings: CompletionsSettings, events: "EventPublisher") -> Gateway:
         boto3.client("sqs", region_name=settings.aws_region, config=settlements_config),
         settings.capacity_settlements_queue_url,
     )
+    # bounded, as every wait before an answer must fit the invocation's time (and a test's 10 s or so)
+    sts_config = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 2})
     bedrock = bedrock_client_factory(
-        boto3.client("sts", region_name=settings.aws_region), endpoint_url=settings.bedrock_endpoint_url
+        boto3.client("sts", region_name=settings.aws_region, config=sts_config),
+        endpoint_url=settings.bedrock_endpoint_url,
     )
     addresses = address_policy(settings)
     transports = Transports(http=guarded_pool_manager(addresses, maxsize=10), bedrock_client=bedrock)

@@ -9,7 +9,6 @@ from pydantic import SecretStr
 
 from vmx.clock import Clock, utc_now
 from vmx.completions.calls import AwsCredentials, BedrockAccess, ProviderError
-from vmx.providers.catalog import PROVIDERS, ProviderId
 
 if TYPE_CHECKING:
     import boto3
@@ -60,7 +59,9 @@ class AssumedRoles:
         return credentials
 
 
-class _BedrockClients:
+class BedrockClients:
+    """Bedrock runtime clients per access (kept), and the list of Bedrock's models with an access's credentials."""
+
     def __init__(self, roles: AssumedRoles, endpoint_url: str | None):
         # boto3 when the first Bedrock client is wanted, not with every function that imports the provider calls
         import boto3
@@ -79,12 +80,11 @@ class _BedrockClients:
     def _runtime_client(self, region: str, credentials: AwsCredentials, timeout_seconds: float) -> Any:
         return _new_client("bedrock-runtime", self._session, self._endpoint_url, region, credentials, timeout_seconds)
 
-    def model_ids(self, access: BedrockAccess, timeout_seconds: float) -> list[str]:
+    def model_ids(self, access: BedrockAccess, provider: str, timeout_seconds: float) -> list[str]:
         """The foundation models Bedrock offers in the access's region (vmx.completions.probes)."""
         # here, not with the module: the Bedrock quotas function reads roles through this module, never a model
         from vmx.completions.bedrock import sdk_failure
 
-        provider = PROVIDERS[ProviderId.AWS_BEDROCK].name
         try:
             credentials = credentials_for(access, self._roles)
         except ProviderError as exc:
@@ -97,7 +97,12 @@ class _BedrockClients:
             summaries = client.list_foundation_models().get("modelSummaries", [])
         except (ClientError, BotoCoreError) as exc:
             secrets = [secret for secret in (credentials.secret_access_key, credentials.session_token) if secret]
-            raise sdk_failure(exc, provider, timeout_seconds, secrets) from exc
+            failure = sdk_failure(exc, provider, timeout_seconds, secrets)
+            if failure.code == "provider_unreachable":
+                # no Bedrock endpoint answers in a region that does not offer it
+                where = f"{failure.message} in {access.region}; check that Bedrock is offered in that region"
+                raise ProviderError(failure.status, failure.code, where, reached=failure.reached) from exc
+            raise failure from exc
         return [summary["modelId"] for summary in summaries if isinstance(summary.get("modelId"), str)]
 
 
@@ -114,11 +119,11 @@ def credentials_for(access: BedrockAccess, roles: AssumedRoles) -> AwsCredential
     return credentials
 
 
-def bedrock_client_factory(sts: Any, clock: Clock = utc_now, endpoint_url: str | None = None) -> "_BedrockClients":
+def bedrock_client_factory(sts: Any, clock: Clock = utc_now, endpoint_url: str | None = None) -> BedrockClients:
     """The production factory, and the catalog of Bedrock's models (vmx.completions.probes): one set of assumed
     roles for both. `sts` is the function's own STS client; `endpoint_url` points Bedrock elsewhere (a local fake),
     for the local stack and end-to-end tests."""
-    return _BedrockClients(AssumedRoles(sts, clock), endpoint_url)
+    return BedrockClients(AssumedRoles(sts, clock), endpoint_url)
 
 
 def _new_client(

@@ -61,7 +61,7 @@ def complete(call: ProviderCall, transports: Transports) -> ProviderResult:
     url = _url(config, call.model, "generateContent")
     reply = post_json(transports.http, provider, url, body, auth_headers(config), call.wait_seconds())
     if not reply.ok:
-        raise _failure(reply, provider, Redactor(call.secrets.values()))
+        raise failure(reply, provider, Redactor(call.secrets.values()))
     created = int(transports.clock().timestamp())
     answer = completion_from_response(reply.body, call.model, created, provider, call.request)
     return ProviderResult(answer, reply.rate_limit_headers)
@@ -78,7 +78,7 @@ def stream(call: ProviderCall, transports: Transports) -> ProviderStream:
         generate_content_body(call.request, provider),
         auth_headers(config),
         call,
-        refusal=lambda reply: _failure(reply, provider, redactor),
+        refusal=lambda reply: failure(reply, provider, redactor),
     )
     frame = ChunkFrame(new_completion_id(), int(transports.clock().timestamp()), call.model)
     responses = (event.json(provider) for event in sse.events())
@@ -163,7 +163,7 @@ def _function_calling(request: ChatCompletionRequest) -> dict[str, Any] | None:
     return {"mode": "ANY", "allowedFunctionNames": [choice.function.name]}
 
 
-def _failure(reply: HttpReply, provider: str, redactor: Redactor) -> ProviderError:
+def failure(reply: HttpReply, provider: str, redactor: Redactor) -> ProviderError:
     details = _error_details(reply.body)
     # Gemini answers a wrong API key with 400 INVALID_ARGUMENT; its ErrorInfo reason says what it is.
     key_refused = any(detail.get("reason") == "API_KEY_INVALID" for detail in details)

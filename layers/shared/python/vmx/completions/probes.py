@@ -3,7 +3,8 @@
 A model list where the provider has one: OpenAI's and Groq's `GET /models`, Anthropic's `GET /v1/models`, Gemini's
 `GET /v1beta/models`, and Bedrock's foundation models in the connection's region (`ListFoundationModels`, with the
 connection's role or keys). Perplexity lists none: it is sent a chat completion without messages, which it must
-refuse before any model runs, so that costs nothing; its 400 says the key was accepted, a 401 that it was not.
+refuse before any model runs, so that costs nothing; its 400 about the messages says the key was accepted, a 401
+that it was not.
 """
 
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ from pydantic import SecretStr
 from vmx.completions import anthropic, gemini, openai_compatible
 from vmx.completions.bedrock import access_of
 from vmx.completions.calls import BedrockAccess, ProviderError, Transports, validated_config
-from vmx.completions.failures import Redactor, invalid_response
+from vmx.completions.failures import Redactor, invalid_response, provider_message
 from vmx.completions.http_json import HttpReply, get_json, post_json
 from vmx.providers.catalog import PROVIDERS, ProviderId
 from vmx.providers.config import ApiKeyConfig, BedrockConfig
@@ -44,8 +45,9 @@ class ProbeFailed(Exception):
 
 
 class BedrockModelCatalog(Protocol):
-    def model_ids(self, access: BedrockAccess, timeout_seconds: float) -> list[str]:
-        """The foundation models Bedrock offers in the access's region, read with its role's or keys' credentials.
+    def model_ids(self, access: BedrockAccess, provider: str, timeout_seconds: float) -> list[str]:
+        """The foundation models Bedrock offers in the access's region, read with its role's or keys' credentials;
+        `provider` is the connection's provider as its messages name it.
 
         Raises ProviderError as the Bedrock calls do, and with code `role_not_assumable` when the role cannot be
         assumed.
@@ -68,17 +70,8 @@ def probe(
         who = f"the IAM role {access.role_arn}" if access.role_arn else "the connection's access keys"
         checked = f"Bedrock's foundation models in {access.region} (ListFoundationModels), listed with {who}"
 
-        def bedrock_model_ids() -> frozenset[str]:
-            try:
-                return frozenset(bedrock_models.model_ids(access, timeout_seconds))
-            except ProviderError as failure:
-                if failure.code != "provider_unreachable":
-                    raise
-                # no Bedrock endpoint answers in a region that does not offer it
-                hint = f"{failure.message} in {access.region}; check that Bedrock is offered in that region"
-                raise ProviderError(failure.status, failure.code, hint, reached=failure.reached) from failure
-
-        return _run(checked, bedrock_model_ids)
+        name = PROVIDERS[provider].name
+        return _run(checked, lambda: frozenset(bedrock_models.model_ids(access, name, timeout_seconds)))
     name = PROVIDERS[provider].name
     config = validated_config(provider, settings, secrets, ApiKeyConfig)
     redactor = Redactor(secrets.values())
@@ -106,7 +99,10 @@ def probe(
         headers = gemini.auth_headers(config)
 
         def gemini_models() -> frozenset[str] | None:
-            reply = _listed(get_json(http, name, f"{url}?pageSize={_PAGE_SIZE}", headers, timeout_seconds), redactor)
+            reply = get_json(http, name, f"{url}?pageSize={_PAGE_SIZE}", headers, timeout_seconds)
+            if not reply.ok:
+                # Gemini's own reading: it refuses a wrong key with a 400 that says so
+                raise gemini.failure(reply, name, redactor)
             ids = _ids(reply, "models", "name")
             # Gemini names its models "models/gemini-2.5-flash"; connections may name them either way
             return None if reply.body.get("nextPageToken") else ids | {model.removeprefix("models/") for model in ids}
@@ -128,8 +124,13 @@ def _run(checked: str, call: Callable[[], frozenset[str] | None]) -> Probe:
 
 
 def _refused_as_empty(reply: HttpReply, redactor: Redactor) -> None:
-    # refused as invalid only once the key was accepted: nothing ran, nothing is billed
-    if not reply.ok and reply.status not in (400, 422):
+    """Perplexity checks the key before the body (a wrong key is a 401 whatever the body), so its refusal of the
+    missing messages means the key was accepted: nothing ran, nothing is billed. A refusal that is not about the
+    messages (another server at the baseUrl, this gateway's own loop refusal) proves nothing."""
+    if reply.ok:
+        return
+    said = (provider_message(reply.body) or "").lower()
+    if reply.status not in (400, 422) or "message" not in said:
         raise reply.failure(redactor)
 
 

@@ -7,7 +7,7 @@ read these four fields. Pure data: the CDK stack and the local stack render API 
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +43,6 @@ class ClassifiedError:
     log_level: int = logging.INFO
     log_message: str = "request refused"
     log_fields: Mapping[str, object] = field(default_factory=dict)
-
-
-# A renderer: the body of a classified error in one of the API's shapes.
-ErrorRenderer = Callable[[ClassifiedError], dict[str, Any]]
 
 
 def is_openai_route(path: str) -> bool:

@@ -5,6 +5,7 @@ in words. It runs in the completions function, with the role and the decryption 
 tests what a completion through the connection would meet.
 """
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ _OUTCOMES = {
     "provider_timeout": ConnectionTestOutcome.TIMED_OUT,
     "provider_address_refused": ConnectionTestOutcome.MISCONFIGURED,
     "credentials_unusable": ConnectionTestOutcome.MISCONFIGURED,
+    "connection_misconfigured": ConnectionTestOutcome.MISCONFIGURED,
 }
 
 
@@ -203,11 +205,14 @@ def _unavailable(allowed_models: list[str] | None, probe: Probe) -> list[str]:
 
 
 def _offered(model: str, listed: frozenset[str]) -> bool:
-    # an alias names the latest of its dated snapshots, which may be all a provider lists
-    # (Anthropic lists claude-sonnet-4-5-20250929 for claude-sonnet-4-5)
-    return model in listed or any(name.startswith(model + "-") for name in listed)
+    # An alias names the latest of its dated snapshots, which may be all a provider lists: Anthropic lists
+    # claude-sonnet-4-5-20250929 for claude-sonnet-4-5 (and for claude-3-5-sonnet-latest, its -20241022).
+    snapshot = re.compile(re.escape(model.removesuffix("-latest")) + _SNAPSHOT_DATE)
+    return model in listed or any(snapshot.fullmatch(name) for name in listed)
 
 
+# the dated suffix of a model snapshot: -20250929, or OpenAI's -2024-08-06
+_SNAPSHOT_DATE = r"-(?:\d{8}|\d{4}-\d{2}-\d{2})"
 # Bedrock's inference profiles ("us.anthropic.…", "global.…") and ARNs are not foundation models, which are all it lists
 _PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "ca.", "jp.", "au.", "global.", "arn:")
 
