@@ -9,6 +9,7 @@ from pydantic import SecretStr, ValidationError
 
 from vmx.clock import Clock, utc_now
 from vmx.completions.openai_models import ChatCompletion, ChatCompletionRequest
+from vmx.completions.provider_error import ProviderError as ProviderError
 from vmx.deadline import Deadline
 from vmx.providers.catalog import PROVIDERS, ProviderId
 from vmx.providers.config import ConfigModel
@@ -43,32 +44,6 @@ class ProviderResult:
     completion: ChatCompletion
     # The provider's rate-limit headers, lowercased: x-ratelimit-*, anthropic-ratelimit-*, retry-after.
     rate_limit_headers: dict[str, str]
-
-
-class ProviderError(Exception):
-    """The provider refused or failed, or could not be reached. `status` is what our endpoint should answer;
-    `reached` is False only when the request certainly never got to the provider (no connection was made), so
-    that its capacity can be given back.
-
-    Never holds a secret: every text taken from a provider passes through `Redactor.clean` first.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        retry_after: str | None = None,
-        rate_limit_headers: dict[str, str] | None = None,
-        reached: bool = True,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-        self.rate_limit_headers = rate_limit_headers or {}
-        self.reached = reached
 
 
 @dataclass(frozen=True)

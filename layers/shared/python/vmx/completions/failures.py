@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from vmx.completions.calls import ProviderError
+from vmx.completions.provider_error import ProviderError
 
 _MAX_MESSAGE_CHARS = 500
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")

@@ -14,8 +14,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from vmx.clock import Clock, utc_now
-from vmx.completions.calls import ProviderError
 from vmx.completions.failures import RETRY_HEADERS
+from vmx.completions.provider_error import ProviderError
 from vmx.credentials.errors import CredentialsUnavailable, CredentialsUnreadable
 from vmx.errors import (
     BodyTooLarge,

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from vmx.capacity.ledger import CapacityExceeded, WindowUsage
 from vmx.capacity.limits import CapacityDimension, CapacityPeriod
-from vmx.completions.calls import ProviderError
+from vmx.completions.provider_error import ProviderError
 from vmx.errors import TooManyRequests
 
 # Tokens reserved for the answer when a request sets no max_tokens; reconciled with the real usage after.
