@@ -6,7 +6,7 @@ import { capacityEditor, normalizedCapacity } from "../capacity.js";
 import { h, replaceChildren, spinner, toast, whileBusy } from "../dom.js";
 import { errorSummary, FieldErrors } from "../field-errors.js";
 import { schemaForm } from "../schema-form.js";
-import { testButton, testOutput } from "./connection-test.js";
+import { formTestButton, testOutput } from "./connection-test.js";
 
 function textField(errors, { path, label, value = "", help, multiline = false, placeholder }) {
   const id = `field-${path}`;
@@ -110,15 +110,7 @@ export async function renderCreateConnection(view, ctx) {
   };
   const tested = testOutput();
   // before anything is saved: the API tests the body that would create the connection
-  const test = testButton(
-    tested,
-    async () => {
-      errors.clear();
-      const body = readBody();
-      return body && (await ctx.connections.testNew(body));
-    },
-    (error) => errors.show(error),
-  );
+  const test = formTestButton(tested, errors, readBody, (body) => ctx.connections.testNew(body));
 
   const form = h(
     "form",
@@ -211,14 +203,8 @@ export async function renderEditConnection(view, ctx, connectionId) {
   };
   const tested = testOutput();
   // before saving: the API tests the connection as this update would leave it
-  const test = testButton(
-    tested,
-    async () => {
-      errors.clear();
-      const patch = readPatch();
-      return patch && (await ctx.connections.test(connection.connectionId, patch));
-    },
-    (error) => errors.show(error),
+  const test = formTestButton(tested, errors, readPatch, (patch) =>
+    ctx.connections.test(connection.connectionId, patch),
   );
 
   const form = h(

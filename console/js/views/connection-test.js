@@ -49,6 +49,20 @@ export function testButton(output, run, refused = (error) => showRefusal(output,
   return button;
 }
 
+/** The Test button of a form: `read` gives the body the form would save (undefined, with its problem shown,
+ * when it cannot), `test` sends it; the API's refusals show beside their fields. */
+export function formTestButton(output, errors, read, test) {
+  return testButton(
+    output,
+    async () => {
+      errors.clear();
+      const body = read();
+      return body && (await test(body));
+    },
+    (error) => errors.show(error),
+  );
+}
+
 function showRefusal(output, error) {
   replaceChildren(output, h("div", { class: "test-result failed" }, h("p", { class: "error-message" }, error.message)));
 }

@@ -87,7 +87,7 @@ def _json_request(
 ) -> HttpReply:
     accept = {"accept": "application/json", **headers}
     timeout = urllib3.Timeout(total=timeout_seconds)
-    response = _send(http, provider, method, url, payload, accept, timeout, timeout_seconds)
+    response = send(http, provider, method, url, payload, accept, timeout, timeout_seconds)
     try:
         raw = response.read(MAX_RESPONSE_BYTES + 1)
     except urllib3_errors.TimeoutError as exc:
@@ -104,21 +104,7 @@ def _json_request(
     return reply
 
 
-def send_post(
-    http: urllib3.PoolManager,
-    provider: str,
-    url: str,
-    payload: Mapping[str, Any],
-    headers: Mapping[str, str],
-    timeout: urllib3.Timeout,
-    timeout_seconds: float,
-) -> urllib3.BaseHTTPResponse:
-    """One JSON POST, its body left unread. Raises ProviderError when the provider cannot be reached or does
-    not answer within `timeout` (`timeout_seconds`, as the message says it)."""
-    return _send(http, provider, "POST", url, payload, headers, timeout, timeout_seconds)
-
-
-def _send(
+def send(
     http: urllib3.PoolManager,
     provider: str,
     method: str,
@@ -128,6 +114,8 @@ def _send(
     timeout: urllib3.Timeout,
     timeout_seconds: float,
 ) -> urllib3.BaseHTTPResponse:
+    """One JSON request (`payload` None: no body), its body left unread. Raises ProviderError when the provider
+    cannot be reached or does not answer within `timeout` (`timeout_seconds`, as the message says it)."""
     body = None if payload is None else json.dumps(payload).encode()
     content = {} if body is None else {"content-type": "application/json"}
     try:

@@ -20,7 +20,7 @@ from vmx.completions.failures import (
     rate_limit_headers,
     went_silent,
 )
-from vmx.completions.http_json import MAX_RESPONSE_BYTES, HttpReply, reply_of, send_post
+from vmx.completions.http_json import MAX_RESPONSE_BYTES, HttpReply, reply_of, send
 
 # Providers send events of a few hundred bytes; one this large is not a provider speaking SSE.
 MAX_EVENT_BYTES = 1024 * 1024
@@ -128,7 +128,7 @@ def open_sse(
     if wait <= 0:
         raise out_of_time(provider)
     timeout = urllib3.Timeout(connect=min(_CONNECT_TIMEOUT_SECONDS, wait), read=wait)
-    response = send_post(http, provider, url, payload, {"accept": "text/event-stream", **headers}, timeout, wait)
+    response = send(http, provider, "POST", url, payload, {"accept": "text/event-stream", **headers}, timeout, wait)
     if 200 <= response.status < 300:
         return SseStream(response, provider, call)
     try:

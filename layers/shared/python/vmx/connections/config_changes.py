@@ -74,10 +74,7 @@ def check_base_url(change: ConfigChange, addresses: AddressPolicy) -> None:
     try:
         addresses.check_url(base_url)
     except AddressRefused as refused:
-        message = f"the gateway does not send credentials there: {refused}"
-        raise InvalidInput(
-            f"config.baseUrl: {message}", [ErrorDetail(field="config.baseUrl", message=message)]
-        ) from None
+        _refuse("baseUrl", f"the gateway does not send credentials there: {refused}")
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
