@@ -32,10 +32,10 @@ CALLED = {
 TIMEOUT_SECONDS = 0.5
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def bedrock() -> Iterator[LoopbackProvider]:
-    """One Bedrock fake for the module, and a short test timeout: the completions function reads both when it is
-    built, so it is built again on the way in and out."""
+    """One Bedrock fake for the module, and a short test timeout for every test of it (whichever of them a worker
+    runs first): the completions function reads both when it is built, so it is built again on the way in and out."""
     with loopback_provider("bedrock", api_key=None) as server:
         os.environ["BEDROCK_ENDPOINT_URL"] = server.base_url
         os.environ["CONNECTION_TEST_TIMEOUT_SECONDS"] = str(TIMEOUT_SECONDS)
