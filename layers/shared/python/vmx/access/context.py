@@ -16,6 +16,7 @@ def authorizer_context(key: ApiKey) -> dict[str, str]:
         "environmentIds": "" if key.environment_ids is None else ",".join(key.environment_ids),
         "limitedToEnvironments": "true" if key.environment_ids is not None else "false",
         "platformAdmin": "true" if key.platform_admin else "false",
+        "priorityClass": key.priority_class or "",
     }
 
 
@@ -30,4 +31,5 @@ def principal_from_context(context: Mapping[str, Any] | None) -> Principal:
         role=Role(str(context["role"])),
         environment_ids=frozenset(filter(None, str(context["environmentIds"]).split(","))) if limited else None,
         platform_admin=str(context.get("platformAdmin")) == "true",
+        priority_class=str(context.get("priorityClass") or "") or None,
     )

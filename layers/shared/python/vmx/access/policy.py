@@ -29,6 +29,8 @@ class Principal:
     role: Role
     environment_ids: frozenset[str] | None
     platform_admin: bool
+    # the class its completions count in where the connection has it (vmx.capacity.limits.Prioritization)
+    priority_class: str | None = None
 
     def can_reach_workspace(self, workspace_id: str) -> bool:
         return self.platform_admin or workspace_id == self.workspace_id

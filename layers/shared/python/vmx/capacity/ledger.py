@@ -10,22 +10,36 @@ Every write is safe to send twice: a reservation is named by its request id, and
 reservation, its release and its reconcile once each, however often they are sent (botocore's retries of
 a write whose answer was lost included); a release or reconcile after the other, or twice, is a no-op.
 
+Priority classes (vmx.capacity.limits.Prioritization) divide a connection's own windows. Of a limit L, class c
+is guaranteed G_c = floor(g_c·L/100) and never passes M_c = floor(m_c·L/100); S = L - ΣG is shared, first come,
+first served. Besides the window's totals, a store counts per class its use (bounded by M_c) and the part of it
+counted in its guarantee (bounded by G_c), and per window the shared use (bounded by S). A reservation counts
+in its class's guarantee what room is left there and the rest in the shared part; since only class c counts in
+G_c, no other class can take it. The reservation keeps that split, so that a release gives back exactly what it
+took; a reconcile gives back from the shared part first, and counts an answer larger than its reservation in
+the class's guaranteed part (the class that ran over pays for it, not the others). Class counts are kept per
+window id: a window that rolls over, or classes that change, start from zero.
+
 Refusal order: limits that could never hold this request (a requests limit of 0, or a tokens limit below
-the reservation) come first, then the current counts; within each, shorter periods come before longer
-ones (minute, hour, day, week, month, lifetime) and, in one period, requests before tokens. The refusal
-names the first limit in that order that lacks room.
+the reservation; for a class, below its maximum or its guarantee and the shared part together) come first,
+then the current counts; within each, shorter periods come before longer ones (minute, hour, day, week, month,
+lifetime) and, in one period, requests before tokens, and for one of them the window's limit, then the class's
+maximum, then its guarantee and the shared part. The refusal names the first limit in that order that lacks
+room.
 """
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import ClassVar, Literal, Protocol
 
-from vmx.capacity.limits import CapacityDimension, CapacityEntry, CapacityPeriod
+from vmx.capacity.limits import CapacityDimension, CapacityEntry, CapacityPeriod, PriorityClass
 from vmx.capacity.windows import Window, counting_window, current_window, has_ended
 
 LimitKind = Literal["requests", "tokens"]
+# which share of a class had no room: its maximum, or its guarantee and the shared part together
+ClassShare = Literal["maximum", "shared"]
 
 # CapacityPeriod lists its periods shortest first.
 _PERIOD_RANK = {period: rank for rank, period in enumerate(CapacityPeriod)}
@@ -38,6 +52,41 @@ class WindowLimit:
     period: CapacityPeriod
     requests: int | None
     tokens: int | None
+
+
+@dataclass(frozen=True)
+class Shares:
+    """A class's shares of one limit."""
+
+    guaranteed: int
+    maximum: int
+    # what no class is guaranteed: shared by every class
+    shared: int
+
+    @property
+    def reachable(self) -> int:
+        """The most the class can use in the window: its maximum, or less where others' guarantees leave less."""
+        return min(self.maximum, self.guaranteed + self.shared)
+
+
+def shares_of(classes: Sequence[PriorityClass], name: str, limit: int) -> Shares:
+    def share(percent: int) -> int:
+        return percent * limit // 100
+
+    own = next(each for each in classes if each.name == name)
+    shared = limit - sum(share(each.guaranteed_percent) for each in classes)
+    return Shares(share(own.guaranteed_percent), share(own.maximum_percent), shared)
+
+
+@dataclass(frozen=True)
+class Priority:
+    """The priority classes of a connection and the one a request counts in."""
+
+    classes: tuple[PriorityClass, ...]
+    caller: str
+
+    def shares(self, limit: int) -> Shares:
+        return shares_of(self.classes, self.caller, limit)
 
 
 @dataclass(frozen=True)
@@ -62,14 +111,37 @@ class CapacityExceeded(Exception):
         retry_after_seconds: int | None,
         resets_at: datetime | None,
         usage: tuple["WindowUsage", ...] = (),
+        priority_class: str | None = None,
+        share: ClassShare | None = None,
     ):
-        super().__init__(f"the {period} {limit_kind} limit of {limit} leaves no room for this request")
+        """With a `priority_class`, `limit` is the class's `share` of the window's limit: its maximum, or (shared)
+        its guarantee plus the shared part, all it could use with no other class using the shared part."""
+        whose = f"priority class '{priority_class}' share ({share}) of " if priority_class else ""
+        super().__init__(f"the {whose}{period} {limit_kind} limit of {limit} leaves no room for this request")
         self.period = period
         self.limit_kind = limit_kind
         self.limit = limit
         self.retry_after_seconds = retry_after_seconds
         self.resets_at = resets_at
         self.usage = usage
+        self.priority_class = priority_class
+        self.share = share
+
+
+@dataclass(frozen=True)
+class ClassUsage:
+    """One priority class in one window; guaranteed, maximum (what it can reach) and remaining are None where
+    the window does not limit that kind."""
+
+    name: str
+    requests_used: int
+    tokens_used: int
+    requests_guaranteed: int | None
+    tokens_guaranteed: int | None
+    requests_maximum: int | None
+    tokens_maximum: int | None
+    requests_remaining: int | None
+    tokens_remaining: int | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +153,8 @@ class WindowUsage:
     tokens_limit: int | None
     # None for lifetime
     resets_at: datetime | None
+    # per priority class, when the scope has classes
+    classes: tuple[ClassUsage, ...] = ()
 
     @property
     def requests_remaining(self) -> int | None:
@@ -89,6 +163,33 @@ class WindowUsage:
     @property
     def tokens_remaining(self) -> int | None:
         return None if self.tokens_limit is None else max(0, self.tokens_limit - self.tokens_used)
+
+    def seen_by(self, priority_class: str | None) -> "WindowUsage":
+        """The window as one class sees it, for its rate-limit headers: limited to what the class can reach,
+        and used by everything that keeps it from that (its own use, and the shared part others took)."""
+        usage = next((each for each in self.classes if each.name == priority_class), None)
+        if usage is None:
+            return self
+        return replace(
+            self,
+            requests_limit=usage.requests_maximum,
+            requests_used=_unavailable(usage.requests_maximum, usage.requests_remaining, self.requests_used),
+            tokens_limit=usage.tokens_maximum,
+            tokens_used=_unavailable(usage.tokens_maximum, usage.tokens_remaining, self.tokens_used),
+            classes=(),
+        )
+
+
+def _unavailable(maximum: int | None, remaining: int | None, used: int) -> int:
+    return used if maximum is None or remaining is None else maximum - remaining
+
+
+@dataclass(frozen=True)
+class Split:
+    """What a reservation counted in its class's guarantee in one window; the rest it counted as shared."""
+
+    guaranteed_requests: int = 0
+    guaranteed_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,15 +204,25 @@ class Reservation:
     usage: tuple[WindowUsage, ...]
     # what the store must tidy up when it settles this reservation: marks of requests that never settled
     orphans: tuple[str, ...] = ()
+    # the class counted in, with its split per window; None where the scope has no classes
+    priority_class: str | None = None
+    splits: Mapping[CapacityPeriod, Split] = field(default_factory=dict)
     requests: ClassVar[int] = 1
 
 
 class CapacityCounters(Protocol):
     def reserve(
-        self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime, request_id: str
+        self,
+        scope: CounterScope,
+        limits: Sequence[WindowLimit],
+        tokens: int,
+        now: datetime,
+        request_id: str,
+        priority: Priority | None = None,
     ) -> Reservation:
-        """Counts one request and `tokens` in every window of `limits`, all or none, once per `request_id`.
-        Raises CapacityExceeded naming the first limit without room, in the order the module describes."""
+        """Counts one request and `tokens` in every window of `limits`, all or none, once per `request_id`, in
+        `priority`'s class when given. Raises CapacityExceeded naming the first limit without room, in the order
+        the module describes."""
         ...
 
     def release(self, reservation: Reservation) -> None:
@@ -125,12 +236,29 @@ class CapacityCounters(Protocol):
         reservation even when it counts no tokens."""
         ...
 
-    def usage(self, scope: CounterScope, limits: Sequence[WindowLimit], now: datetime) -> list[WindowUsage]:
-        """Each limited window's counts, in refusal order; a window that has rolled over reads as unused."""
+    def usage(
+        self,
+        scope: CounterScope,
+        limits: Sequence[WindowLimit],
+        now: datetime,
+        classes: Sequence[PriorityClass] = (),
+    ) -> list[WindowUsage]:
+        """Each limited window's counts (per class of `classes` too), in refusal order; a window that has
+        rolled over reads as unused."""
         ...
 
 
 # What follows is shared by every store, so that no two of them can count or refuse differently.
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    """One class's counts in one window: its use, and the part of it counted in its guarantee."""
+
+    requests: int = 0
+    tokens: int = 0
+    guaranteed_requests: int = 0
+    guaranteed_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,6 +268,9 @@ class WindowCount:
     window_id: str
     requests: int
     tokens: int
+    shared_requests: int = 0
+    shared_tokens: int = 0
+    classes: Mapping[str, ClassCount] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,10 +282,40 @@ class WindowState:
     tokens: int
     # the window the store holds for this period, if any: the counted one, or an older one to reset
     stored_window_id: str | None
+    shared_requests: int = 0
+    shared_tokens: int = 0
+    classes: Mapping[str, ClassCount] = field(default_factory=dict)
 
     @property
     def continues_stored(self) -> bool:
         return self.stored_window_id == self.window.id
+
+    def of_class(self, name: str) -> ClassCount:
+        return self.classes.get(name) or ClassCount()
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What a settling write adds to one window: its totals and, for a class, its counts and the shared ones."""
+
+    requests: int
+    tokens: int
+    guaranteed_requests: int = 0
+    guaranteed_tokens: int = 0
+    shared_requests: int = 0
+    shared_tokens: int = 0
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.requests,
+                self.tokens,
+                self.guaranteed_requests,
+                self.guaranteed_tokens,
+                self.shared_requests,
+                self.shared_tokens,
+            )
+        )
 
 
 def limits_for(entries: Sequence[CapacityEntry], dimension: CapacityDimension | None) -> list[WindowLimit]:
@@ -173,13 +334,15 @@ def in_refusal_order(limits: Sequence[WindowLimit]) -> list[WindowLimit]:
     return sorted(limits, key=lambda limit: _PERIOD_RANK[limit.period])
 
 
-def admissible_limits(limits: Sequence[WindowLimit], tokens: int, now: datetime) -> list[WindowLimit]:
+def admissible_limits(
+    limits: Sequence[WindowLimit], tokens: int, now: datetime, priority: Priority | None = None
+) -> list[WindowLimit]:
     """`limits` in refusal order, after refusing a request that none of their windows could ever hold."""
     if tokens < 0:
         raise ValueError("tokens must not be negative")
     ordered = in_refusal_order(limits)
     for limit in ordered:
-        refuse_if_full(limit, WindowState(current_window(limit.period, now), 0, 0, None), tokens, now)
+        refuse_if_full(limit, WindowState(current_window(limit.period, now), 0, 0, None), tokens, now, priority)
     return ordered
 
 
@@ -187,32 +350,198 @@ def window_state(period: CapacityPeriod, stored: WindowCount | None, now: dateti
     stored_id = stored.window_id if stored else None
     window = counting_window(period, now, stored_id)
     if stored is not None and stored.window_id == window.id:
-        return WindowState(window, stored.requests, stored.tokens, stored_id)
+        return WindowState(
+            window,
+            stored.requests,
+            stored.tokens,
+            stored_id,
+            stored.shared_requests,
+            stored.shared_tokens,
+            stored.classes,
+        )
     return WindowState(window, 0, 0, stored_id)
 
 
 def refuse_if_full(
-    limit: WindowLimit, state: WindowState, tokens: int, now: datetime, seen: tuple[WindowUsage, ...] = ()
+    limit: WindowLimit,
+    state: WindowState,
+    tokens: int,
+    now: datetime,
+    priority: Priority | None = None,
+    seen: tuple[WindowUsage, ...] = (),
 ) -> None:
-    """Raises CapacityExceeded when one more request with `tokens` does not fit the window; `seen` is every
-    window of the scope as the store read them, for the refusal to carry."""
-    if limit.requests is not None and state.requests + Reservation.requests > limit.requests:
-        raise _exceeded(limit.period, "requests", limit.requests, state.window, now, seen)
-    if limit.tokens is not None and state.tokens + tokens > limit.tokens:
-        raise _exceeded(limit.period, "tokens", limit.tokens, state.window, now, seen)
+    """Raises CapacityExceeded when one more request with `tokens` (in `priority`'s class) does not fit the
+    window; `seen` is every window of the scope as the store read them, for the refusal to carry."""
+    counted = state.of_class(priority.caller) if priority else ClassCount()
+    kinds: tuple[tuple[LimitKind, int | None, int, int, int, int, int], ...] = (
+        (
+            "requests",
+            limit.requests,
+            Reservation.requests,
+            state.requests,
+            counted.requests,
+            counted.guaranteed_requests,
+            state.shared_requests,
+        ),
+        ("tokens", limit.tokens, tokens, state.tokens, counted.tokens, counted.guaranteed_tokens, state.shared_tokens),
+    )
+    for kind, most, amount, used, class_used, guaranteed_used, shared_used in kinds:
+        if most is None:
+            continue
+        if used + amount > most:
+            raise _exceeded(limit.period, kind, most, state.window, now, seen)
+        if priority is None:
+            continue
+        shares = priority.shares(most)
+        if class_used + amount > shares.maximum:
+            raise _exceeded(limit.period, kind, shares.maximum, state.window, now, seen, priority.caller, "maximum")
+        beyond_guarantee = amount - _within_guarantee(shares, guaranteed_used, amount)
+        if beyond_guarantee and shared_used + beyond_guarantee > shares.shared:
+            reachable = shares.guaranteed + shares.shared
+            raise _exceeded(limit.period, kind, reachable, state.window, now, seen, priority.caller, "shared")
 
 
 def refuse_if_any_full(
-    limits: Sequence[WindowLimit], states: Sequence[WindowState], tokens: int, now: datetime
+    limits: Sequence[WindowLimit],
+    states: Sequence[WindowState],
+    tokens: int,
+    now: datetime,
+    priority: Priority | None = None,
 ) -> None:
     """Raises CapacityExceeded for the first window of `limits` (in refusal order) without room."""
-    seen = tuple(usage_of(limit, state) for limit, state in zip(limits, states, strict=True))
+    classes = priority.classes if priority else ()
+    seen = tuple(usage_of(limit, state, classes) for limit, state in zip(limits, states, strict=True))
     for limit, state in zip(limits, states, strict=True):
-        refuse_if_full(limit, state, tokens, now, seen)
+        refuse_if_full(limit, state, tokens, now, priority, seen)
 
 
-def usage_of(limit: WindowLimit, state: WindowState) -> WindowUsage:
-    return WindowUsage(limit.period, state.requests, state.tokens, limit.requests, limit.tokens, state.window.end)
+def split_of(limit: WindowLimit, state: WindowState, tokens: int, priority: Priority) -> Split:
+    """How much of a reservation its class's guarantee takes in this window (all it has room for)."""
+    counted = state.of_class(priority.caller)
+
+    def within(most: int | None, guaranteed_used: int, amount: int) -> int:
+        return 0 if most is None else _within_guarantee(priority.shares(most), guaranteed_used, amount)
+
+    return Split(
+        within(limit.requests, counted.guaranteed_requests, Reservation.requests),
+        within(limit.tokens, counted.guaranteed_tokens, tokens),
+    )
+
+
+def _within_guarantee(shares: Shares, guaranteed_used: int, amount: int) -> int:
+    return max(0, min(amount, shares.guaranteed - guaranteed_used))
+
+
+def reserved_delta(reservation: Reservation, period: CapacityPeriod) -> Delta:
+    """What a reservation added to one window: the negation of its release."""
+    if reservation.priority_class is None:
+        return Delta(Reservation.requests, reservation.tokens)
+    return split_delta(reservation.tokens, reservation.splits.get(period, Split()))
+
+
+def split_delta(tokens: int, split: Split) -> Delta:
+    """What a reservation of `tokens` in a class adds to a window, split as `split` says."""
+    return Delta(
+        Reservation.requests,
+        tokens,
+        split.guaranteed_requests,
+        split.guaranteed_tokens,
+        Reservation.requests - split.guaranteed_requests,
+        tokens - split.guaranteed_tokens,
+    )
+
+
+def release_delta(reservation: Reservation, period: CapacityPeriod) -> Delta:
+    reserved = reserved_delta(reservation, period)
+    return Delta(
+        -reserved.requests,
+        -reserved.tokens,
+        -reserved.guaranteed_requests,
+        -reserved.guaranteed_tokens,
+        -reserved.shared_requests,
+        -reserved.shared_tokens,
+    )
+
+
+def reconcile_delta(reservation: Reservation, period: CapacityPeriod, actual_tokens: int) -> Delta:
+    """Tokens given back come from the shared part first; tokens beyond the reservation count in the class's
+    guaranteed part, so that only the class that ran over has less room for it."""
+    difference = actual_tokens - reservation.tokens
+    if reservation.priority_class is None or difference >= 0:
+        return Delta(0, difference, guaranteed_tokens=difference if reservation.priority_class else 0)
+    reserved = reserved_delta(reservation, period)
+    from_shared = min(-difference, reserved.shared_tokens)
+    return Delta(0, difference, guaranteed_tokens=difference + from_shared, shared_tokens=-from_shared)
+
+
+def counted(count: WindowCount, priority_class: str | None, delta: Delta) -> WindowCount:
+    """`count` with `delta` added, in `priority_class` when it has one."""
+    if priority_class is None:
+        return replace(count, requests=count.requests + delta.requests, tokens=count.tokens + delta.tokens)
+    before = count.classes.get(priority_class) or ClassCount()
+    after = ClassCount(
+        before.requests + delta.requests,
+        before.tokens + delta.tokens,
+        before.guaranteed_requests + delta.guaranteed_requests,
+        before.guaranteed_tokens + delta.guaranteed_tokens,
+    )
+    return WindowCount(
+        count.window_id,
+        count.requests + delta.requests,
+        count.tokens + delta.tokens,
+        count.shared_requests + delta.shared_requests,
+        count.shared_tokens + delta.shared_tokens,
+        {**count.classes, priority_class: after},
+    )
+
+
+def usage_of(limit: WindowLimit, state: WindowState, classes: Sequence[PriorityClass] = ()) -> WindowUsage:
+    return WindowUsage(
+        limit.period,
+        state.requests,
+        state.tokens,
+        limit.requests,
+        limit.tokens,
+        state.window.end,
+        tuple(_class_usage(limit, state, classes, each.name) for each in classes),
+    )
+
+
+def _class_usage(limit: WindowLimit, state: WindowState, classes: Sequence[PriorityClass], name: str) -> ClassUsage:
+    counted = state.of_class(name)
+
+    def shares(most: int | None) -> Shares | None:
+        return None if most is None else shares_of(classes, name, most)
+
+    def remaining(
+        most: int | None, share: Shares | None, used: int, class_used: int, guaranteed_used: int, shared_used: int
+    ) -> int | None:
+        if most is None or share is None:
+            return None
+        within = max(0, share.guaranteed - guaranteed_used) + max(0, share.shared - shared_used)
+        return max(0, min(share.maximum - class_used, within, most - used))
+
+    requests, tokens = shares(limit.requests), shares(limit.tokens)
+    return ClassUsage(
+        name=name,
+        requests_used=counted.requests,
+        tokens_used=counted.tokens,
+        requests_guaranteed=requests.guaranteed if requests else None,
+        tokens_guaranteed=tokens.guaranteed if tokens else None,
+        requests_maximum=requests.reachable if requests else None,
+        tokens_maximum=tokens.reachable if tokens else None,
+        requests_remaining=remaining(
+            limit.requests,
+            requests,
+            state.requests,
+            counted.requests,
+            counted.guaranteed_requests,
+            state.shared_requests,
+        ),
+        tokens_remaining=remaining(
+            limit.tokens, tokens, state.tokens, counted.tokens, counted.guaranteed_tokens, state.shared_tokens
+        ),
+    )
 
 
 def open_windows(reservation: Reservation, now: datetime) -> dict[CapacityPeriod, str]:
@@ -239,8 +568,14 @@ def _least_room(usages: Sequence[WindowUsage], remaining: Callable[[WindowUsage]
 
 
 def _exceeded(
-    period: CapacityPeriod, kind: LimitKind, limit: int, window: Window, now: datetime, seen: tuple[WindowUsage, ...]
+    period: CapacityPeriod,
+    kind: LimitKind,
+    limit: int,
+    window: Window,
+    now: datetime,
+    seen: tuple[WindowUsage, ...],
+    priority_class: str | None = None,
+    share: ClassShare | None = None,
 ) -> CapacityExceeded:
-    if window.end is None:
-        return CapacityExceeded(period, kind, limit, None, None, seen)
-    return CapacityExceeded(period, kind, limit, math.ceil((window.end - now).total_seconds()), window.end, seen)
+    retry_after = None if window.end is None else math.ceil((window.end - now).total_seconds())
+    return CapacityExceeded(period, kind, limit, retry_after, window.end, seen, priority_class, share)

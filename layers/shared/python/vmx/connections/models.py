@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vmx.api_model import ApiModel
-from vmx.capacity.limits import Capacity, CapacityEntry
+from vmx.capacity.limits import Capacity, CapacityEntry, Prioritization
 from vmx.credentials.sealed import EncryptionContext, SealedSecret
 from vmx.fields import AllowedModels, ConnectionName, Description, ProviderName
 from vmx.providers.catalog import ProviderId
@@ -28,6 +28,7 @@ class Connection(BaseModel):
     settings: dict[str, Any]
     secrets: dict[str, SealedSecret]
     capacity: list[CapacityEntry]
+    prioritization: Prioritization | None = None
     allowed_models: list[str] | None
     discovered_capacity: dict[str, Any] | None = None
     version: int
@@ -52,6 +53,7 @@ class ConnectionCreate(ApiModel):
     # still raw, secrets included, until the provider's model validates it: never in a repr or log
     config: dict[str, Any] = Field(repr=False)
     capacity: Capacity = Field(default_factory=list)
+    prioritization: Prioritization | None = None
     allowed_models: AllowedModels | None = None
 
 
@@ -63,6 +65,8 @@ class ConnectionPatch(ApiModel):
     provider: ProviderName | None = None
     config: dict[str, Any] | None = Field(default=None, repr=False)
     capacity: Capacity | None = None
+    # null removes the classes
+    prioritization: Prioritization | None = None
     allowed_models: AllowedModels | None = None
 
 
@@ -75,6 +79,7 @@ class ConnectionView(ApiModel):
     provider: ProviderId
     config: dict[str, Any]
     capacity: list[CapacityEntry]
+    prioritization: Prioritization | None
     allowed_models: list[str] | None
     discovered_capacity: dict[str, Any] | None
     version: int
@@ -95,6 +100,7 @@ class ConnectionView(ApiModel):
             provider=connection.provider,
             config=connection.masked_config(),
             capacity=connection.capacity,
+            prioritization=connection.prioritization,
             allowed_models=connection.allowed_models,
             discovered_capacity=connection.discovered_capacity,
             version=connection.version,

@@ -3,6 +3,10 @@
 Keys: `CAP#<connectionId>` / `GLOBAL` for a connection's own windows, `IP#<ip>` for one client IP's. For
 each period p the item holds `<p>_w` (the id of the window counted), `<p>_r` (requests) and `<p>_t`
 (tokens). Per-IP items expire (`expiresAt`) when their last window ends, unless a lifetime window is limited.
+With priority classes, the window w of period p also holds, for requests (r) and tokens (t), `<p>_sr_<w>`
+(the shared part's use) and per class c `<p>_cr_<w>_<c>` (its use) and `<p>_gr_<w>_<c>` (the part of it in
+its guarantee). Named by their window, a rolled-over window's class counts are plain leftovers, which the
+write that rolls the window over removes.
 
 A reservation is one UpdateItem adding to every window, conditional on each being the current window and
 having room, that also marks the item with the request (`q_<requestId>`: when it was reserved) unless the
@@ -11,17 +15,26 @@ write is applied once however often it is sent: a retried reservation whose firs
 its mark (and reads as admitted), a retried release or reconcile finds none (and does nothing), and one can
 never follow the other. The item holds one mark per reservation in flight (about 45 bytes each). A mark older
 than any invocation can live (ORPHANED_AFTER) belongs to a request whose settling never came; the next
-settling write of that scope drops it, leaving its counts as reserved (an overcount, never an undercount). When the condition fails, DynamoDB returns the item as it was: a current window without room
-is a refusal, with no further write; a window that rolled over (or was never counted) is reset by a second
-write that also counts the request, conditional on the stored window still being the old one, so racing
-instances cannot reset a window twice. The steady state costs one write; the first request of a window two.
+settling write of that scope drops it, leaving its counts as reserved (an overcount, never an undercount).
+When the condition fails, DynamoDB returns the item as it was: a current window without room is a refusal,
+with no further write; a window that rolled over (or was never counted) is reset by a second write that also
+counts the request, conditional on the stored window still being the old one, so racing instances cannot reset
+a window twice. The steady state costs one write; the first request of a window two.
+
+A class's reservation is split between its guarantee and the shared part by the counts this instance last saw
+(every write returns the item), and the write's conditions bound each part: `<p>_gr_… <= G - guaranteed part`,
+`<p>_sr_… <= S - shared part`, `<p>_cr_… <= M - all` (DynamoDB conditions have no arithmetic, so the bounds are
+computed here). A view that others' reservations made stale fails a condition and the item comes back: one more
+write, split by what the item holds. A view that others' releases made stale can only count in the shared part
+what the guarantee could have held: every bound holds all the same.
 
 pynamodb 6 cannot send ReturnValuesOnConditionCheckFailure with an UpdateItem (only inside transactions),
 and without it a refusal would cost a second read, so this adapter uses the low-level boto3 client.
 """
 
 import re
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -29,8 +42,12 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vmx.capacity.ledger import (
+    ClassCount,
     CounterScope,
+    Delta,
+    Priority,
     Reservation,
+    Split,
     WindowCount,
     WindowLimit,
     WindowState,
@@ -38,11 +55,15 @@ from vmx.capacity.ledger import (
     admissible_limits,
     in_refusal_order,
     open_windows,
+    reconcile_delta,
     refuse_if_any_full,
+    release_delta,
+    split_delta,
+    split_of,
     usage_of,
     window_state,
 )
-from vmx.capacity.limits import CapacityPeriod
+from vmx.capacity.limits import CapacityPeriod, PriorityClass
 from vmx.capacity.windows import current_window
 from vmx.storage import low_level
 from vmx.storage.errors import StorageUnavailable
@@ -60,6 +81,10 @@ _MARK_PREFIX = "q_"
 _REQUEST_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 # Longer than a completion's invocation can run (15 minutes): a mark this old will never be settled.
 ORPHANED_AFTER = timedelta(minutes=30)
+# <period>_<s|c|g><r|t>_<window id>[_<class>]: a window's shared part, a class's use or its guaranteed part
+_CLASS_COUNT = re.compile(rf"({'|'.join(CapacityPeriod)})_([scg])([rt])_([0-9]+)(?:_([a-z0-9-]+))?")
+# the scopes whose last seen counts an instance keeps, to split class reservations by
+_SEEN_SCOPES = 1000
 
 _Item = Mapping[str, Any]
 
@@ -70,18 +95,32 @@ class DynamoCapacityCounters:
         that counts or serialises DynamoDB calls."""
         self._table_name = table_name
         self._client = client or low_level.dynamodb_client(region)
+        # each scope's windows as the last write or read of it returned them
+        self._seen: dict[CounterScope, dict[CapacityPeriod, WindowCount]] = {}
 
     def reserve(
-        self, scope: CounterScope, limits: Sequence[WindowLimit], tokens: int, now: datetime, request_id: str
+        self,
+        scope: CounterScope,
+        limits: Sequence[WindowLimit],
+        tokens: int,
+        now: datetime,
+        request_id: str,
+        priority: Priority | None = None,
     ) -> Reservation:
         mark = _mark(request_id)
-        ordered = admissible_limits(limits, tokens, now)
+        ordered = admissible_limits(limits, tokens, now, priority)
         if not ordered:
             return Reservation(scope, request_id, {}, tokens, ())
-        # Until DynamoDB has shown us the item, assume the steady state: every window current, with room.
-        states = [_assumed_current(limit.period, now) for limit in ordered]
+        seen = self._seen.get(scope, {})
+        states = [_expected(limit.period, seen.get(limit.period), now) for limit in ordered]
+        item: _Item = {}
         for _ in range(_ATTEMPTS):
-            update = _reservation(scope, ordered, states, tokens)
+            splits = {
+                limit.period: split_of(limit, state, tokens, priority)
+                for limit, state in zip(ordered, states, strict=True)
+                if priority is not None
+            }
+            update = _reservation(scope, ordered, states, tokens, priority, splits, _class_counts_in(item))
             update.conditions.append(f"attribute_not_exists({update.name('mark', mark)})")
             update.sets.append(f"#mark = {update.value('marked', low_level.number(int(now.timestamp())))}")
             written, item = self._write(scope, update)
@@ -91,20 +130,40 @@ class DynamoCapacityCounters:
             states = [window_state(limit.period, stored.get(limit.period), now) for limit in ordered]
             if admitted:
                 windows = {state.window.period: state.window.id for state in states}
-                usage = tuple(usage_of(limit, state) for limit, state in zip(ordered, states, strict=True))
-                return Reservation(scope, request_id, windows, tokens, usage, _orphaned_marks(item, now))
-            refuse_if_any_full(ordered, states, tokens, now)
+                classes = priority.classes if priority else ()
+                usage = tuple(usage_of(limit, state, classes) for limit, state in zip(ordered, states, strict=True))
+                return Reservation(
+                    scope,
+                    request_id,
+                    windows,
+                    tokens,
+                    usage,
+                    _orphaned_marks(item, now),
+                    priority.caller if priority else None,
+                    splits,
+                )
+            refuse_if_any_full(ordered, states, tokens, now, priority)
         raise StorageUnavailable("capacity counters kept changing under concurrent writes")
 
     def release(self, reservation: Reservation) -> None:
-        self._settle(reservation, reservation.windows, -reservation.requests, -reservation.tokens)
+        self._settle(reservation, reservation.windows, lambda period: release_delta(reservation, period))
 
     def reconcile(self, reservation: Reservation, actual_tokens: int, now: datetime) -> None:
         if actual_tokens < 0:
             raise ValueError("actual_tokens must not be negative")
-        self._settle(reservation, open_windows(reservation, now), 0, actual_tokens - reservation.tokens)
+        self._settle(
+            reservation,
+            open_windows(reservation, now),
+            lambda period: reconcile_delta(reservation, period, actual_tokens),
+        )
 
-    def usage(self, scope: CounterScope, limits: Sequence[WindowLimit], now: datetime) -> list[WindowUsage]:
+    def usage(
+        self,
+        scope: CounterScope,
+        limits: Sequence[WindowLimit],
+        now: datetime,
+        classes: Sequence[PriorityClass] = (),
+    ) -> list[WindowUsage]:
         ordered = in_refusal_order(limits)
         if not ordered:
             return []
@@ -112,28 +171,34 @@ class DynamoCapacityCounters:
             item = self._client.get_item(TableName=self._table_name, Key=_key(scope), ConsistentRead=True)
         except (BotoCoreError, ClientError) as exc:
             raise low_level.unavailable(exc) from exc
-        stored = _window_counts(item.get("Item", {}))
-        return [usage_of(limit, window_state(limit.period, stored.get(limit.period), now)) for limit in ordered]
+        stored = self._remember(scope, item.get("Item", {}))
+        return [
+            usage_of(limit, window_state(limit.period, stored.get(limit.period), now), classes) for limit in ordered
+        ]
 
     def _settle(
-        self, reservation: Reservation, windows: Mapping[CapacityPeriod, str], requests: int, tokens: int
+        self,
+        reservation: Reservation,
+        windows: Mapping[CapacityPeriod, str],
+        delta_of: Callable[[CapacityPeriod], Delta],
     ) -> None:
         """Adds to the counts of the windows that are still the given ones (a rolled-over one is skipped) and
         removes the reservation's mark, if the mark is still there; drops the orphaned marks it was shown."""
         if not reservation.windows:
             return
-        pending = dict(windows)
+        pending = {period: window_id for period, window_id in windows.items() if delta_of(period)}
         while True:
             update = _Update()
             update.removes.append(update.name("mark", _mark(reservation.request_id)))
             update.conditions.append("attribute_exists(#mark)")
             update.removes += [update.name(f"orphan{index}", mark) for index, mark in enumerate(reservation.orphans)]
-            for period, window_id in pending.items() if requests or tokens else ():
+            for period, window_id in pending.items():
+                delta = delta_of(period)
                 update.conditions.append(f"{period}_w = {update.value(f'{period}_w', low_level.string(window_id))}")
-                if requests:
-                    update.adds.append(f"{period}_r {update.value('requests', low_level.number(requests))}")
-                if tokens:
-                    update.adds.append(f"{period}_t {update.value('tokens', low_level.number(tokens))}")
+                update.adds += [f"{period}_r {update.number(delta.requests)}"] if delta.requests else []
+                update.adds += [f"{period}_t {update.number(delta.tokens)}"] if delta.tokens else []
+                if reservation.priority_class is not None:
+                    _add_class_counts(update, period, window_id, reservation.priority_class, delta)
             written, item = self._write(reservation.scope, update)
             if written or _mark(reservation.request_id) not in item:
                 # settled now, or already by an earlier attempt of this write (or of the other settling write)
@@ -165,11 +230,24 @@ class DynamoCapacityCounters:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 # botocore's stubs do not declare the item that DynamoDB returns with this error
-                return False, cast(Mapping[str, _Item], exc.response).get("Item", {})
+                item = cast(Mapping[str, _Item], exc.response).get("Item", {})
+                self._remember(scope, item)
+                return False, item
             raise low_level.unavailable(exc) from exc
         except BotoCoreError as exc:
             raise low_level.unavailable(exc) from exc
-        return True, response.get("Attributes", {})
+        item = response.get("Attributes", {})
+        self._remember(scope, item)
+        return True, item
+
+    def _remember(self, scope: CounterScope, item: _Item) -> dict[CapacityPeriod, WindowCount]:
+        counts = _window_counts(item)
+        self._seen.pop(scope, None)
+        if len(self._seen) >= _SEEN_SCOPES:
+            # the longest unseen goes (a dict keeps insertion order)
+            del self._seen[next(iter(self._seen))]
+        self._seen[scope] = counts
+        return counts
 
 
 @dataclass
@@ -192,16 +270,30 @@ class _Update:
         self.values[placeholder] = value
         return placeholder
 
+    def attribute(self, attribute: str) -> str:
+        """A placeholder of its own, for an attribute whose name holds a class's name."""
+        return self.name(f"a{len(self.names)}", attribute)
+
+    def number(self, number: int) -> str:
+        return self.value(f"n{len(self.values)}", low_level.number(number))
+
     def expression(self) -> str:
         clauses = [("SET", self.sets), ("ADD", self.adds), ("REMOVE", self.removes)]
         return " ".join(f"{keyword} {', '.join(parts)}" for keyword, parts in clauses if parts)
 
 
 def _reservation(
-    scope: CounterScope, limits: Sequence[WindowLimit], states: Sequence[WindowState], tokens: int
+    scope: CounterScope,
+    limits: Sequence[WindowLimit],
+    states: Sequence[WindowState],
+    tokens: int,
+    priority: Priority | None,
+    splits: Mapping[CapacityPeriod, Split],
+    class_counts: Sequence[tuple[str, CapacityPeriod, str]],
 ) -> _Update:
     """Counts one request and `tokens` in each window: added to a window that carries on (which must have
-    room), or written over one that rolled over (which must still be the one we saw)."""
+    room), or written over one that rolled over (which must still be the one we saw, and loses the class counts
+    of `class_counts` that belong to older windows); in a class, split as `splits` say, each part in its bound."""
     update = _Update()
     requests = update.value("requests", low_level.number(Reservation.requests))
     reserved = update.value("tokens", low_level.number(tokens))
@@ -224,6 +316,13 @@ def _reservation(
             else:
                 stale = update.value(f"{period}_stale", low_level.string(state.stored_window_id))
                 update.conditions.append(f"{period}_w = {stale}")
+            update.removes += [
+                update.attribute(name)
+                for name, counted_period, window_id in class_counts
+                if counted_period == period and window_id != state.window.id
+            ]
+        if priority is not None:
+            _reserve_in_class(update, limit, state.window.id, tokens, priority, splits[period])
     if scope.source_ip is not None:
         ends = [state.window.end for state in states]
         if any(end is None for end in ends):
@@ -236,8 +335,65 @@ def _reservation(
     return update
 
 
-def _assumed_current(period: CapacityPeriod, now: datetime) -> WindowState:
+def _reserve_in_class(
+    update: _Update, limit: WindowLimit, window_id: str, tokens: int, priority: Priority, split: Split
+) -> None:
+    """Counts the reservation in its class and the shared part, each part conditional on its bound."""
+    period = limit.period
+    _add_class_counts(update, period, window_id, priority.caller, split_delta(tokens, split))
+    for unit, most, amount, guaranteed in (
+        ("r", limit.requests, Reservation.requests, split.guaranteed_requests),
+        ("t", limit.tokens, tokens, split.guaranteed_tokens),
+    ):
+        if most is None:
+            continue
+        shares = priority.shares(most)
+        bounds = (
+            (_class_count(period, "c", unit, window_id, priority.caller), amount, shares.maximum),
+            (_class_count(period, "g", unit, window_id, priority.caller), guaranteed, shares.guaranteed),
+            (_class_count(period, "s", unit, window_id), amount - guaranteed, shares.shared),
+        )
+        for name, added, bound in bounds:
+            if added:
+                count = update.attribute(name)
+                update.conditions.append(
+                    f"(attribute_not_exists({count}) OR {count} <= {update.number(bound - added)})"
+                )
+
+
+def _add_class_counts(
+    update: _Update, period: CapacityPeriod, window_id: str, priority_class: str, delta: Delta
+) -> None:
+    added = (
+        (_class_count(period, "c", "r", window_id, priority_class), delta.requests),
+        (_class_count(period, "c", "t", window_id, priority_class), delta.tokens),
+        (_class_count(period, "g", "r", window_id, priority_class), delta.guaranteed_requests),
+        (_class_count(period, "g", "t", window_id, priority_class), delta.guaranteed_tokens),
+        (_class_count(period, "s", "r", window_id), delta.shared_requests),
+        (_class_count(period, "s", "t", window_id), delta.shared_tokens),
+    )
+    update.adds += [f"{update.attribute(name)} {update.number(amount)}" for name, amount in added if amount]
+
+
+def _class_count(
+    period: CapacityPeriod, kind: str, unit: str, window_id: str, priority_class: str | None = None
+) -> str:
+    """The attribute of a shared part's (s) or a class's use (c) or guaranteed part (g), of requests (r) or
+    tokens (t), in one window."""
+    return f"{period}_{kind}{unit}_{window_id}" + (f"_{priority_class}" if priority_class else "")
+
+
+def _class_counts_in(item: _Item) -> list[tuple[str, CapacityPeriod, str]]:
+    """Each class count of the item, with its period and window id."""
+    return [(name, CapacityPeriod(match[1]), match[4]) for name in item if (match := _CLASS_COUNT.fullmatch(name))]
+
+
+def _expected(period: CapacityPeriod, seen: WindowCount | None, now: datetime) -> WindowState:
+    """Until DynamoDB has shown us the item, the steady state: every window current, with room, its classes
+    counted as this instance last saw them."""
     window = current_window(period, now)
+    if seen is not None and seen.window_id == window.id:
+        return window_state(period, seen, now)
     return WindowState(window, 0, 0, window.id)
 
 
@@ -257,10 +413,36 @@ def _orphaned_marks(item: _Item, now: datetime) -> tuple[str, ...]:
 
 
 def _window_counts(item: _Item) -> dict[CapacityPeriod, WindowCount]:
-    return {
+    counts = {
         period: WindowCount(item[f"{period}_w"]["S"], int(item[f"{period}_r"]["N"]), int(item[f"{period}_t"]["N"]))
         for period in CapacityPeriod
         if f"{period}_w" in item
+    }
+    shared: dict[CapacityPeriod, dict[str, int]] = defaultdict(dict)
+    classes: dict[CapacityPeriod, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for name, period, window_id in _class_counts_in(item):
+        match = _CLASS_COUNT.fullmatch(name)
+        if period not in counts or counts[period].window_id != window_id or match is None:
+            continue
+        kind, unit, priority_class = match[2], match[3], match[5]
+        value = int(item[name]["N"])
+        if kind == "s":
+            shared[period][unit] = value
+        elif priority_class:
+            classes[period][priority_class][kind + unit] = value
+    return {
+        period: WindowCount(
+            count.window_id,
+            count.requests,
+            count.tokens,
+            shared[period].get("r", 0),
+            shared[period].get("t", 0),
+            {
+                name: ClassCount(held.get("cr", 0), held.get("ct", 0), held.get("gr", 0), held.get("gt", 0))
+                for name, held in classes[period].items()
+            },
+        )
+        for period, count in counts.items()
     }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from pynamodb.connection import Connection as DynamoConnection
 from pynamodb.exceptions import PynamoDBException
 
-from vmx.capacity.limits import CapacityEntry
+from vmx.capacity.limits import CapacityEntry, Prioritization
 from vmx.connections.models import Connection
 from vmx.connections.ports import StaleVersion
 from vmx.credentials.sealed import SealedSecret
@@ -249,6 +249,7 @@ class DynamoConnectionRepository:
             settings=connection.settings,
             secrets={field: sealed.model_dump(exclude_none=True) for field, sealed in connection.secrets.items()},
             capacity=[entry.model_dump(mode="json", exclude_none=True) for entry in connection.capacity],
+            prioritization=connection.prioritization.model_dump(mode="json") if connection.prioritization else None,
             allowed_models=connection.allowed_models,
             version=connection.version,
             created_at=connection.created_at,
@@ -296,6 +297,7 @@ def _connection(item: Any, discovered_capacity: dict[str, Any] | None) -> Connec
         settings=item.settings,
         secrets={field: SealedSecret.model_validate(sealed) for field, sealed in item.secrets.as_dict().items()},
         capacity=[CapacityEntry.model_validate(entry) for entry in item.capacity],
+        prioritization=Prioritization.model_validate(item.prioritization) if item.prioritization else None,
         allowed_models=list(item.allowed_models) if item.allowed_models is not None else None,
         discovered_capacity=discovered_capacity,
         version=int(item.version),

@@ -104,6 +104,7 @@ def tenancy_items(table: str, region_name: str) -> TenancyItems:
         created_at = UTCDateTimeAttribute(attr_name="createdAt")
         created_by = UnicodeAttribute(attr_name="createdBy")
         revoked_at = UTCDateTimeAttribute(attr_name="revokedAt", null=True)
+        priority_class = UnicodeAttribute(attr_name="priorityClass", null=True)
 
     return TenancyItems(WorkspaceItem, EnvironmentItem, EnvironmentNameItem, ApiKeyItem)
 
@@ -142,6 +143,7 @@ def connection_items(table: str, region_name: str) -> ConnectionItems:
         # field name -> sealed secret (see vmx.credentials.sealed)
         secrets = MapAttribute[str, Any]()
         capacity = JSONAttribute()
+        prioritization = JSONAttribute(null=True)
         allowed_models = ListAttribute(of=UnicodeAttribute, attr_name="allowedModels", null=True)
         version = NumberAttribute()
         created_at = UTCDateTimeAttribute(attr_name="createdAt")

@@ -236,6 +236,7 @@ class DynamoTenancyRepository:
             created_at=key.created_at,
             created_by=key.created_by,
             revoked_at=key.revoked_at,
+            priority_class=key.priority_class,
         )
 
     def _get(self, model: Any, pk: str, sk: str) -> Any:
@@ -293,4 +294,5 @@ def _api_key(item: Any) -> ApiKey:
         created_at=item.created_at,
         created_by=item.created_by,
         revoked_at=item.revoked_at,
+        priority_class=item.priority_class,
     )

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, Field, StrictBool
 
 from vmx.api_model import ApiModel
+from vmx.capacity.limits import PriorityClassName
 from vmx.fields import Description, DisplayName
 
 
@@ -53,6 +54,8 @@ class ApiKey(BaseModel):
     created_at: datetime
     created_by: str
     revoked_at: datetime | None = None
+    # the priority class its completions count in, on connections that have it (vmx.capacity.limits)
+    priority_class: str | None = None
 
 
 class WorkspaceCreate(ApiModel):
@@ -72,6 +75,8 @@ class ApiKeyCreate(ApiModel):
         Annotated[list[UUID], Field(min_length=1, max_length=100), AfterValidator(_distinct_ids)] | None
     ) = None
     platform_admin: StrictBool = False
+    # on a connection without this class, its completions count in the connection's default class
+    priority_class: PriorityClassName | None = None
 
 
 class WorkspaceView(ApiModel):
@@ -109,6 +114,7 @@ class ApiKeyView(ApiModel):
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    priority_class: str | None
 
     @classmethod
     def of(cls, key: ApiKey) -> "ApiKeyView":

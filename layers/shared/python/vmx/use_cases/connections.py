@@ -64,6 +64,7 @@ class ConnectionService:
             settings=change.settings,
             secrets={},
             capacity=request.capacity,
+            prioritization=request.prioritization,
             allowed_models=request.allowed_models,
             version=1,
             created_at=now,
@@ -156,6 +157,8 @@ class ConnectionService:
             updated.description = patch.description
         if "capacity" in changes and patch.capacity is not None:
             updated.capacity = patch.capacity
+        if "prioritization" in changes:
+            updated.prioritization = patch.prioritization
         if "allowed_models" in changes:
             updated.allowed_models = patch.allowed_models
         config_change = patched_config(current, patch)

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from vmx.access.keys import issue_key
-from vmx.access.policy import Action, Principal, authorize, require_platform_admin
+from vmx.access.policy import ROLE_ACTIONS, Action, Principal, authorize, require_platform_admin
 from vmx.clock import Clock
 from vmx.connections.ports import ConnectionRepository, StaleVersion
 from vmx.errors import Conflict, ErrorDetail, InvalidInput, NotFound
@@ -164,6 +164,9 @@ class TenancyService:
             if request.environment_ids is not None:
                 message = "a platform-admin key acts in every workspace; it cannot be limited to environments"
                 raise InvalidInput(message, [ErrorDetail(field="environmentIds", message=message)])
+        if request.priority_class is not None and Action.USE_CONNECTIONS not in ROLE_ACTIONS[request.role]:
+            message = f"a key with role '{request.role}' makes no completions, so it cannot have a priority class"
+            raise InvalidInput(message, [ErrorDetail(field="priorityClass", message=message)])
         self._workspace(workspace_id)
         environment_ids = None
         if request.environment_ids is not None:
@@ -177,6 +180,7 @@ class TenancyService:
             environment_ids=environment_ids,
             platform_admin=request.platform_admin,
             created_by=principal.key_id,
+            priority_class=request.priority_class,
         )
 
     def issue_api_key(
@@ -187,6 +191,7 @@ class TenancyService:
         environment_ids: list[str] | None,
         platform_admin: bool,
         created_by: str,
+        priority_class: str | None = None,
     ) -> IssuedKey:
         new_key = issue_key()
         key = ApiKey(
@@ -199,6 +204,7 @@ class TenancyService:
             secret_hash=new_key.secret_hash,
             created_at=self._clock(),
             created_by=created_by,
+            priority_class=priority_class,
         )
         self._tenancy.add_api_key(key)
         return IssuedKey(key=key, token=new_key.token)
