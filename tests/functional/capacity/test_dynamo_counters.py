@@ -11,6 +11,7 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from tests.unit.capacity.counters_contract import NEXT_MINUTE, NOW, CapacityCountersContract, new_scope
+from tests.unit.capacity.priority_contract import PriorityClassesContract
 from vmx.capacity.ledger import CapacityExceeded, CounterScope, WindowLimit
 from vmx.capacity.limits import CapacityPeriod
 from vmx.storage.capacity_store import DynamoCapacityCounters
@@ -195,3 +196,7 @@ def test_an_unreachable_endpoint_becomes_storage_unavailable(
 
     with pytest.raises(StorageUnavailable, match="EndpointConnectionError"):
         counters.reserve(new_scope(), [WindowLimit(MINUTE, 5, None)], 0, NOW, uuid4().hex)
+
+
+class TestDynamoPriorityClasses(PriorityClassesContract):
+    """The same rules for classes on moto, where each part's bound is a condition of the one write."""

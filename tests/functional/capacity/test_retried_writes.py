@@ -17,8 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 
 from tests.unit.capacity.counters_contract import NOW, new_scope
-from vmx.capacity.ledger import CounterScope, Reservation, WindowLimit
-from vmx.capacity.limits import CapacityPeriod
+from vmx.capacity.ledger import CounterScope, Priority, Reservation, WindowLimit
+from vmx.capacity.limits import CapacityPeriod, PriorityClass
 from vmx.capacity.windows import current_window
 from vmx.storage.capacity_store import ORPHANED_AFTER, DynamoCapacityCounters
 from vmx.storage.errors import StorageUnavailable
@@ -188,6 +188,32 @@ def test_a_release_applied_whose_answer_was_lost_takes_back_once(
     assert lost_answers.attempts == 2
     assert lost_answers.was_applied(reservation, settling=True)
     assert counts(retried, scope) == {(1, 70)}
+
+
+def test_a_class_reservation_whose_answer_was_lost_counts_once_and_releases_exactly(
+    retried: DynamoCapacityCounters, lost_answers: LostAnswers
+) -> None:
+    counters, limits = retried, [WindowLimit(MINUTE, 10, 1000)]
+    classes = (PriorityClass(name="production", guaranteed_percent=60), PriorityClass(name="batch", maximum_percent=40))
+    scope = new_scope()
+    counters.reserve(scope, limits, 500, NOW, uuid4().hex, Priority(classes, "production"))
+    lost_answers.lose(1)
+
+    # 100 of production's guarantee left, 100 more of the shared part
+    reservation = counters.reserve(scope, limits, 200, NOW, uuid4().hex, Priority(classes, "production"))
+
+    assert lost_answers.was_applied(reservation)
+    assert [
+        (usage.requests_used, usage.tokens_used) for usage in counters.usage(scope, limits, NOW, classes)[0].classes
+    ] == [(2, 700), (0, 0)]
+    lost_answers.lose(1)
+    counters.release(reservation)
+    assert lost_answers.was_applied(reservation, settling=True)
+    assert [
+        (usage.requests_used, usage.tokens_used) for usage in counters.usage(scope, limits, NOW, classes)[0].classes
+    ] == [(1, 500), (0, 0)]
+    # batch has the whole shared part (400) again
+    counters.reserve(scope, limits, 400, NOW, uuid4().hex, Priority(classes, "batch"))
 
 
 # --- a write sent again by its caller ---
