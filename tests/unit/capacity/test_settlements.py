@@ -1,13 +1,14 @@
 """A settlement kept for later survives its trip through the queue whole, and a body that is not one is
 refused for good without quoting it."""
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
 import pytest
 
 from tests.capacity_fakes import InMemoryCapacityCounters
-from vmx.capacity.ledger import CounterScope, Reservation
+from vmx.capacity.ledger import CounterScope, Reservation, Split
 from vmx.capacity.limits import CapacityPeriod
 from vmx.capacity.settlements import DeferredSettlement
 from vmx.consumers.capacity_settlements import apply_deferred_settlement
@@ -29,6 +30,22 @@ def test_a_settlement_reads_back_as_it_was_written(actual_tokens: int | None) ->
     settlement = DeferredSettlement(RESERVATION, actual_tokens)
 
     assert DeferredSettlement.from_json(settlement.to_json()) == settlement
+
+
+def test_a_class_reservation_keeps_its_class_and_splits_through_the_queue() -> None:
+    in_class = dataclasses.replace(RESERVATION, priority_class="batch", splits={CapacityPeriod.MINUTE: Split(1, 4000)})
+    settlement = DeferredSettlement(in_class, 12)
+
+    assert DeferredSettlement.from_json(settlement.to_json()) == settlement
+
+
+def test_a_settlement_kept_before_priority_classes_still_reads() -> None:
+    older = json.loads(DeferredSettlement(RESERVATION, 19).to_json())
+    del older["priority_class"], older["splits"]
+
+    read = DeferredSettlement.from_json(json.dumps(older))
+
+    assert (read.reservation.priority_class, dict(read.reservation.splits)) == (None, {})
 
 
 @pytest.mark.parametrize(

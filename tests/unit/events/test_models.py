@@ -52,6 +52,7 @@ def test_details_are_camel_case_and_carry_the_common_fields() -> None:
         "stream": False,
         "streamEnd": None,
         "usageEstimated": False,
+        "priorityClass": None,
     }
     assert uuid.UUID(detail["eventId"]).version == 4
 
@@ -111,7 +112,14 @@ def test_a_capacity_refusal_names_its_limit() -> None:
     refusal = json.loads(capacity_refusal().model_dump_json())
 
     assert refusal["refusedByCapacity"] is True
-    assert refusal["refusedLimit"] == {"period": "minute", "kind": "requests", "limit": 100, "dimension": None}
+    assert refusal["refusedLimit"] == {
+        "period": "minute",
+        "kind": "requests",
+        "limit": 100,
+        "dimension": None,
+        "priorityClass": None,
+        "share": None,
+    }
 
 
 @pytest.mark.parametrize(

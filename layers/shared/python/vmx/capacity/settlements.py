@@ -13,7 +13,7 @@ from typing import Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vmx.capacity.ledger import CounterScope, Reservation
+from vmx.capacity.ledger import CounterScope, Reservation, Split
 from vmx.capacity.limits import CapacityPeriod
 
 
@@ -33,6 +33,11 @@ class DeferredSettlement:
             tokens=reservation.tokens,
             orphans=list(reservation.orphans),
             actual_tokens=self.actual_tokens,
+            priority_class=reservation.priority_class,
+            splits={
+                period: _Split(requests=split.guaranteed_requests, tokens=split.guaranteed_tokens)
+                for period, split in reservation.splits.items()
+            },
         ).model_dump_json()
 
     @classmethod
@@ -50,6 +55,8 @@ class DeferredSettlement:
             tokens=message.tokens,
             usage=(),
             orphans=tuple(message.orphans),
+            priority_class=message.priority_class,
+            splits={period: Split(split.requests, split.tokens) for period, split in message.splits.items()},
         )
         return cls(reservation, message.actual_tokens)
 
@@ -64,6 +71,15 @@ class SettlementQueue(Protocol):
         ...
 
 
+class _Split(BaseModel):
+    """What the reservation counted in its class's guarantee in one window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
@@ -75,3 +91,6 @@ class _Message(BaseModel):
     tokens: int = Field(ge=0)
     orphans: list[str] = Field(max_length=1000)
     actual_tokens: int | None = Field(ge=0)
+    # absent from messages kept before priority classes existed
+    priority_class: str | None = Field(default=None, max_length=32)
+    splits: Mapping[CapacityPeriod, _Split] = Field(default_factory=dict)

@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from vmx.capacity.ledger import LimitKind
+from vmx.capacity.ledger import ClassShare, LimitKind
 from vmx.capacity.limits import CapacityDimension, CapacityPeriod
 from vmx.connections.models import Connection
 from vmx.providers.catalog import ProviderId
@@ -155,6 +155,14 @@ class RefusedLimit(_WireModel):
     kind: LimitKind
     limit: Count
     dimension: CapacityDimension | None = Field(default=None, description="source-ip: the client's own window.")
+    priority_class: Id | None = Field(
+        default=None, description="The priority class whose share had no room; null when the window's limit had none."
+    )
+    share: ClassShare | None = Field(
+        default=None,
+        description="Which share of the priority class: maximum, or shared (its guarantee and the part no class "
+        "is guaranteed were in use); `limit` is that share.",
+    )
 
 
 class CompletionRecorded(EventDetail):
@@ -182,6 +190,11 @@ class CompletionRecorded(EventDetail):
     usage_estimated: StrictBool = Field(
         default=False,
         description="The tokens are the gateway's estimate, because the provider reported no usage (a stream cut short).",
+    )
+    priority_class: Id | None = Field(
+        default=None,
+        description="The priority class the request counts in (its API key's, or the connection's default); null "
+        "when the connection has no priority classes.",
     )
 
     @model_validator(mode="after")

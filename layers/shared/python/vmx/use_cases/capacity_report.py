@@ -1,5 +1,6 @@
 """Capacity utilization of a connection: for each configured window, used / limit / remaining / reset."""
 
+from dataclasses import asdict
 from datetime import datetime
 
 from vmx.access.policy import Action, Principal, authorize
@@ -10,6 +11,22 @@ from vmx.clock import Clock
 from vmx.connections.ports import ConnectionRepository
 from vmx.errors import NotFound
 from vmx.use_cases.connections import ConnectionScope
+
+
+class ClassReport(ApiModel):
+    """A priority class in one window. Guaranteed, maximum and remaining are null where the window does not limit
+    that kind; maximum is the most the class can use in the window: its maximum share, or less where the other
+    classes' guarantees leave less."""
+
+    name: str
+    requests_used: int
+    requests_guaranteed: int | None
+    requests_maximum: int | None
+    requests_remaining: int | None
+    tokens_used: int
+    tokens_guaranteed: int | None
+    tokens_maximum: int | None
+    tokens_remaining: int | None
 
 
 class WindowReport(ApiModel):
@@ -23,6 +40,8 @@ class WindowReport(ApiModel):
     tokens_remaining: int | None
     # None for lifetime, which never resets
     resets_at: datetime | None
+    # the connection's priority classes, in its own windows; None for per-IP windows and without classes
+    classes: list[ClassReport] | None
 
 
 class CapacityReport(ApiModel):
@@ -51,7 +70,9 @@ class CapacityReporter:
             limits = limits_for(connection.capacity, dimension)
             if not limits:
                 continue
-            for usage in self._counters.usage(CounterScope(connection_id, ip), limits, now):
+            prioritization = connection.prioritization if dimension is None else None
+            classes = prioritization.classes if prioritization else []
+            for usage in self._counters.usage(CounterScope(connection_id, ip), limits, now, classes):
                 windows.append(
                     WindowReport(
                         period=usage.period,
@@ -63,6 +84,7 @@ class CapacityReporter:
                         tokens_limit=usage.tokens_limit,
                         tokens_remaining=usage.tokens_remaining,
                         resets_at=usage.resets_at,
+                        classes=[ClassReport(**asdict(each)) for each in usage.classes] if prioritization else None,
                     )
                 )
         return CapacityReport(connection_id=connection_id, source_ip=source_ip, windows=windows)

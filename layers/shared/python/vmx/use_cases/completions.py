@@ -15,8 +15,10 @@ from vmx.capacity.ledger import (
     CapacityCounters,
     CapacityExceeded,
     CounterScope,
+    Priority,
     Reservation,
     WindowLimit,
+    WindowUsage,
     limits_for,
     tightest,
 )
@@ -138,7 +140,7 @@ class CompletionService:
             afterwards.add_within(
                 "publish", partial(self._publish, admitted.attempt, outcome, error.rate_limit_headers)
             )
-            raise ProviderFailure(error, _after(admitted.reservations, 0)) from error
+            raise ProviderFailure(error, _after(admitted.reservations, 0, admitted.attempt.priority_class)) from error
 
     def _admit(
         self,
@@ -156,7 +158,8 @@ class CompletionService:
         if connection is None:
             message = f"model '{address}' not found: no AI connection named '{address.connection_name}' here"
             raise NotFound(message, [ErrorDetail(field="model", message=message)], code="model_not_found")
-        attempt = _Attempt(connection, address.model_id, request.stream, started=self._clock())
+        priority = _priority(connection, principal)
+        attempt = _Attempt(connection, address.model_id, request.stream, self._clock(), priority)
         try:
             _check_allowed(connection, address.model_id)
         except Forbidden as refusal:
@@ -180,7 +183,7 @@ class CompletionService:
         )
         reserved_tokens = prompt_tokens + answer_tokens
         try:
-            reservations = self._reserve(connection, source_ip, reserved_tokens, self._clock(), afterwards)
+            reservations = self._reserve(connection, priority, source_ip, reserved_tokens, self._clock(), afterwards)
         except OverCapacity as refused:
             afterwards.add_within("publish", partial(self._publish, attempt, attempt.refused(refused), None))
             raise
@@ -203,7 +206,8 @@ class CompletionService:
         outcome = admitted.attempt.succeeded(usage)
         afterwards.add_within("publish", partial(self._publish, admitted.attempt, outcome, result.rate_limit_headers))
         completion = result.completion.model_copy(update={"model": admitted.model})
-        return CompletionOutcome(completion, _after(admitted.reservations, usage.total_tokens))
+        rate_limits = _after(admitted.reservations, usage.total_tokens, admitted.attempt.priority_class)
+        return CompletionOutcome(completion, rate_limits)
 
     def _stream(self, admitted: "_Admitted", afterwards: Afterwards) -> StreamOutcome:
         upstream = self._open_stream(admitted.call)
@@ -221,7 +225,8 @@ class CompletionService:
         self._settle_after(afterwards, admitted.reservations, lambda: tally.total_tokens)
         afterwards.add_within("publish", publish)
         chunks = _relay(upstream, tally, admitted.model, admitted.call.request.include_stream_usage)
-        return StreamOutcome(chunks, _after(admitted.reservations, admitted.reserved_tokens))
+        rate_limits = _after(admitted.reservations, admitted.reserved_tokens, admitted.attempt.priority_class)
+        return StreamOutcome(chunks, rate_limits)
 
     def _publish(
         self, attempt: "_Attempt", outcome: "_Outcome", headers: Mapping[str, str] | None, deadline: Deadline
@@ -246,10 +251,17 @@ class CompletionService:
         return sorted(models)
 
     def _reserve(
-        self, connection: Connection, source_ip: str, tokens: int, now: datetime, afterwards: Afterwards
+        self,
+        connection: Connection,
+        priority: Priority | None,
+        source_ip: str,
+        tokens: int,
+        now: datetime,
+        afterwards: Afterwards,
     ) -> list[Reservation]:
-        """All of the connection's scopes admit the request, or none keeps it counted. A refusal is told from
-        what the refusing write saw, at `now`: no read, and no window later than the refusal's."""
+        """All of the connection's scopes admit the request, or none keeps it counted; its own windows in
+        `priority`'s class. A refusal is told from what the refusing write saw, at `now`: no read, and no window
+        later than the refusal's."""
         request_id = uuid4().hex
         reservations: list[Reservation] = []
         admitted = False
@@ -258,10 +270,14 @@ class CompletionService:
             for counter_scope, limits in self._scoped_limits(connection, source_ip):
                 # a scope that limits no tokens does not count them
                 counted = tokens if any(limit.tokens is not None for limit in limits) else 0
-                reservations.append(self._counters.reserve(counter_scope, limits, counted, now, request_id))
+                in_class = priority if counter_scope.source_ip is None else None
+                reservations.append(self._counters.reserve(counter_scope, limits, counted, now, request_id, in_class))
             admitted = True
         except CapacityExceeded as exceeded:
-            seen = [usage for reservation in reservations for usage in reservation.usage] + list(exceeded.usage)
+            seen = _seen_by(
+                [usage for reservation in reservations for usage in reservation.usage] + list(exceeded.usage),
+                priority,
+            )
             dimension = CapacityDimension.SOURCE_IP if counter_scope and counter_scope.source_ip else None
             raise OverCapacity(connection.name, exceeded, RateLimits(*tightest(seen)), tokens, now, dimension) from None
         finally:
@@ -404,6 +420,12 @@ class _Attempt:
     model: str
     stream: bool
     started: datetime
+    # None when the connection has no priority classes
+    priority: Priority | None
+
+    @property
+    def priority_class(self) -> str | None:
+        return self.priority.caller if self.priority else None
 
     @staticmethod
     def succeeded(usage: Usage) -> _Outcome:
@@ -429,6 +451,8 @@ class _Attempt:
             kind=exceeded.limit_kind,
             limit=exceeded.limit,
             dimension=refusal.dimension,
+            priority_class=exceeded.priority_class,
+            share=exceeded.share,
         )
         return _Outcome(429, refused_limit=limit, error_code=refusal.code)
 
@@ -455,20 +479,35 @@ class _Attempt:
             stream=self.stream,
             stream_end=outcome.stream_end,
             usage_estimated=outcome.usage_estimated,
+            priority_class=self.priority_class,
         )
 
 
-def _after(reservations: list[Reservation], actual_tokens: int) -> RateLimits:
-    """The windows as the reservations left them, with the tokens corrected to what was actually used."""
+def _after(reservations: list[Reservation], actual_tokens: int, priority_class: str | None) -> RateLimits:
+    """The windows as the reservations left them (as the caller's class sees them), with the tokens corrected
+    to what was actually used."""
     usages = [
-        dataclasses.replace(usage, tokens_used=usage.tokens_used + actual_tokens - reservation.tokens)
+        dataclasses.replace(seen, tokens_used=seen.tokens_used + actual_tokens - reservation.tokens)
         if reservation.tokens
-        else usage
+        else seen
         for reservation in reservations
-        for usage in reservation.usage
+        for seen in (usage.seen_by(priority_class) for usage in reservation.usage)
     ]
     requests, tokens = tightest(usages)
     return RateLimits(requests, tokens)
+
+
+def _seen_by(usages: list[WindowUsage], priority: Priority | None) -> list[WindowUsage]:
+    return [usage.seen_by(priority.caller if priority else None) for usage in usages]
+
+
+def _priority(connection: Connection, principal: Principal) -> Priority | None:
+    """The class the request counts in: its key's, where the connection has that class, else the default."""
+    prioritization = connection.prioritization
+    if prioritization is None:
+        return None
+    caller = prioritization.class_of(principal.priority_class).name
+    return Priority(tuple(prioritization.classes), caller)
 
 
 def _check_allowed(connection: Connection, model_id: str) -> None:

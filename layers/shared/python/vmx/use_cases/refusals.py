@@ -38,8 +38,26 @@ class OverCapacity(TooManyRequests):
         message = (
             f"AI connection '{connection_name}' reached its {period} limit of {exceeded.limit} {exceeded.limit_kind}"
         )
+        if exceeded.share == "maximum":
+            message = (
+                f"priority class '{exceeded.priority_class}' of AI connection '{connection_name}' reached its maximum "
+                f"share of the {period} {exceeded.limit_kind} limit: {exceeded.limit} {exceeded.limit_kind}"
+            )
+        elif exceeded.share == "shared":
+            message = (
+                f"priority class '{exceeded.priority_class}' of AI connection '{connection_name}' has no "
+                f"{period} {exceeded.limit_kind} left: its guaranteed share is used and the other classes took "
+                f"the rest of the {exceeded.limit} {exceeded.limit_kind} open to it"
+            )
         self.retry_after_seconds = exceeded.retry_after_seconds
-        if exceeded.limit_kind == "tokens" and tokens > exceeded.limit:
+        if exceeded.share is not None and exceeded.limit_kind == "tokens" and tokens > exceeded.limit:
+            message = (
+                f"priority class '{exceeded.priority_class}' of AI connection '{connection_name}' can use at most "
+                f"{exceeded.limit} tokens {period} and this request reserves {tokens} (its prompt plus max_tokens, "
+                f"or {DEFAULT_COMPLETION_TOKENS} when unset); lower max_tokens or change the class's shares"
+            )
+            self.retry_after_seconds = None
+        elif exceeded.limit_kind == "tokens" and tokens > exceeded.limit:
             # waiting cannot help a request that is larger than the limit itself
             message = (
                 f"AI connection '{connection_name}' has a {period} limit of {exceeded.limit} tokens and this request "
