@@ -13,7 +13,12 @@ from vmx.errors import Unauthenticated
 from vmx.tenancy.models import ApiKey, Role
 
 
-def api_key(environment_ids: list[str] | None, role: Role = Role.EDITOR, platform_admin: bool = False) -> ApiKey:
+def api_key(
+    environment_ids: list[str] | None,
+    role: Role = Role.EDITOR,
+    platform_admin: bool = False,
+    priority_class: str | None = None,
+) -> ApiKey:
     return ApiKey(
         key_id="0b7c9f5e-3d1a-4c2b-9e8f-1a2b3c4d5e6f",
         workspace_id="9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
@@ -24,6 +29,7 @@ def api_key(environment_ids: list[str] | None, role: Role = Role.EDITOR, platfor
         secret_hash="0" * 64,
         created_at=datetime(2025, 1, 1, tzinfo=UTC),
         created_by="bootstrap",
+        priority_class=priority_class,
     )
 
 
@@ -32,6 +38,7 @@ api_keys = st.builds(
     environment_ids=st.one_of(st.none(), st.lists(st.uuids().map(str), max_size=5, unique=True)),
     role=st.sampled_from(Role),
     platform_admin=st.booleans(),
+    priority_class=st.none() | st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True),
 )
 
 
@@ -47,6 +54,7 @@ def test_a_key_survives_the_trip_through_the_context(key: ApiKey) -> None:
         role=key.role,
         environment_ids=None if key.environment_ids is None else frozenset(key.environment_ids),
         platform_admin=key.platform_admin,
+        priority_class=key.priority_class,
     )
 
 
