@@ -59,6 +59,12 @@ CASES = {
         {"period": "hour", **NEVER_FULL},
         {"period": "day", "dimension": "source-ip", **NEVER_FULL},
     ],
+    # minute + hour shared by priority classes: the bench's key has no class, so it counts in the default one
+    "minute + hour, priority classes": [{"period": "minute", **NEVER_FULL}, {"period": "hour", **NEVER_FULL}],
+}
+PRIORITIZATION = {
+    "classes": [{"name": "production", "guaranteedPercent": 60}, {"name": "batch", "maximumPercent": 40}],
+    "defaultClass": "production",
 }
 # The request body's "stream", by the name the report gives it.
 MODES = {"non-streamed": False, "streamed": True}
@@ -338,6 +344,8 @@ def run_case(
     connection_name = name.replace(" ", "").replace("+", "-").lower()
     config = {"apiKey": provider.api_key, "baseUrl": provider.base_url}
     body = {"name": connection_name, "provider": "openai", "config": config, "capacity": capacity}
+    if "priority classes" in name:
+        body["prioritization"] = PRIORITIZATION
     aws.take()
     status, text = post(gateway, path + "/ai-connections", token, body)
     assert status == 201, text

@@ -17,8 +17,8 @@ THROUGHPUT_ARGS = (
     *("--concurrency", "2", "--concurrent-requests", "4", "--seconds", "10"),
 )
 TIMEOUT_SECONDS = 180
-# (phase, function, service, operation, table; empty cells left out) -> the three capacity cases' counts:
-# minute + hour; + per-IP day requests; + per-IP day requests and tokens
+# (phase, function, service, operation, table; empty cells left out) -> the four capacity cases' counts:
+# minute + hour; + per-IP day requests; + per-IP day requests and tokens; minute + hour in priority classes
 Rows = dict[tuple[str, ...], list[str]]
 
 
@@ -55,19 +55,20 @@ def calls_table(report: str, mode: str) -> Rows:
 
 
 def assert_warm_requests_make_one_capacity_write_before_their_first_byte(rows: Rows) -> None:
-    # a per-IP scope is an item of its own
+    # a per-IP scope is an item of its own; priority classes are counted in the same write
     assert rows[("before the first byte", "completions", "DynamoDB", "UpdateItem", "Capacity")] == [
         "1.00",
         "2.00",
         "2.00",
+        "1.00",
     ]
-    assert rows[("before the first byte",)] == ["1.00", "2.00", "2.00"]
+    assert rows[("before the first byte",)] == ["1.00", "2.00", "2.00", "1.00"]
     # the authorizer's answer, the connection and its credentials all come from caches
-    assert rows[("before the first byte", "authorizer", "DynamoDB", "GetItem", "Tenancy")] == ["0.00"] * 3
-    assert rows[("before the first byte", "completions", "DynamoDB", "GetItem", "Connections")] == ["0.00"] * 3
-    assert rows[("before the first byte", "completions", "KMS", "Decrypt")] == ["0.00"] * 3
-    assert rows[("before the first byte", "completions", "STS", "AssumeRole")] == ["0.00"] * 3
-    assert rows[("during the body",)] == ["0.00"] * 3
+    assert rows[("before the first byte", "authorizer", "DynamoDB", "GetItem", "Tenancy")] == ["0.00"] * 4
+    assert rows[("before the first byte", "completions", "DynamoDB", "GetItem", "Connections")] == ["0.00"] * 4
+    assert rows[("before the first byte", "completions", "KMS", "Decrypt")] == ["0.00"] * 4
+    assert rows[("before the first byte", "completions", "STS", "AssumeRole")] == ["0.00"] * 4
+    assert rows[("during the body",)] == ["0.00"] * 4
 
 
 def assert_the_reconcile_and_the_events_wait_for_the_last_byte(rows: Rows) -> None:
@@ -76,10 +77,11 @@ def assert_the_reconcile_and_the_events_wait_for_the_last_byte(rows: Rows) -> No
         "1.00",
         "2.00",
         "2.00",
+        "1.00",
     ]
-    assert rows[("after the last byte", "completions", "EventBridge", "PutEvents")] == ["1.00"] * 3
-    assert rows[("after the last byte",)] == ["2.00", "3.00", "3.00"]
-    assert rows[("all",)] == ["3.00", "5.00", "5.00"]
+    assert rows[("after the last byte", "completions", "EventBridge", "PutEvents")] == ["1.00"] * 4
+    assert rows[("after the last byte",)] == ["2.00", "3.00", "3.00", "2.00"]
+    assert rows[("all",)] == ["3.00", "5.00", "5.00", "3.00"]
     assert [call for call in rows if call[-1] == "PutEvents"] == [
         ("after the last byte", "completions", "EventBridge", "PutEvents")
     ]
