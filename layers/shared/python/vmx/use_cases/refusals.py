@@ -53,7 +53,7 @@ class OverCapacity(TooManyRequests):
         if exceeded.share is not None and exceeded.limit_kind == "tokens" and tokens > exceeded.limit:
             message = (
                 f"priority class '{exceeded.priority_class}' of AI connection '{connection_name}' can use at most "
-                f"{exceeded.limit} tokens {period} and this request reserves {tokens} (its prompt plus max_tokens, "
+                f"{exceeded.limit} of its {period} tokens and this request reserves {tokens} (its prompt plus max_tokens, "
                 f"or {DEFAULT_COMPLETION_TOKENS} when unset); lower max_tokens or change the class's shares"
             )
             self.retry_after_seconds = None
