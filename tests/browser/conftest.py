@@ -123,6 +123,10 @@ def screenshot(page: Page, name: str, full_page: bool = True) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page)
 
 
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
 def sign_in(page: Page, tenant: Tenant) -> None:
     page.goto(f"{tenant.base_url}/")
     page.get_by_label("API key").fill(tenant.api_key)

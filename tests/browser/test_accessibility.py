@@ -40,7 +40,15 @@ def test_every_page_passes_axe(audited: Page, tenant: Tenant, width: int) -> Non
             "name": f"audited-{width}",
             "provider": "openai",
             "config": {"apiKey": "sk-1"},
-            "capacity": [{"period": "minute", "requests": 10, "tokens": 1000, "dimension": "source-ip"}],
+            "capacity": [
+                {"period": "minute", "requests": 10, "tokens": 1000, "dimension": "source-ip"},
+                {"period": "lifetime", "requests": 1000},
+            ],
+            # its rows in the edit form, its table and per-class meters on the connection page
+            "prioritization": {
+                "classes": [{"name": "production", "guaranteedPercent": 60}, {"name": "batch", "maximumPercent": 40}],
+                "defaultClass": "batch",
+            },
             "allowedModels": ["gpt-4o"],
         }
     )

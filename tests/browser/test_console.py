@@ -6,12 +6,8 @@ import uuid
 import requests
 from playwright.sync_api import Dialog, Locator, Page, expect
 
-from tests.browser.conftest import Tenant, screenshot, sign_in
+from tests.browser.conftest import Tenant, screenshot, sign_in, unique
 from tests.loopback_providers import loopback_provider
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def row(page: Page, name: str) -> Locator:

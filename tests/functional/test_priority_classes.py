@@ -31,7 +31,7 @@ from vmx.use_cases.connections import ConnectionScope
 from vmx.use_cases.refusals import OverCapacity
 
 # production is guaranteed 60 % and may use all; batch is guaranteed nothing and capped at 40 %
-CLASSES = {
+CLASSES: dict[str, Any] = {
     "classes": [
         {"name": "production", "guaranteedPercent": 60},
         {"name": "batch", "maximumPercent": 40},

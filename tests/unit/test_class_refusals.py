@@ -4,14 +4,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vmx.capacity.ledger import CapacityExceeded, ClassShare
+from vmx.capacity.ledger import CapacityExceeded, ClassShare, LimitKind
 from vmx.capacity.limits import CapacityPeriod
 from vmx.use_cases.refusals import OverCapacity, RateLimits
 
 NOW = datetime(2026, 12, 8, 12, 0, 15, tzinfo=UTC)
 
 
-def refusal(share: ClassShare, kind: str, limit: int, tokens: int = 10) -> OverCapacity:
+def refusal(share: ClassShare, kind: LimitKind, limit: int, tokens: int = 10) -> OverCapacity:
     exceeded = CapacityExceeded(
         CapacityPeriod.MINUTE, kind, limit, 45, NOW + timedelta(seconds=45), priority_class="batch", share=share
     )
@@ -38,7 +38,7 @@ def refusal(share: ClassShare, kind: str, limit: int, tokens: int = 10) -> OverC
     ],
 )
 def test_a_class_refusal_names_the_class_and_its_share_and_when_to_retry(
-    share: ClassShare, kind: str, limit: int, message: str
+    share: ClassShare, kind: LimitKind, limit: int, message: str
 ) -> None:
     refused = refusal(share, kind, limit)
 

@@ -1,5 +1,5 @@
-// The workspace's API keys: create one (its role and environments; the key is shown once, with a copy
-// button), list them, and revoke one behind a confirmation that names it. Administrators only: the API
+// The workspace's API keys: create one (its role, environments and priority class; the key is shown once, with
+// a copy button), list them, and revoke one behind a confirmation that names it. Administrators only: the API
 // refuses anyone else, and the page says so.
 
 import { h, replaceChildren, spinner, timeElement, toast, whileBusy } from "../dom.js";
@@ -11,6 +11,8 @@ const ROLES = {
   viewer: "Viewer: read only",
   gateway: "Gateway: send completions only",
 };
+// The roles that send no completions, so have no priority class to count them in: the API refuses one.
+const WITHOUT_COMPLETIONS = new Set(["viewer"]);
 
 export async function renderApiKeys(view, ctx) {
   replaceChildren(view, spinner("Loading API keys…"));
@@ -43,7 +45,9 @@ function keyTable(ctx, keys, environmentNames) {
       h(
         "tr",
         {},
-        ["Name", "Role", "Environments", "Created", "Status"].map((title) => h("th", { scope: "col" }, title)),
+        ["Name", "Role", "Environments", "Priority class", "Created", "Status"].map((title) =>
+          h("th", { scope: "col" }, title),
+        ),
         h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")),
       ),
     ),
@@ -57,6 +61,7 @@ function keyTable(ctx, keys, environmentNames) {
           h("td", {}, key.name, key.platformAdmin && h("span", { class: "badge" }, "platform admin")),
           h("td", {}, key.role),
           h("td", {}, environments(key.environmentIds)),
+          h("td", {}, key.priorityClass ?? "—"),
           h("td", {}, timeElement(key.createdAt), ` by ${key.createdBy}`),
           h("td", {}, key.revokedAt ? ["Revoked ", timeElement(key.revokedAt)] : "Active"),
           h(
@@ -113,6 +118,31 @@ function createForm(ctx, reload) {
     chosen.map(({ environment, box }) => h("label", { class: "checkbox" }, box, ` ${environment.name}`)),
   );
   errors.register("environmentIds", environmentsField);
+  const priorityClass = h("input", {
+    id: "key-priority-class",
+    name: "priorityClass",
+    type: "text",
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-describedby": "key-priority-class-help",
+  });
+  const priorityHelp = h("p", { class: "help", id: "key-priority-class-help" });
+  const showPriorityClass = () => {
+    priorityClass.disabled = WITHOUT_COMPLETIONS.has(role.value);
+    priorityHelp.textContent = priorityClass.disabled
+      ? "This role sends no completions, so it has no priority class."
+      : "Its completions count in this class on connections that have it, and in a connection's default class elsewhere. Leave empty for the default class everywhere.";
+  };
+  role.addEventListener("change", showPriorityClass);
+  showPriorityClass();
+  const priorityField = h(
+    "div",
+    { class: "field", dataset: { field: "priorityClass" } },
+    h("label", { for: "key-priority-class" }, "Priority class (optional)"),
+    priorityClass,
+    priorityHelp,
+  );
+  errors.register("priorityClass", priorityField);
   const submit = h("button", { type: "submit", class: "primary" }, "Create API key");
   const form = h(
     "form",
@@ -122,18 +152,21 @@ function createForm(ctx, reload) {
     nameField,
     roleField,
     environmentsField,
+    priorityField,
     h("div", { class: "form-actions" }, submit),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = { name: name.value.trim(), role: role.value };
     if (!everywhere.checked) body.environmentIds = chosen.filter(({ box }) => box.checked).map(({ box }) => box.value);
+    if (!priorityClass.disabled && priorityClass.value.trim()) body.priorityClass = priorityClass.value.trim();
     await whileBusy(submit, "Creating…", async () => {
       try {
         errors.clear();
         const issued = await ctx.apiKeys.create(body);
         form.reset();
         role.value = "gateway";
+        showPriorityClass();
         everywhere.checked = true;
         chosen.forEach(({ box }) => Object.assign(box, { checked: false, disabled: true }));
         showIssued(issued);

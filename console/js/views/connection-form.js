@@ -1,10 +1,11 @@
-// Create and edit a connection: general fields, the provider's generated configuration form,
-// capacity rows and allowed models, and a test of what the form holds before it is saved. Edits are
+// Create and edit a connection: general fields, the provider's generated configuration form, capacity rows,
+// priority classes and allowed models, and a test of what the form holds before it is saved. Edits are
 // conditional on the version that was loaded (If-Match).
 
 import { capacityEditor, normalizedCapacity } from "../capacity.js";
 import { h, replaceChildren, spinner, toast, whileBusy } from "../dom.js";
 import { errorSummary, FieldErrors } from "../field-errors.js";
+import { normalizedPrioritization, priorityEditor } from "../priority-classes.js";
 import { schemaForm } from "../schema-form.js";
 import { formTestButton, testOutput } from "./connection-test.js";
 
@@ -33,10 +34,11 @@ function parseModels(text) {
   return models.length > 0 ? models : null;
 }
 
-/** The capacity rows, or undefined with the problem shown when the browser could not read a number. */
-function readLimits(capacity, errors) {
+/** The capacity limits and priority classes, or undefined with the problem shown when the browser could not
+ * read a number. */
+function readLimits(capacity, priority, errors) {
   try {
-    return capacity.read();
+    return { capacity: capacity.read(), prioritization: priority.read() };
   } catch (inputProblem) {
     errors.show(inputProblem);
     return undefined;
@@ -87,6 +89,7 @@ export async function renderCreateConnection(view, ctx) {
   errors.register("config", configHolder);
 
   const capacity = capacityEditor([], errors);
+  const priority = priorityEditor(null, errors);
   const models = textField(errors, {
     path: "allowedModels",
     label: "Allowed models (optional)",
@@ -96,13 +99,13 @@ export async function renderCreateConnection(view, ctx) {
   });
   const submit = h("button", { type: "submit", class: "primary" }, "Create connection");
   const readBody = () => {
-    const limits = readLimits(capacity, errors);
+    const limits = readLimits(capacity, priority, errors);
     if (!limits) return undefined;
     const body = {
       name: name.input.value.trim(),
       provider: provider.value,
       config: config.read(),
-      capacity: limits,
+      ...limits,
       allowedModels: parseModels(models.input.value),
     };
     if (description.input.value.trim()) body.description = description.input.value.trim();
@@ -118,7 +121,7 @@ export async function renderCreateConnection(view, ctx) {
     summary,
     section("General", name.field, description.field, providerField),
     section("Provider configuration", configHolder),
-    section("Limits", capacity.element, models.field),
+    section("Limits", capacity.element, priority.element, models.field),
     tested,
     h(
       "div",
@@ -174,6 +177,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
   const configHolder = h("div", {}, config.element);
   errors.register("config", configHolder);
   const capacity = capacityEditor(connection.capacity, errors);
+  const priority = priorityEditor(connection.prioritization, errors);
   const models = textField(errors, {
     path: "allowedModels",
     label: "Allowed models (optional)",
@@ -192,10 +196,17 @@ export async function renderEditConnection(view, ctx, connectionId) {
     if (newDescription !== (connection.description?.trim() || null)) patch.description = newDescription;
     const configPatch = config.patch(connection.config ?? {});
     if (Object.keys(configPatch).length > 0) patch.config = configPatch;
-    const newCapacity = readLimits(capacity, errors);
-    if (!newCapacity) return undefined;
+    const limits = readLimits(capacity, priority, errors);
+    if (!limits) return undefined;
+    const { capacity: newCapacity, prioritization: newPrioritization } = limits;
     if (JSON.stringify(normalizedCapacity(newCapacity)) !== JSON.stringify(normalizedCapacity(connection.capacity))) {
       patch.capacity = newCapacity;
+    }
+    if (
+      JSON.stringify(normalizedPrioritization(newPrioritization)) !==
+      JSON.stringify(normalizedPrioritization(connection.prioritization))
+    ) {
+      patch.prioritization = newPrioritization; // null when every class was removed
     }
     const newModels = parseModels(models.input.value);
     if (JSON.stringify(newModels) !== JSON.stringify(connection.allowedModels ?? null)) patch.allowedModels = newModels;
@@ -231,7 +242,7 @@ export async function renderEditConnection(view, ctx, connectionId) {
       ),
       configHolder,
     ),
-    section("Limits", capacity.element, models.field),
+    section("Limits", capacity.element, priority.element, models.field),
     tested,
     h(
       "div",

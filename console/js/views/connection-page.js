@@ -1,5 +1,6 @@
-// One connection: details, configured capacity beside discovered capacity, current utilization per
-// window, usage over time, a test of its credentials, and delete behind a confirmation that names it.
+// One connection: details, configured capacity and priority classes beside discovered capacity, current
+// utilization per window and class, usage over time, a test of its credentials, and delete behind a confirmation
+// that names it.
 
 import { capacitySummary, SOURCE_IP } from "../capacity.js";
 import { stackedBars } from "../chart.js";
@@ -93,6 +94,43 @@ function limitsTable(limits, { withScope }) {
   return h("div", { class: "table-scroll" }, table);
 }
 
+function defaultBadge(name, prioritization) {
+  return name === prioritization?.defaultClass && h("span", { class: "badge default" }, "default");
+}
+
+function priorityClassesTable(prioritization) {
+  return [
+    h("h4", {}, "Priority classes"),
+    h(
+      "div",
+      { class: "table-scroll" },
+      h(
+        "table",
+        { class: "compact priority-classes" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Class"), h("th", {}, "Guaranteed"), h("th", {}, "Maximum"))),
+        h(
+          "tbody",
+          {},
+          prioritization.classes.map((priorityClass) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, priorityClass.name, defaultBadge(priorityClass.name, prioritization)),
+              h("td", {}, `${priorityClass.guaranteedPercent}%`),
+              h("td", {}, `${priorityClass.maximumPercent}%`),
+            ),
+          ),
+        ),
+      ),
+    ),
+    h(
+      "p",
+      { class: "help" },
+      "Shares of the connection's own limits; keys without one of these classes count in the default class.",
+    ),
+  ];
+}
+
 /** Configured limits the provider's own would cut short: its 429s come before ours. */
 function aboveDiscovered(configured, models) {
   const warnings = [];
@@ -130,6 +168,7 @@ function capacityCard(connection) {
         connection.capacity?.length
           ? limitsTable(connection.capacity, { withScope: true })
           : h("p", {}, "No limits: every request is admitted."),
+        connection.prioritization && priorityClassesTable(connection.prioritization),
       ),
       h(
         "div",
@@ -161,7 +200,8 @@ function capacityCard(connection) {
   );
 }
 
-function meter(used, limit, unit) {
+/** `used` of `limit` as a bar; `label` names it for assistive technology, `note` follows its text. */
+function meter(used, limit, unit, { label = unit, note } = {}) {
   if (limit === null || limit === undefined)
     return h("p", { class: "meter-text" }, `${formatInteger(used)} ${unit}, no limit`);
   const fill = h("span", { class: "meter-fill" });
@@ -179,15 +219,39 @@ function meter(used, limit, unit) {
         "aria-valuemin": "0",
         "aria-valuemax": String(limit),
         "aria-valuenow": String(used),
-        "aria-label": unit,
+        "aria-label": label,
       },
       fill,
     ),
-    h("span", { class: "meter-text" }, `${formatInteger(used)} of ${formatInteger(limit)} ${unit}`),
+    h(
+      "span",
+      { class: "meter-text" },
+      `${formatInteger(used)} of ${formatInteger(limit)} ${unit}`,
+      note && ` · ${note}`,
+    ),
   );
 }
 
-async function loadUtilization(holder, ctx, connectionId) {
+/** One class's part of a window: used of its maximum, with what it is guaranteed and what it has left; nothing
+ * for a kind the window does not limit (the window's own line says so). */
+function classUsage(usage, prioritization) {
+  const unitMeter = (unit, used, guaranteed, maximum, remaining) =>
+    maximum != null &&
+    meter(used, maximum, unit, {
+      label: `${usage.name} ${unit}`,
+      note: `${formatInteger(guaranteed)} guaranteed, ${formatInteger(remaining)} left`,
+    });
+  return h(
+    "div",
+    { class: "class-usage", dataset: { class: usage.name } },
+    h("h4", {}, usage.name, defaultBadge(usage.name, prioritization)),
+    unitMeter("requests", usage.requestsUsed, usage.requestsGuaranteed, usage.requestsMaximum, usage.requestsRemaining),
+    unitMeter("tokens", usage.tokensUsed, usage.tokensGuaranteed, usage.tokensMaximum, usage.tokensRemaining),
+  );
+}
+
+async function loadUtilization(holder, ctx, connection) {
+  const { connectionId, prioritization } = connection;
   replaceChildren(holder, spinner("Reading counters…"));
   const isLatest = startLoad(holder);
   try {
@@ -214,6 +278,10 @@ async function loadUtilization(holder, ctx, connectionId) {
               { class: "help" },
               window.resetsAt ? ["Resets ", timeElement(window.resetsAt)] : "Never resets (lifetime)",
             ),
+            window.classes?.length > 0 && [
+              h("p", { class: "help" }, "By priority class, used of its maximum:"),
+              window.classes.map((usage) => classUsage(usage, prioritization)),
+            ],
           ),
         ),
       ),
@@ -370,7 +438,7 @@ export async function renderConnectionPage(view, ctx, connectionId) {
   rangeSelect.addEventListener("change", () => loadUsage(usage, ctx, connectionId, rangeSelect.value));
   const refresh = h(
     "button",
-    { type: "button", class: "secondary small", onClick: () => loadUtilization(utilization, ctx, connectionId) },
+    { type: "button", class: "secondary small", onClick: () => loadUtilization(utilization, ctx, connection) },
     "Refresh",
   );
 
@@ -428,7 +496,7 @@ export async function renderConnectionPage(view, ctx, connectionId) {
     h("section", { class: "card" }, h("div", { class: "card-header" }, h("h2", {}, "Usage"), rangeSelect), usage),
   );
   await Promise.all([
-    loadUtilization(utilization, ctx, connectionId),
+    loadUtilization(utilization, ctx, connection),
     loadUsage(usage, ctx, connectionId, rangeSelect.value),
   ]);
 }

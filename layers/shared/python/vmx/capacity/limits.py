@@ -123,7 +123,8 @@ class Prioritization(ApiModel):
         Field(min_length=1, max_length=MAX_PRIORITY_CLASSES),
         AfterValidator(_distinct_and_within_limit),
     ]
-    default_class: PriorityClassName
+    # checked against the classes only: a name the classes refused is named there, once
+    default_class: StrictStr
 
     @field_validator("default_class")
     @classmethod
