@@ -37,6 +37,8 @@ def test_the_readme_walkthrough_runs_green(local_stack: dict[str, str], tmp_path
     assert '"name": "bedrock-us"' in result.stdout
     assert "the provider id is 'gemini'" in result.stdout
     assert re.search(r'"version": 3,\s+"capacity"', result.stdout)
+    assert re.search(r'"name": "batch",\s+"guaranteedPercent": 0,\s+"maximumPercent": 40', result.stdout)
+    assert '"priorityClass": "batch"' in result.stdout
     assert "\n204\n" in f"\n{result.stdout}"
     assert "sk-your" not in result.stdout
 
