@@ -53,6 +53,8 @@ class InMemoryCapacityCounters:
         priority: Priority | None = None,
     ) -> Reservation:
         ordered = admissible_limits(limits, tokens, now, priority)
+        if not ordered:
+            return Reservation(scope, request_id, {}, tokens, ())
         classes = priority.classes if priority else ()
         with self._lock:
             already = self._open.get(scope, {}).get(request_id)
@@ -76,8 +78,7 @@ class InMemoryCapacityCounters:
                 usage_of(limit, window_state(limit.period, stored[limit.period], now), classes) for limit in ordered
             )
             reservation = replace(reservation, usage=usage)
-            if windows:
-                self._open.setdefault(scope, {})[request_id] = reservation
+            self._open.setdefault(scope, {})[request_id] = reservation
         return reservation
 
     def release(self, reservation: Reservation) -> None:

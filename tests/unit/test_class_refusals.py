@@ -33,7 +33,7 @@ def refusal(share: ClassShare, kind: LimitKind, limit: int, tokens: int = 10) ->
             "tokens",
             4000,
             "priority class 'batch' of AI connection 'shared' has no per-minute tokens left: its guaranteed share is "
-            "used and the other classes took the rest of the 4000 tokens open to it",
+            "used, and so is the capacity the classes share (4000 tokens open to it in all)",
         ),
     ],
 )
@@ -53,3 +53,32 @@ def test_a_request_larger_than_its_class_could_ever_use_is_told_that_waiting_wil
         "priority class 'batch' of AI connection 'shared' can use at most 400 of its per-minute tokens and this request "
         "reserves 4105 (its prompt plus max_tokens, or 4096 when unset); lower max_tokens or change the class's shares"
     )
+
+
+@pytest.mark.parametrize(
+    ("share", "message"),
+    [
+        (
+            "shared",
+            "priority class 'batch' of AI connection 'shared' can use none of its per-minute requests: its shares of "
+            "the limit round down to 0; change the class's shares",
+        ),
+        (None, "AI connection 'shared' has a per-minute limit of 0 requests: it admits none; raise the limit"),
+    ],
+)
+def test_a_class_or_a_connection_that_admits_no_request_says_so_without_retry_after(
+    share: ClassShare | None, message: str
+) -> None:
+    exceeded = CapacityExceeded(
+        CapacityPeriod.MINUTE,
+        "requests",
+        0,
+        45,
+        NOW + timedelta(seconds=45),
+        priority_class="batch" if share else None,
+        share=share,
+    )
+
+    refused = OverCapacity("shared", exceeded, RateLimits(), tokens=10, refused_at=NOW)
+
+    assert (refused.message, refused.retry_after_seconds) == (message, None)

@@ -19,6 +19,7 @@ from vmx.capacity.ledger import (
     ClassUsage,
     CounterScope,
     Priority,
+    Reservation,
     WindowLimit,
 )
 from vmx.capacity.limits import CapacityPeriod, PriorityClass
@@ -118,6 +119,28 @@ class PriorityClassesContract:
         assert (refused.value.priority_class, refused.value.share, refused.value.limit) == ("batch", "shared", 4)
         assert counters.usage(scope, limits, NOW)[0].requests_used == 10
 
+    @pytest.mark.parametrize(("requests", "tokens"), [(True, False), (False, True)])
+    def test_with_every_share_guaranteed_a_class_never_takes_anothers_guarantee(
+        self, counters: CapacityCounters, scope: CounterScope, requests: bool, tokens: bool
+    ) -> None:
+        limits = [WindowLimit(MINUTE, 10 if requests else None, 1000 if tokens else None)]
+        # nothing is shared: production may use all, but only what batch leaves of its 40 %
+        classes = (
+            PriorityClass(name="production", guaranteed_percent=60),
+            PriorityClass(name="batch", guaranteed_percent=40),
+        )
+        amount = 100 if tokens else 0
+        for _ in range(6):
+            counters.reserve(scope, limits, amount, NOW, uuid4().hex, Priority(classes, "production"))
+
+        with pytest.raises(CapacityExceeded) as refused:
+            counters.reserve(scope, limits, amount, NOW, uuid4().hex, Priority(classes, "production"))
+        for _ in range(4):
+            counters.reserve(scope, limits, amount, NOW, uuid4().hex, Priority(classes, "batch"))
+
+        assert (refused.value.priority_class, refused.value.share) == ("production", "shared")
+        assert refused.value.limit == (600 if tokens else 6)
+
     def test_tokens_are_split_between_the_guarantee_and_the_shared_part(
         self, counters: CapacityCounters, scope: CounterScope
     ) -> None:
@@ -212,21 +235,29 @@ class PriorityClassesContract:
         [window] = counters.usage(scope, limits, NEXT_MINUTE, CLASSES)
         assert [usage.requests_used for usage in window.classes] == [0, 1]
 
-    def test_a_class_removed_and_added_again_later_starts_from_zero(
+    def test_changed_shares_apply_at_once_to_the_counts_so_far(
         self, counters: CapacityCounters, scope: CounterScope
     ) -> None:
-        limits = [WindowLimit(HOUR, 10, None)]
+        limits = [WindowLimit(MINUTE, 10, None)]
         self.reserve(counters, scope, limits, "batch", times=4)
-        later = NOW + timedelta(hours=1)
-        counters.reserve(scope, limits, 0, later, uuid4().hex)
+        # production now guaranteed 4 of 10, batch allowed 6
+        wider = (
+            PriorityClass(name="production", guaranteed_percent=40),
+            PriorityClass(name="batch", maximum_percent=60),
+        )
 
-        counters.reserve(scope, limits, 0, later, uuid4().hex, as_class("batch"))
+        for _ in range(2):
+            counters.reserve(scope, limits, 0, NOW, uuid4().hex, Priority(wider, "batch"))
+        with pytest.raises(CapacityExceeded) as refused:
+            counters.reserve(scope, limits, 0, NOW, uuid4().hex, Priority(wider, "batch"))
 
-        [window] = counters.usage(scope, limits, later, CLASSES)
-        assert (window.requests_used, [usage.requests_used for usage in window.classes]) == (2, [0, 1])
+        # batch's 4 still count: 2 more reach its new maximum
+        assert (refused.value.priority_class, refused.value.share, refused.value.limit) == ("batch", "maximum", 6)
+        [window] = counters.usage(scope, limits, NOW, wider)
+        assert [usage.requests_used for usage in window.classes] == [0, 6]
 
     def test_agrees_with_a_reference_model(self, counters: CapacityCounters) -> None:
-        @settings(max_examples=40, deadline=None)
+        @settings(max_examples=60, deadline=None)
         @given(classes=CLASS_SETS, limits=LIMIT_SETS, steps=STEPS)
         def agrees(classes: tuple[PriorityClass, ...], limits: list[WindowLimit], steps: list["Step"]) -> None:
             replay_against_a_model(counters, classes, limits, steps)
@@ -235,11 +266,13 @@ class PriorityClassesContract:
 
 
 def _class_sets(draw: st.DrawFn) -> tuple[PriorityClass, ...]:
+    """One to three classes; often the last takes every percent left, so that nothing is shared."""
     count = draw(st.integers(1, 3))
     left = 100
     classes = []
     for index in range(count):
-        guaranteed = draw(st.integers(0, left))
+        last = index == count - 1
+        guaranteed = left if last and draw(st.booleans()) else draw(st.integers(0, left))
         left -= guaranteed
         maximum = draw(st.integers(guaranteed, 100))
         classes.append(PriorityClass(name=f"c{index}", guaranteed_percent=guaranteed, maximum_percent=maximum))
@@ -251,24 +284,38 @@ LIMIT_SETS = st.lists(
     st.builds(
         WindowLimit,
         st.sampled_from([MINUTE, HOUR]),
-        st.none() | st.integers(1, 8),
-        st.none() | st.integers(0, 400),
+        st.none() | st.integers(1, 6),
+        st.none() | st.integers(0, 300),
     ),
     min_size=1,
     max_size=2,
     unique_by=lambda limit: limit.period,
 )
-# the class (by index, modulo their number), seconds before the request, tokens reserved, then a release
-# (None) or the tokens used and how many seconds later they are reported, or nothing yet (-1: still open)
-Step = tuple[int, int, int, tuple[int, int] | None]
+
+
+@dataclass(frozen=True)
+class Reserve:
+    class_index: int
+    pause: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Settles one of the reservations still open (by index, modulo their number): a release (None) or a
+    reconcile with the tokens used."""
+
+    open_index: int
+    pause: int
+    actual_tokens: int | None
+
+
+Step = Reserve | Settle
 STEPS = st.lists(
-    st.tuples(
-        st.integers(0, 2),
-        st.integers(0, 30),
-        st.integers(0, 150),
-        st.none() | st.tuples(st.integers(0, 200), st.integers(0, 40)),
-    ),
-    max_size=20,
+    # pauses mostly short, so that windows fill before they roll over
+    st.builds(Reserve, st.integers(0, 2), st.sampled_from([0, 0, 0, 5, 30]), st.integers(0, 150))
+    | st.builds(Settle, st.integers(0, 5), st.sampled_from([0, 0, 5, 30]), st.none() | st.integers(0, 200)),
+    max_size=25,
 )
 
 
@@ -287,40 +334,56 @@ class _Window:
     classes: dict[str, _Counts] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Open:
+    reservation: Reservation
+    caller: str
+    tokens: int
+    windows: dict[CapacityPeriod, str]
+    # per (period, kind): what it counted in its class's guarantee
+    guaranteed: dict[tuple[CapacityPeriod, str], int]
+
+
 def replay_against_a_model(
     counters: CapacityCounters, classes: tuple[PriorityClass, ...], limits: list[WindowLimit], steps: list[Step]
 ) -> None:
+    """Reservations and their settlements in any order, against a model of the module's rules: the same
+    admissions and refusals (limit, kind and share), and in the end the same use and room per class."""
     scope = CounterScope(f"conn-{uuid.uuid4().hex}", None)
     ordered = sorted(limits, key=lambda limit: list(CapacityPeriod).index(limit.period))
     model: dict[tuple[CapacityPeriod, str, str], _Window] = {}
+    held: list[_Open] = []
     now = NOW
 
     def window(period: CapacityPeriod, window_id: str, kind: str) -> _Window:
         return model.setdefault((period, window_id, kind), _Window())
 
-    def shares(priority_class: PriorityClass, limit: int) -> tuple[int, int, int]:
+    def shares(name: str, limit: int) -> tuple[int, int, int]:
+        """Guaranteed, maximum and the shared part of `limit` for the class `name`."""
+        own = next(each for each in classes if each.name == name)
         shared = limit - sum(each.guaranteed_percent * limit // 100 for each in classes)
-        return priority_class.guaranteed_percent * limit // 100, priority_class.maximum_percent * limit // 100, shared
+        return own.guaranteed_percent * limit // 100, own.maximum_percent * limit // 100, shared
 
-    for class_index, pause, tokens, settled in steps:
-        now += timedelta(seconds=pause)
-        caller = classes[class_index % len(classes)]
-        kinds = [
+    def kinds(tokens: int) -> list[tuple[WindowLimit, str, int | None, int]]:
+        return [
             (limit, kind, most, amount)
             for limit in ordered
             for kind, most, amount in (("requests", limit.requests, 1), ("tokens", limit.tokens, tokens))
         ]
+
+    def reserve(step: Reserve) -> None:
+        caller = classes[step.class_index % len(classes)].name
         never: list[tuple[CapacityPeriod, str, str | None]] = []
         full: list[tuple[CapacityPeriod, str, str | None]] = []
-        splits = {}
-        for limit, kind, most, amount in kinds:
+        guaranteed_parts = {}
+        for limit, kind, most, amount in kinds(step.tokens):
             counted = window(limit.period, current_window(limit.period, now).id, kind)
-            mine = counted.classes.setdefault(caller.name, _Counts())
-            guaranteed = max(0, min(amount, (shares(caller, most)[0] - mine.guaranteed) if most is not None else 0))
-            splits[(limit.period, kind)] = guaranteed
+            mine = counted.classes.setdefault(caller, _Counts())
+            own, maximum, shared = shares(caller, most) if most is not None else (0, 0, 0)
+            guaranteed = max(0, min(amount, own - mine.guaranteed))
+            guaranteed_parts[(limit.period, kind)] = guaranteed
             if most is None:
                 continue
-            own, maximum, shared = shares(caller, most)
             if amount > most:
                 never.append((limit.period, kind, None))
             elif amount > maximum:
@@ -334,49 +397,75 @@ def replay_against_a_model(
             elif amount - guaranteed and counted.shared + amount - guaranteed > shared:
                 full.append((limit.period, kind, "shared"))
         try:
-            reservation = counters.reserve(scope, limits, tokens, now, uuid4().hex, Priority(classes, caller.name))
+            reservation = counters.reserve(scope, limits, step.tokens, now, uuid4().hex, Priority(classes, caller))
         except CapacityExceeded as refused:
             assert (refused.period, refused.limit_kind, refused.share) == (never + full)[0]
-            continue
+            return
         assert not never and not full
-        for limit, kind, _, amount in kinds:
-            counted = window(limit.period, current_window(limit.period, now).id, kind)
-            guaranteed = splits[(limit.period, kind)]
-            counted.total += amount
-            counted.shared += amount - guaranteed
-            counted.classes[caller.name].used += amount
-            counted.classes[caller.name].guaranteed += guaranteed
         windows = {limit.period: current_window(limit.period, now).id for limit in ordered}
-        if settled is None:
-            counters.release(reservation)
-            for limit, kind, _, amount in kinds:
-                counted = window(limit.period, windows[limit.period], kind)
-                guaranteed = splits[(limit.period, kind)]
-                counted.total -= amount
-                counted.shared -= amount - guaranteed
-                counted.classes[caller.name].used -= amount
-                counted.classes[caller.name].guaranteed -= guaranteed
-            continue
-        actual, latency = settled
-        now += timedelta(seconds=latency)
-        counters.reconcile(reservation, actual, now)
+        add(caller, step.tokens, windows, guaranteed_parts, 1)
+        held.append(_Open(reservation, caller, step.tokens, windows, guaranteed_parts))
+
+    def add(
+        caller: str,
+        tokens: int,
+        windows: dict[CapacityPeriod, str],
+        guaranteed_parts: dict[tuple[CapacityPeriod, str], int],
+        sign: int,
+    ) -> None:
+        for limit, kind, _, amount in kinds(tokens):
+            counted = window(limit.period, windows[limit.period], kind)
+            guaranteed = guaranteed_parts[(limit.period, kind)]
+            counted.total += sign * amount
+            counted.shared += sign * (amount - guaranteed)
+            counted.classes.setdefault(caller, _Counts()).used += sign * amount
+            counted.classes[caller].guaranteed += sign * guaranteed
+
+    def settle(step: Settle) -> None:
+        if not held:
+            return
+        settled = held.pop(step.open_index % len(held))
+        if step.actual_tokens is None:
+            counters.release(settled.reservation)
+            add(settled.caller, settled.tokens, settled.windows, settled.guaranteed, -1)
+            return
+        counters.reconcile(settled.reservation, step.actual_tokens, now)
         for limit in ordered:
-            if has_ended(limit.period, windows[limit.period], now):
+            if has_ended(limit.period, settled.windows[limit.period], now):
                 continue
-            counted = window(limit.period, windows[limit.period], "tokens")
-            mine = counted.classes[caller.name]
-            difference = actual - tokens
-            from_shared = 0 if difference >= 0 else min(-difference, tokens - splits[(limit.period, "tokens")])
+            counted = window(limit.period, settled.windows[limit.period], "tokens")
+            mine = counted.classes[settled.caller]
+            difference = step.actual_tokens - settled.tokens
+            in_shared = settled.tokens - settled.guaranteed[(limit.period, "tokens")]
+            from_shared = 0 if difference >= 0 else min(-difference, in_shared)
             counted.total += difference
             counted.shared -= from_shared
             mine.used += difference
             mine.guaranteed += difference + from_shared
+
+    for step in steps:
+        now += timedelta(seconds=step.pause)
+        if isinstance(step, Reserve):
+            reserve(step)
+        else:
+            settle(step)
     for usage in counters.usage(scope, limits, now, classes):
         window_id = current_window(usage.period, now).id
         requests, tokens_window = window(usage.period, window_id, "requests"), window(usage.period, window_id, "tokens")
         assert (usage.requests_used, usage.tokens_used) == (requests.total, tokens_window.total)
         for class_usage_now in usage.classes:
-            assert (class_usage_now.requests_used, class_usage_now.tokens_used) == (
-                requests.classes.get(class_usage_now.name, _Counts()).used,
-                tokens_window.classes.get(class_usage_now.name, _Counts()).used,
-            )
+            expected = []
+            for counted, most in ((requests, usage.requests_limit), (tokens_window, usage.tokens_limit)):
+                mine = counted.classes.get(class_usage_now.name, _Counts())
+                room = None
+                if most is not None:
+                    own, maximum, shared = shares(class_usage_now.name, most)
+                    within = max(0, own - mine.guaranteed) + max(0, shared - counted.shared)
+                    room = max(0, min(maximum - mine.used, within, most - counted.total))
+                expected += [mine.used, room]
+            assert [
+                class_usage_now.requests_used,
+                class_usage_now.requests_remaining,
+                class_usage_now.tokens_used,
+                class_usage_now.tokens_remaining,
+            ] == expected

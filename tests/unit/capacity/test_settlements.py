@@ -39,13 +39,29 @@ def test_a_class_reservation_keeps_its_class_and_splits_through_the_queue() -> N
     assert DeferredSettlement.from_json(settlement.to_json()) == settlement
 
 
-def test_a_settlement_kept_before_priority_classes_still_reads() -> None:
-    older = json.loads(DeferredSettlement(RESERVATION, 19).to_json())
-    del older["priority_class"], older["splits"]
+def test_a_settlement_without_a_class_is_written_as_before_classes_existed() -> None:
+    written = json.loads(DeferredSettlement(RESERVATION, 19).to_json())
 
-    read = DeferredSettlement.from_json(json.dumps(older))
+    # what a consumer from before priority classes reads (its model refuses fields it does not know)
+    assert written == {
+        "version": 1,
+        "connection_id": "conn-1",
+        "source_ip": "203.0.113.9",
+        "request_id": "0f1e2d3c",
+        "windows": {"minute": "1796601600", "lifetime": "0"},
+        "tokens": 4100,
+        "orphans": ["q_old"],
+        "actual_tokens": 19,
+    }
 
-    assert (read.reservation.priority_class, dict(read.reservation.splits)) == (None, {})
+
+def test_a_class_reservation_is_version_2_and_carries_its_class() -> None:
+    in_class = dataclasses.replace(RESERVATION, priority_class="batch", splits={CapacityPeriod.MINUTE: Split(0, 9)})
+
+    written = json.loads(DeferredSettlement(in_class, None).to_json())
+
+    assert (written["version"], written["priority_class"]) == (2, "batch")
+    assert written["splits"] == {"minute": {"requests": 0, "tokens": 9}}
 
 
 @pytest.mark.parametrize(
@@ -58,6 +74,8 @@ def test_a_settlement_kept_before_priority_classes_still_reads() -> None:
             "actual_tokens",
         ),
         (DeferredSettlement(RESERVATION, 19).to_json().replace('"minute"', '"fortnight"'), "windows"),
+        # a class without its version, or a version 2 without its class
+        (DeferredSettlement(RESERVATION, 19).to_json().replace('"version":1', '"version":2'), "body"),
     ],
 )
 def test_a_body_that_is_no_settlement_is_poison_named_by_its_fields_without_its_values(body: str, named: str) -> None:

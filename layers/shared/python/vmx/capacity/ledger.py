@@ -17,8 +17,11 @@ counted in its guarantee (bounded by G_c), and per window the shared use (bounde
 in its class's guarantee what room is left there and the rest in the shared part; since only class c counts in
 G_c, no other class can take it. The reservation keeps that split, so that a release gives back exactly what it
 took; a reconcile gives back from the shared part first, and counts an answer larger than its reservation in
-the class's guaranteed part (the class that ran over pays for it, not the others). Class counts are kept per
-window id: a window that rolls over, or classes that change, start from zero.
+the class's guaranteed part, so that its class has less room, not the others; the window's total counts it too,
+and the connection's limit is kept over every class: an overrun near the limit can leave another class short
+of its guarantee until the window resets, never let the connection pass its limit. Class counts are kept per
+window: a window that rolls over starts them from zero; changed shares apply at once to the counts so far (a
+class removed and added again in one window finds its counts).
 
 Refusal order: limits that could never hold this request (a requests limit of 0, or a tokens limit below
 the reservation; for a class, below its maximum or its guarantee and the shared part together) come first,
@@ -30,7 +33,7 @@ room.
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import ClassVar, Literal, Protocol
 
@@ -306,16 +309,10 @@ class Delta:
     shared_tokens: int = 0
 
     def __bool__(self) -> bool:
-        return any(
-            (
-                self.requests,
-                self.tokens,
-                self.guaranteed_requests,
-                self.guaranteed_tokens,
-                self.shared_requests,
-                self.shared_tokens,
-            )
-        )
+        return any(astuple(self))
+
+    def __neg__(self) -> "Delta":
+        return Delta(*(-count for count in astuple(self)))
 
 
 def limits_for(entries: Sequence[CapacityEntry], dimension: CapacityDimension | None) -> list[WindowLimit]:
@@ -452,15 +449,7 @@ def split_delta(tokens: int, split: Split) -> Delta:
 
 
 def release_delta(reservation: Reservation, period: CapacityPeriod) -> Delta:
-    reserved = reserved_delta(reservation, period)
-    return Delta(
-        -reserved.requests,
-        -reserved.tokens,
-        -reserved.guaranteed_requests,
-        -reserved.guaranteed_tokens,
-        -reserved.shared_requests,
-        -reserved.shared_tokens,
-    )
+    return -reserved_delta(reservation, period)
 
 
 def reconcile_delta(reservation: Reservation, period: CapacityPeriod, actual_tokens: int) -> Delta:

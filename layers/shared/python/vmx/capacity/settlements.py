@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vmx.capacity.ledger import CounterScope, Reservation, Split
 from vmx.capacity.limits import CapacityPeriod
@@ -24,8 +24,12 @@ class DeferredSettlement:
     actual_tokens: int | None
 
     def to_json(self) -> str:
+        """Version 1 without a priority class, as consumers from before classes read it (a rollback included);
+        version 2 with one, which such a consumer refuses as poison rather than settle the class wrongly."""
         reservation = self.reservation
+        in_class = reservation.priority_class is not None
         return _Message(
+            version=2 if in_class else 1,
             connection_id=reservation.scope.connection_id,
             source_ip=reservation.scope.source_ip,
             request_id=reservation.request_id,
@@ -38,7 +42,7 @@ class DeferredSettlement:
                 period: _Split(requests=split.guaranteed_requests, tokens=split.guaranteed_tokens)
                 for period, split in reservation.splits.items()
             },
-        ).model_dump_json()
+        ).model_dump_json(exclude=None if in_class else {"priority_class", "splits"})
 
     @classmethod
     def from_json(cls, text: str) -> Self:
@@ -83,7 +87,7 @@ class _Split(BaseModel):
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    version: Literal[1] = 1
+    version: Literal[1, 2]
     connection_id: str = Field(min_length=1, max_length=256)
     source_ip: str | None = Field(max_length=64)
     request_id: str = Field(min_length=1, max_length=64)
@@ -91,6 +95,12 @@ class _Message(BaseModel):
     tokens: int = Field(ge=0)
     orphans: list[str] = Field(max_length=1000)
     actual_tokens: int | None = Field(ge=0)
-    # absent from messages kept before priority classes existed
-    priority_class: str | None = Field(default=None, max_length=32)
+    # version 2: the class the reservation counted in, and what it counted in the class's guarantee per window
+    priority_class: str | None = Field(default=None, min_length=1, max_length=32)
     splits: Mapping[CapacityPeriod, _Split] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _class_in_version_2(self) -> Self:
+        if (self.version == 2) != (self.priority_class is not None):
+            raise ValueError("priority_class is given in version 2, and only there")
+        return self

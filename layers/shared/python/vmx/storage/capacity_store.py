@@ -37,7 +37,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -289,7 +289,7 @@ def _reservation(
     tokens: int,
     priority: Priority | None,
     splits: Mapping[CapacityPeriod, Split],
-    class_counts: Sequence[tuple[str, CapacityPeriod, str]],
+    class_counts: Sequence["_ClassCountName"],
 ) -> _Update:
     """Counts one request and `tokens` in each window: added to a window that carries on (which must have
     room), or written over one that rolled over (which must still be the one we saw, and loses the class counts
@@ -317,9 +317,9 @@ def _reservation(
                 stale = update.value(f"{period}_stale", low_level.string(state.stored_window_id))
                 update.conditions.append(f"{period}_w = {stale}")
             update.removes += [
-                update.attribute(name)
-                for name, counted_period, window_id in class_counts
-                if counted_period == period and window_id != state.window.id
+                update.attribute(count.attribute)
+                for count in class_counts
+                if count.period == period and count.window_id != state.window.id
             ]
         if priority is not None:
             _reserve_in_class(update, limit, state.window.id, tokens, priority, splits[period])
@@ -354,11 +354,15 @@ def _reserve_in_class(
             (_class_count(period, "s", unit, window_id), amount - guaranteed, shares.shared),
         )
         for name, added, bound in bounds:
-            if added:
-                count = update.attribute(name)
-                update.conditions.append(
-                    f"(attribute_not_exists({count}) OR {count} <= {update.number(bound - added)})"
-                )
+            if not added:
+                continue
+            count, at_most = update.attribute(name), update.number(bound - added)
+            # A count not yet written is 0, which fits unless the part alone is beyond its bound (a split made
+            # from a stale view): then only the item DynamoDB sends back can tell whether it fits.
+            fits = (
+                f"{count} <= {at_most}" if bound < added else f"(attribute_not_exists({count}) OR {count} <= {at_most})"
+            )
+            update.conditions.append(fits)
 
 
 def _add_class_counts(
@@ -383,9 +387,25 @@ def _class_count(
     return f"{period}_{kind}{unit}_{window_id}" + (f"_{priority_class}" if priority_class else "")
 
 
-def _class_counts_in(item: _Item) -> list[tuple[str, CapacityPeriod, str]]:
-    """Each class count of the item, with its period and window id."""
-    return [(name, CapacityPeriod(match[1]), match[4]) for name in item if (match := _CLASS_COUNT.fullmatch(name))]
+class _ClassCountName(NamedTuple):
+    """An attribute of the item that holds a class count, and what its name says."""
+
+    attribute: str
+    period: CapacityPeriod
+    # s: the shared part, c: a class's use, g: its guaranteed part
+    kind: str
+    # r: requests, t: tokens
+    unit: str
+    window_id: str
+    priority_class: str | None
+
+
+def _class_counts_in(item: _Item) -> list[_ClassCountName]:
+    return [
+        _ClassCountName(name, CapacityPeriod(match[1]), match[2], match[3], match[4], match[5])
+        for name in item
+        if (match := _CLASS_COUNT.fullmatch(name))
+    ]
 
 
 def _expected(period: CapacityPeriod, seen: WindowCount | None, now: datetime) -> WindowState:
@@ -420,16 +440,15 @@ def _window_counts(item: _Item) -> dict[CapacityPeriod, WindowCount]:
     }
     shared: dict[CapacityPeriod, dict[str, int]] = defaultdict(dict)
     classes: dict[CapacityPeriod, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    for name, period, window_id in _class_counts_in(item):
-        match = _CLASS_COUNT.fullmatch(name)
-        if period not in counts or counts[period].window_id != window_id or match is None:
+    for count in _class_counts_in(item):
+        period = count.period
+        if period not in counts or counts[period].window_id != count.window_id:
             continue
-        kind, unit, priority_class = match[2], match[3], match[5]
-        value = int(item[name]["N"])
-        if kind == "s":
-            shared[period][unit] = value
-        elif priority_class:
-            classes[period][priority_class][kind + unit] = value
+        value = int(item[count.attribute]["N"])
+        if count.kind == "s":
+            shared[period][count.unit] = value
+        elif count.priority_class:
+            classes[period][count.priority_class][count.kind + count.unit] = value
     return {
         period: WindowCount(
             count.window_id,

@@ -1,7 +1,7 @@
 """Completions through a connection: the model address, allowed models, capacity, credentials, the provider."""
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -276,7 +276,7 @@ class CompletionService:
         except CapacityExceeded as exceeded:
             seen = _seen_by(
                 [usage for reservation in reservations for usage in reservation.usage] + list(exceeded.usage),
-                priority,
+                priority.caller if priority else None,
             )
             dimension = CapacityDimension.SOURCE_IP if counter_scope and counter_scope.source_ip else None
             raise OverCapacity(connection.name, exceeded, RateLimits(*tightest(seen)), tokens, now, dimension) from None
@@ -487,18 +487,18 @@ def _after(reservations: list[Reservation], actual_tokens: int, priority_class: 
     """The windows as the reservations left them (as the caller's class sees them), with the tokens corrected
     to what was actually used."""
     usages = [
-        dataclasses.replace(seen, tokens_used=seen.tokens_used + actual_tokens - reservation.tokens)
+        dataclasses.replace(usage, tokens_used=usage.tokens_used + actual_tokens - reservation.tokens)
         if reservation.tokens
-        else seen
+        else usage
         for reservation in reservations
-        for seen in (usage.seen_by(priority_class) for usage in reservation.usage)
+        for usage in _seen_by(reservation.usage, priority_class)
     ]
     requests, tokens = tightest(usages)
     return RateLimits(requests, tokens)
 
 
-def _seen_by(usages: list[WindowUsage], priority: Priority | None) -> list[WindowUsage]:
-    return [usage.seen_by(priority.caller if priority else None) for usage in usages]
+def _seen_by(usages: Iterable[WindowUsage], priority_class: str | None) -> list[WindowUsage]:
+    return [usage.seen_by(priority_class) for usage in usages]
 
 
 def _priority(connection: Connection, principal: Principal) -> Priority | None:

@@ -34,42 +34,49 @@ class OverCapacity(TooManyRequests):
         self.dimension = dimension
         # the instant the refusal was decided at: every header of the 429 is reckoned from it
         self.refused_at = refused_at
-        period = "lifetime" if exceeded.period is CapacityPeriod.LIFETIME else f"per-{exceeded.period}"
-        message = (
-            f"AI connection '{connection_name}' reached its {period} limit of {exceeded.limit} {exceeded.limit_kind}"
-        )
-        if exceeded.share == "maximum":
-            message = (
-                f"priority class '{exceeded.priority_class}' of AI connection '{connection_name}' reached its maximum "
-                f"share of the {period} {exceeded.limit_kind} limit: {exceeded.limit} {exceeded.limit_kind}"
-            )
-        elif exceeded.share == "shared":
-            message = (
-                f"priority class '{exceeded.priority_class}' of AI connection '{connection_name}' has no "
-                f"{period} {exceeded.limit_kind} left: its guaranteed share is used and the other classes took "
-                f"the rest of the {exceeded.limit} {exceeded.limit_kind} open to it"
-            )
-        self.retry_after_seconds = exceeded.retry_after_seconds
-        if exceeded.share is not None and exceeded.limit_kind == "tokens" and tokens > exceeded.limit:
-            message = (
-                f"priority class '{exceeded.priority_class}' of AI connection '{connection_name}' can use at most "
-                f"{exceeded.limit} of its {period} tokens and this request reserves {tokens} (its prompt plus max_tokens, "
-                f"or {DEFAULT_COMPLETION_TOKENS} when unset); lower max_tokens or change the class's shares"
-            )
-            self.retry_after_seconds = None
-        elif exceeded.limit_kind == "tokens" and tokens > exceeded.limit:
-            # waiting cannot help a request that is larger than the limit itself
-            message = (
-                f"AI connection '{connection_name}' has a {period} limit of {exceeded.limit} tokens and this request "
-                f"reserves {tokens} (its prompt plus max_tokens, or {DEFAULT_COMPLETION_TOKENS} when unset); "
-                "lower max_tokens or raise the limit"
-            )
-            self.retry_after_seconds = None
-        elif exceeded.retry_after_seconds is None:
-            message += ", which never resets"
+        message, self.retry_after_seconds = _told(connection_name, exceeded, tokens)
         super().__init__(message)
         self.exceeded = exceeded
         self.rate_limits = rate_limits
+
+
+def _told(connection_name: str, exceeded: CapacityExceeded, tokens: int) -> tuple[str, int | None]:
+    """The refusal's message, and its Retry-After: none where waiting cannot help."""
+    period = "lifetime" if exceeded.period is CapacityPeriod.LIFETIME else f"per-{exceeded.period}"
+    kind, limit = exceeded.limit_kind, exceeded.limit
+    connection = f"AI connection '{connection_name}'"
+    priority_class = f"priority class '{exceeded.priority_class}' of {connection}"
+    reserved = f"this request reserves {tokens} (its prompt plus max_tokens, or {DEFAULT_COMPLETION_TOKENS} when unset)"
+    if (kind == "requests" and limit == 0) or (kind == "tokens" and tokens > limit):
+        # larger than the limit itself: waiting cannot help
+        if exceeded.share is None and kind == "requests":
+            return f"{connection} has a {period} limit of 0 requests: it admits none; raise the limit", None
+        if exceeded.share is None:
+            return (
+                f"{connection} has a {period} limit of {limit} tokens and {reserved}; lower max_tokens or raise the limit",
+                None,
+            )
+        if kind == "requests":
+            return (
+                f"{priority_class} can use none of its {period} requests: its shares of the limit round down to 0; change the class's shares",
+                None,
+            )
+        return (
+            f"{priority_class} can use at most {limit} of its {period} tokens and {reserved}; lower max_tokens or change the class's shares",
+            None,
+        )
+    if exceeded.share == "maximum":
+        message = f"{priority_class} reached its maximum share of the {period} {kind} limit: {limit} {kind}"
+    elif exceeded.share == "shared":
+        message = (
+            f"{priority_class} has no {period} {kind} left: its guaranteed share is used, and so is the capacity "
+            f"the classes share ({limit} {kind} open to it in all)"
+        )
+    else:
+        message = f"{connection} reached its {period} limit of {limit} {kind}"
+    if exceeded.retry_after_seconds is None:
+        message += ", which never resets"
+    return message, exceeded.retry_after_seconds
 
 
 class ProviderFailure(Exception):
