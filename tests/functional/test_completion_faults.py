@@ -271,6 +271,33 @@ def test_a_provider_that_cannot_be_connected_to_gives_the_capacity_back(tenant: 
     assert recorded_statuses(faults) == [502, 502]
 
 
+@pytest.mark.parametrize(
+    ("answer", "status", "code"),
+    [
+        ((403, "AccessDenied", "not authorized to perform sts:AssumeRole"), 502, "role_not_assumable"),
+        ((400, "Throttling", "Rate exceeded"), 503, "provider_rate_limited"),
+    ],
+    ids=["refused", "throttled"],
+)
+def test_a_bedrock_role_that_cannot_be_assumed_gives_the_capacity_back(
+    tenant: Tenant, faults: AwsFaults, answer: tuple[int, str, str], status: int, code: str
+) -> None:
+    config = {"region": "us-east-1", "iamRoleArn": "arn:aws:iam::123456789012:role/vmx-bedrock", "externalId": "vmx-42"}
+    body = {"name": "prod", "provider": "aws-bedrock", "config": config, "capacity": [{"period": "day", "requests": 1}]}
+    created = tenant.api.post(tenant.connections_path, body)
+    assert created.status == 201, created.text
+    faults.fail("sts.AssumeRole", answer)
+
+    # Bedrock is never called: the role comes first
+    answers = [ask(tenant, model="prod/anthropic.claude-3-haiku-20240307-v1:0") for _ in range(2)]
+
+    assert [answer.status for answer in answers] == [status, status]
+    assert answers[0].error["code"] == code
+    assert used(tenant, created.body["connectionId"]) == [(0, 0)]
+    if status == 503:
+        assert answers[0].headers["retry-after"] == "1"
+
+
 def test_a_request_without_max_tokens_is_sent_the_reserved_cap(
     tenant: Tenant, provider: LoopbackProvider, faults: AwsFaults
 ) -> None:

@@ -233,6 +233,18 @@ def test_a_bedrock_role_that_cannot_be_assumed_is_told_apart(tenant: Tenant, bed
     assert bedrock.requests[sent_before:] == []
 
 
+def test_a_throttled_assume_role_is_rate_limited_not_a_role_refused(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+    config = {"region": "us-east-1", "iamRoleArn": ROLE_ARN, "externalId": "vmx-tests-42"}
+    connection_id = create(tenant, "aws-bedrock", config)
+
+    with faults_in(system.COMPLETIONS) as faults:
+        faults.fail("sts.AssumeRole", (400, "Throttling", "Rate exceeded"))
+        tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
+
+    assert (tested["outcome"], tested["ok"]) == ("rate_limited", False)
+    assert tested["message"] == "AWS STS is throttling the gateway's AssumeRole calls (Throttling); try again shortly"
+
+
 def test_bedrock_keys_refused_are_credentials_refused(tenant: Tenant, bedrock: LoopbackProvider) -> None:
     config = {"region": "us-east-1", "accessKeyId": BEDROCK_KEY, "secretAccessKey": BEDROCK_SECRET}
     connection_id = create(tenant, "aws-bedrock", config)

@@ -118,7 +118,7 @@ def test_a_role_that_cannot_be_assumed_fails_opening_the_account(
     with pytest.raises(QuotaReadFailed) as failed:
         accounts.open(BedrockAccess("eu-west-1", role_arn=ROLE))
 
-    assert failed.value.code == "provider_authentication_failed"
+    assert failed.value.code == "role_not_assumable"
     assert stubbed_aws.asked == []
 
 

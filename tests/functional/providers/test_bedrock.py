@@ -376,7 +376,7 @@ def test_a_role_that_cannot_be_assumed_answers_502_naming_the_role() -> None:
     with pytest.raises(ProviderError) as raised:
         AssumedRoles(RefusingSts()).credentials(ROLE)
 
-    assert (raised.value.status, raised.value.code) == (502, "provider_authentication_failed")
+    assert (raised.value.status, raised.value.code, raised.value.reached) == (502, "role_not_assumable", False)
     assert ROLE in raised.value.message and "AccessDenied" in raised.value.message
 
 

@@ -19,6 +19,8 @@ ROLE_SESSION_NAME = "vmx-ai-connections"
 REFRESH_MARGIN = timedelta(minutes=5)
 # Bedrock's endpoints answer a connection in milliseconds; nearly all of the time budget goes to the model.
 _CONNECT_TIMEOUT_SECONDS = 2.0
+# STS's codes for a caller over its request rate
+_THROTTLED = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"})
 # One client per (region, credentials, timeout): building one costs tens of milliseconds.
 _CLIENTS_KEPT = 32
 
@@ -43,14 +45,18 @@ class AssumedRoles:
             answer = self._sts.assume_role(**params)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "unknown")
+            if code in _THROTTLED:
+                # after the STS client's own retries: the role is fine, STS is busy
+                message = f"AWS STS is throttling the gateway's AssumeRole calls ({code}); try again shortly"
+                raise ProviderError(503, "provider_rate_limited", message, retry_after="1", reached=False) from exc
             message = (
                 f"the gateway could not assume the AI connection's IAM role {role_arn} ({code}); "
                 "check that the role's trust policy admits the gateway"
             )
-            raise ProviderError(502, "provider_authentication_failed", message) from exc
+            raise ProviderError(502, "role_not_assumable", message, reached=False) from exc
         except BotoCoreError as exc:
             message = "AWS STS could not be reached to assume the AI connection's IAM role"
-            raise ProviderError(502, "provider_unreachable", message) from exc
+            raise ProviderError(502, "provider_unreachable", message, reached=False) from exc
         issued = answer["Credentials"]
         credentials = AwsCredentials(
             SecretStr(issued["AccessKeyId"]), SecretStr(issued["SecretAccessKey"]), SecretStr(issued["SessionToken"])
@@ -85,13 +91,7 @@ class BedrockClients:
         # here, not with the module: the Bedrock quotas function reads roles through this module, never a model
         from vmx.completions.bedrock import sdk_failure
 
-        try:
-            credentials = credentials_for(access, self._roles)
-        except ProviderError as exc:
-            # only assuming the role is refused so: the test of a connection tells it apart from refused keys
-            if exc.code == "provider_authentication_failed":
-                raise ProviderError(502, "role_not_assumable", exc.message) from exc
-            raise
+        credentials = credentials_for(access, self._roles)
         client = _new_client("bedrock", self._session, self._endpoint_url, access.region, credentials, timeout_seconds)
         try:
             summaries = client.list_foundation_models().get("modelSummaries", [])
