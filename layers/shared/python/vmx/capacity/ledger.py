@@ -394,8 +394,8 @@ def refuse_if_full(
             raise _exceeded(limit.period, kind, shares.maximum, state.window, now, seen, priority.caller, "maximum")
         beyond_guarantee = amount - _within_guarantee(shares, guaranteed_used, amount)
         if beyond_guarantee and shared_used + beyond_guarantee > shares.shared:
-            reachable = shares.guaranteed + shares.shared
-            raise _exceeded(limit.period, kind, reachable, state.window, now, seen, priority.caller, "shared")
+            open_to_it = shares.guaranteed + shares.shared
+            raise _exceeded(limit.period, kind, open_to_it, state.window, now, seen, priority.caller, "shared")
 
 
 def refuse_if_any_full(
@@ -505,6 +505,7 @@ def _class_usage(limit: WindowLimit, state: WindowState, classes: Sequence[Prior
     def remaining(
         most: int | None, share: Shares | None, used: int, class_used: int, guaranteed_used: int, shared_used: int
     ) -> int | None:
+        # the least of: what its maximum leaves, what its guarantee and the shared part leave, what the limit leaves
         if most is None or share is None:
             return None
         within = max(0, share.guaranteed - guaranteed_used) + max(0, share.shared - shared_used)
