@@ -363,6 +363,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", _WS + "/api-keys", TENANCY.name),
     Route("POST", _WS + "/api-keys", TENANCY.name),
     Route("GET", _WS + "/api-keys/{keyId}", TENANCY.name),
+    Route("PATCH", _WS + "/api-keys/{keyId}", TENANCY.name),
     Route("DELETE", _WS + "/api-keys/{keyId}", TENANCY.name),
     Route("GET", "/api/v1/providers", CONNECTIONS.name),
     # the API's OpenAPI document (docs/openapi.json), for anyone: it holds nothing of a tenant

@@ -181,6 +181,14 @@ class InMemoryTenancyRepository:
             raise NotFound(f"API key {key.key_id} not found")
         self._api_keys[key.key_id] = key.model_copy(deep=True)
 
+    def set_api_key_class(self, key_id: str, priority_class: str | None) -> None:
+        key = self._api_keys.get(key_id)
+        if key is None:
+            raise NotFound(f"API key {key_id} not found")
+        if key.revoked_at is not None:
+            raise Conflict(f"API key {key_id} is revoked", code="key_revoked")
+        self._api_keys[key_id] = key.model_copy(update={"priority_class": priority_class})
+
     def purge_workspace(self, workspace_id: str) -> None:
         for key in [key for key in self._environments if key[0] == workspace_id]:
             del self._environments[key]

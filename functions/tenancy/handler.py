@@ -17,6 +17,7 @@ from vmx.settings import TenancySettings
 from vmx.tenancy.models import (
     ApiKeyCreate,
     ApiKeyList,
+    ApiKeyPatch,
     ApiKeyView,
     EnvironmentCreate,
     EnvironmentList,
@@ -115,6 +116,13 @@ def create_api_key(workspaceId: UUID, request: Annotated[ApiKeyCreate, Body()]) 
 @app.get(WORKSPACE + "/api-keys/<keyId>")
 def get_api_key(workspaceId: UUID, keyId: UUID) -> ApiKeyView:
     return ApiKeyView.of(service().get_api_key(current_principal(app), str(workspaceId), str(keyId)))
+
+
+@app.patch(WORKSPACE + "/api-keys/<keyId>")
+def change_api_key(workspaceId: UUID, keyId: UUID, patch: Annotated[ApiKeyPatch, Body()]) -> ApiKeyView:
+    key = service().change_api_key(current_principal(app), str(workspaceId), str(keyId), patch)
+    logger.info("API key changed", extra={"key_id": key.key_id, "priority_class": key.priority_class})
+    return ApiKeyView.of(key)
 
 
 @app.delete(WORKSPACE + "/api-keys/<keyId>", status_code=204)

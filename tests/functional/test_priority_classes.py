@@ -374,3 +374,41 @@ def test_a_mixed_burst_keeps_both_shares(tenant: Tenant, provider: LoopbackProvi
     refusals = [outcome for outcome in outcomes["batch"] if isinstance(outcome, OverCapacity)]
     assert all(refusal.retry_after_seconds for refusal in refusals)
     assert stored_counts(tenant, created["connectionId"]) == (10, [production, batch])
+
+
+def test_a_keys_class_can_change_without_a_new_key(tenant: Tenant, provider: LoopbackProvider) -> None:
+    connect(tenant, provider)
+    key = gateway_key(tenant, None)
+    key_id = tenant.api.get(f"{tenant.workspace_path}/api-keys").body["items"][0]["keyId"]
+    path = f"{tenant.workspace_path}/api-keys/{key_id}"
+
+    changed = tenant.api.patch(path, {"priorityClass": "batch"})
+    # the key has not been used yet, so no cached authorizer answer stands for its old class
+    answers = [ask(tenant, key) for _ in range(5)]
+    cleared = tenant.api.patch(path, {"priorityClass": None})
+    unchanged = tenant.api.patch(path, {})
+
+    assert (changed.status, changed.body["priorityClass"]) == (200, "batch")
+    assert [answer.status for answer in answers] == [200] * 4 + [429]
+    assert cleared.body["priorityClass"] is None and unchanged.body["priorityClass"] is None
+    assert tenant.api.get(path).body["priorityClass"] is None
+
+
+def test_a_keys_class_change_is_refused_where_it_cannot_apply(tenant: Tenant) -> None:
+    keys = f"{tenant.workspace_path}/api-keys"
+    viewer = tenant.api.post(keys, {"name": "reader", "role": "viewer"}).body["keyId"]
+    revoked = tenant.api.post(keys, {"name": "gone", "role": "gateway"}).body["keyId"]
+    assert tenant.api.delete(f"{keys}/{revoked}").status == 204
+
+    for_viewer = tenant.api.patch(f"{keys}/{viewer}", {"priorityClass": "batch"})
+    for_revoked = tenant.api.patch(f"{keys}/{revoked}", {"priorityClass": "batch"})
+    badly_named = tenant.api.patch(f"{keys}/{viewer}", {"priorityClass": "Batch!"})
+    other_field = tenant.api.patch(f"{keys}/{viewer}", {"role": "admin"})
+    by_an_editor = tenant.as_role(Role.EDITOR).patch(f"{keys}/{revoked}", {"priorityClass": "batch"})
+
+    assert (for_viewer.status, for_viewer.error["details"][0]["field"]) == (400, "priorityClass")
+    assert (for_revoked.status, for_revoked.error["code"]) == (409, "key_revoked")
+    assert tenant.api.get(f"{keys}/{revoked}").body["revokedAt"] is not None
+    assert (badly_named.status, badly_named.error["details"][0]["field"]) == (400, "priorityClass")
+    assert (other_field.status, other_field.error["details"][0]["field"]) == (400, "role")
+    assert by_an_editor.status == 403

@@ -8,7 +8,7 @@ The `gsi1` index lists workspaces and a workspace's keys by creation time.
 from typing import Any
 
 from pynamodb.connection import Connection as DynamoConnection
-from pynamodb.exceptions import DeleteError, PutError, PynamoDBException
+from pynamodb.exceptions import DeleteError, PutError, PynamoDBException, UpdateError
 
 from vmx.errors import Conflict, NotFound
 from vmx.fields import name_key
@@ -188,6 +188,19 @@ class DynamoTenancyRepository:
                 raise NotFound(f"API key {key.key_id} not found") from None
             raise unavailable(exc) from exc
 
+    def set_api_key_class(self, key_id: str, priority_class: str | None) -> None:
+        model = self._items.api_key
+        item = model(f"APIKEY#{key_id}", _API_KEY_SK)
+        change = model.priority_class.set(priority_class) if priority_class else model.priority_class.remove()
+        try:
+            item.update(actions=[change], condition=model.pk.exists() & model.revoked_at.does_not_exist())
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise unavailable(exc) from exc
+            if self.get_api_key(key_id) is None:
+                raise NotFound(f"API key {key_id} not found") from None
+            raise _revoked(key_id) from None
+
     def get_api_key(self, key_id: str) -> ApiKey | None:
         item = self._get(self._items.api_key, f"APIKEY#{key_id}", _API_KEY_SK)
         return None if item is None else _api_key(item)
@@ -296,3 +309,7 @@ def _api_key(item: Any) -> ApiKey:
         revoked_at=item.revoked_at,
         priority_class=item.priority_class,
     )
+
+
+def _revoked(key_id: str) -> Conflict:
+    return Conflict(f"API key {key_id} is revoked; its priority class can no longer change", code="key_revoked")

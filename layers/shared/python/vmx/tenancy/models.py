@@ -79,6 +79,12 @@ class ApiKeyCreate(ApiModel):
     priority_class: PriorityClassName | None = None
 
 
+class ApiKeyPatch(ApiModel):
+    """What may change on a key: only its priority class (null: none, so the connections' default classes)."""
+
+    priority_class: PriorityClassName | None = None
+
+
 class WorkspaceView(ApiModel):
     workspace_id: str
     name: str

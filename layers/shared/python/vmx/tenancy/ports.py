@@ -37,6 +37,11 @@ class TenancyRepository(Protocol):
 
     def save_api_key(self, key: ApiKey) -> None: ...
 
+    def set_api_key_class(self, key_id: str, priority_class: str | None) -> None:
+        """Changes only the key's priority class, if the key exists and is not revoked; raises NotFound or
+        Conflict (`key_revoked`) otherwise, so that no change can bring a revoked key back."""
+        ...
+
     def purge_workspace(self, workspace_id: str) -> None:
         """Removes what is left of a deleted workspace: its environments and API keys."""
         ...
