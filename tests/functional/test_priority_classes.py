@@ -16,19 +16,22 @@ from tests.functional.api import faults_in
 from tests.functional.conftest import Tenant
 from tests.functional.test_completions_concurrency import FailureLog, lambda_instance
 from tests.loopback_providers import LoopbackProvider, loopback_provider
+from vmx import wiring
 from vmx.access.policy import Principal
 from vmx.afterwards import Afterwards
 from vmx.capacity.ledger import CounterScope, limits_for
 from vmx.clock import utc_now
 from vmx.completions.openai_models import ChatCompletionRequest
 from vmx.deadline import Deadline
-from vmx.settings import CompletionsSettings
+from vmx.errors import Conflict, NotFound
+from vmx.settings import CompletionsSettings, TenancySettings
 from vmx.storage.capacity_store import DynamoCapacityCounters
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.tenancy.models import Role
 from vmx.use_cases.completions import CompletionOutcome, CompletionService
 from vmx.use_cases.connections import ConnectionScope
 from vmx.use_cases.refusals import OverCapacity
+from vmx.use_cases.tenancy import TenancyService
 
 # production is guaranteed 60 % and may use all; batch is guaranteed nothing and capped at 40 %
 CLASSES: dict[str, Any] = {
@@ -412,3 +415,23 @@ def test_a_keys_class_change_is_refused_where_it_cannot_apply(tenant: Tenant) ->
     assert (badly_named.status, badly_named.error["details"][0]["field"]) == (400, "priorityClass")
     assert (other_field.status, other_field.error["details"][0]["field"]) == (400, "role")
     assert by_an_editor.status == 403
+
+
+def test_a_class_change_racing_a_revoke_never_brings_the_key_back(tenant: Tenant, tenancy: TenancyService) -> None:
+    """The change is read before the revoke and written after it: its one conditional update refuses."""
+    repository = wiring.tenancy_repository(TenancySettings.from_environ(os.environ))
+    issued = tenancy.issue_api_key(tenant.workspace_id, "racer", Role.GATEWAY, None, False, "test")
+    read_before_the_revoke = repository.get_api_key(issued.key.key_id)
+    assert read_before_the_revoke is not None
+    tenancy.revoke_api_key(
+        Principal("admin", tenant.workspace_id, Role.ADMIN, None, False), tenant.workspace_id, issued.key.key_id
+    )
+
+    with pytest.raises(Conflict) as refused:
+        repository.set_api_key_class(read_before_the_revoke.key_id, "batch")
+    with pytest.raises(NotFound):
+        repository.set_api_key_class("00000000-0000-4000-8000-000000000000", "batch")
+
+    assert refused.value.code == "key_revoked"
+    kept = repository.get_api_key(issued.key.key_id)
+    assert kept is not None and kept.revoked_at is not None and kept.priority_class is None
