@@ -163,6 +163,12 @@ export class ApiKeys {
     return (await this.api.request("POST", this.base, { body })).data;
   }
 
+  /** The key as it now is; `priorityClass` null for none. */
+  async setPriorityClass(keyId, priorityClass) {
+    const path = `${this.base}/${encodeURIComponent(keyId)}`;
+    return (await this.api.request("PATCH", path, { body: { priorityClass } })).data;
+  }
+
   revoke(keyId) {
     return this.api.request("DELETE", `${this.base}/${encodeURIComponent(keyId)}`);
   }

@@ -58,6 +58,10 @@ class Tenant:
         )
 
     @property
+    def api_keys_url(self) -> str:
+        return f"{self.base_url}/api/v1/workspaces/{self.workspace_id}/api-keys"
+
+    @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 

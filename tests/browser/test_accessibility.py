@@ -81,6 +81,10 @@ def test_every_page_passes_axe(audited: Page, tenant: Tenant, width: int) -> Non
     audited.get_by_role("button", name="Create API key").click()
     audited.get_by_role("dialog").wait_for()
     found["new key dialog"] = violations(audited)
+    audited.get_by_role("dialog").get_by_role("button", name="Done").click()
+    audited.get_by_role("button", name=f"Change class of audited-{width}").click()
+    audited.get_by_role("dialog").wait_for()
+    found["change class dialog"] = violations(audited)
     # last: the form's unsaved change would hold the next navigation
     audited.goto(f"{tenant.base_url}/#/connections/new")
     audited.get_by_label("Provider").select_option("aws-bedrock")

@@ -389,7 +389,8 @@ def test_leaving_an_edit_with_unsaved_changes_asks_first(page: Page, tenant: Ten
         dialog.dismiss()
 
     page.once("dialog", decline)
-    page.get_by_role("link", name="AI connections", exact=True).click()
+    with page.expect_event("dialog"):  # the question comes after the click returns, from the hashchange
+        page.get_by_role("link", name="AI connections", exact=True).click()
     expect(page.get_by_label("Description (optional)")).to_have_value("half-typed")
     assert asked == ["Leave this page? Your changes are not saved."]
     assert page.url.endswith("/edit")

@@ -17,6 +17,8 @@ PRIORITIZATION = {
     ],
     "defaultClass": "batch",
 }
+PRIORITY_COLUMN = 3  # of the API keys list, after name, role and environments
+BAD_NAME = "must be 1 to 32 lower-case letters, digits or '-', and not start with '-'"
 
 
 def class_row(page: Page, index: int) -> Locator:
@@ -127,31 +129,78 @@ def test_a_gateway_key_is_given_a_priority_class_and_a_viewer_key_none(page: Pag
     priority_class.fill("Batch Jobs")
     page.get_by_role("button", name="Create API key").click()
 
-    expect(page.locator("[data-field='priorityClass'] .field-error")).to_have_text(
-        "must be 1 to 32 lower-case letters, digits or '-', and not start with '-'"
-    )
+    expect(page.locator("[data-field='priorityClass'] .field-error")).to_have_text(BAD_NAME)
     expect(priority_class).to_have_attribute("aria-invalid", "true")
     priority_class.fill("batch")
     page.get_by_role("button", name="Create API key").click()
     page.get_by_role("dialog").get_by_role("button", name="Done").click()
 
-    priority_column = 3  # after name, role and environments
     listed = page.locator("table.list tbody tr", has_text=name)
-    expect(listed.locator("td").nth(priority_column)).to_have_text("batch")
+    expect(listed.locator("td").nth(PRIORITY_COLUMN)).to_have_text("batch")
     unclassed = page.locator("table.list tbody tr", has_text="console tests")
-    expect(unclassed.locator("td").nth(priority_column)).to_have_text("—")
+    expect(unclassed.locator("td").nth(PRIORITY_COLUMN)).to_have_text("—")
     expect(priority_class).to_have_value("")  # the form is ready for the next key
 
 
-def test_utilization_shows_each_class_used_of_its_maximum_with_its_guarantee(page: Page, tenant: Tenant) -> None:
-    keys_url = f"{tenant.base_url}/api/v1/workspaces/{tenant.workspace_id}/api-keys"
-    issued = requests.post(
-        keys_url,
-        json={"name": unique("prod-bot"), "role": "gateway", "priorityClass": "production"},
-        headers=tenant.headers,
-        timeout=10,
-    )
+def issue_key(tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+    issued = requests.post(tenant.api_keys_url, json=body, headers=tenant.headers, timeout=10)
     assert issued.status_code == 201, issued.text
+    created: dict[str, Any] = issued.json()
+    return created
+
+
+def test_a_keys_class_changes_in_a_dialog_without_a_new_key(page: Page, tenant: Tenant) -> None:
+    name = unique("moving-bot")
+    key_url = f"{tenant.api_keys_url}/{issue_key(tenant, {'name': name, 'role': 'gateway'})['keyId']}"
+    reader = issue_key(tenant, {"name": unique("reader"), "role": "viewer"})
+
+    def stored_class() -> object:
+        return requests.get(key_url, headers=tenant.headers, timeout=10).json()["priorityClass"]
+
+    sign_in(page, tenant)
+    page.get_by_role("link", name="API keys").click()
+    listed = page.locator("table.list tbody tr", has_text=name)
+    change = listed.get_by_role("button", name=f"Change class of {name}")
+    dialog = page.get_by_role("dialog", name=f"Priority class of “{name}”")
+    priority_class = dialog.get_by_label("Priority class")
+    save = dialog.get_by_role("button", name="Save")
+    # a viewer makes no completions, so has no class to change
+    expect(page.locator("table.list tbody tr", has_text=reader["name"]).get_by_role("button")).to_have_text(
+        [f"Revoke {reader['name']}"]
+    )
+
+    change.click()
+    expect(priority_class).to_have_value("")
+    priority_class.fill("batch")
+    save.click()
+    expect(page.locator(".toast")).to_have_text(f"{name} now counts in class batch.")
+    expect(listed.locator("td").nth(PRIORITY_COLUMN)).to_have_text("batch")
+    expect(change).to_be_focused()  # the button of the redrawn row
+    assert stored_class() == "batch"
+
+    change.click()
+    expect(priority_class).to_have_value("batch")
+    priority_class.fill("Bad Name!")
+    save.click()
+    expect(dialog.locator("[data-field='priorityClass'] .field-error")).to_have_text(BAD_NAME)
+    expect(priority_class).to_have_attribute("aria-invalid", "true")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    expect(change).to_be_focused()
+    assert stored_class() == "batch"
+
+    change.click()
+    expect(priority_class).to_have_value("batch")  # a fresh dialog, with the stored class and no error
+    expect(dialog.locator(".field-error")).to_have_count(0)
+    priority_class.fill("")
+    save.click()
+    expect(page.locator(".toast")).to_have_text(f"{name} now has no priority class.")
+    expect(listed.locator("td").nth(PRIORITY_COLUMN)).to_have_text("—")
+    assert stored_class() is None
+
+
+def test_utilization_shows_each_class_used_of_its_maximum_with_its_guarantee(page: Page, tenant: Tenant) -> None:
+    issued = issue_key(tenant, {"name": unique("prod-bot"), "role": "gateway", "priorityClass": "production"})
     with loopback_provider("openai") as provider:
         connection = tenant.create(
             {
@@ -165,7 +214,7 @@ def test_utilization_shows_each_class_used_of_its_maximum_with_its_guarantee(pag
         )
         base = tenant.connections_url.rsplit("/ai-connections", 1)[0]
         # one completion in the key's class, one in the default class (the tenant's key has none)
-        for api_key in (issued.json()["apiKey"], tenant.api_key):
+        for api_key in (issued["apiKey"], tenant.api_key):
             answered = requests.post(
                 f"{base}/chat/completions",
                 json={"model": f"{connection['name']}/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},

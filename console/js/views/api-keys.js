@@ -1,6 +1,6 @@
 // The workspace's API keys: create one (its role, environments and priority class; the key is shown once, with
-// a copy button), list them, and revoke one behind a confirmation that names it. Administrators only: the API
-// refuses anyone else, and the page says so.
+// a copy button), list them, change a key's priority class in a dialog, and revoke one behind a confirmation
+// that names it. Administrators only: the API refuses anyone else, and the page says so.
 
 import { h, replaceChildren, spinner, timeElement, toast, whileBusy } from "../dom.js";
 import { errorSummary, FieldErrors } from "../field-errors.js";
@@ -19,7 +19,13 @@ export async function renderApiKeys(view, ctx) {
   const keys = await ctx.apiKeys.list();
   const environmentNames = Object.fromEntries(ctx.environments.map((item) => [item.environmentId, item.name]));
   const list = h("div");
-  const showList = (items) => replaceChildren(list, keyTable(ctx, items, environmentNames));
+  let shown = keys;
+  const showList = (items) => {
+    shown = items;
+    replaceChildren(list, keyTable(ctx, items, environmentNames, changed));
+  };
+  // The API's answer to a change is the key as it now is: its row is redrawn from it, with no second request.
+  const changed = (key) => showList(shown.map((item) => (item.keyId === key.keyId ? key : item)));
   showList(keys);
   replaceChildren(
     view,
@@ -33,7 +39,7 @@ export async function renderApiKeys(view, ctx) {
   );
 }
 
-function keyTable(ctx, keys, environmentNames) {
+function keyTable(ctx, keys, environmentNames, changed) {
   if (keys.length === 0) return h("p", { class: "empty" }, "No API keys yet.");
   const environments = (ids) => (ids ? ids.map((id) => environmentNames[id] ?? id).join(", ") : "All environments");
   return h(
@@ -69,9 +75,25 @@ function keyTable(ctx, keys, environmentNames) {
             {},
             !key.revokedAt &&
               h(
-                "button",
-                { type: "button", class: "danger small", onClick: () => confirmRevoke(ctx, key) },
-                `Revoke ${key.name}`,
+                "div",
+                { class: "row-actions" },
+                !WITHOUT_COMPLETIONS.has(key.role) &&
+                  h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "secondary small",
+                      dataset: { action: "change-class" },
+                      onClick: (event) => changeClass(ctx, key, event.currentTarget, changed),
+                    },
+                    "Change class",
+                    h("span", { class: "visually-hidden" }, ` of ${key.name}`),
+                  ),
+                h(
+                  "button",
+                  { type: "button", class: "danger small", onClick: () => confirmRevoke(ctx, key) },
+                  `Revoke ${key.name}`,
+                ),
               ),
           ),
         ),
@@ -211,6 +233,82 @@ function showIssued(issued) {
   document.body.append(dialog);
   dialog.showModal();
   secret.select();
+}
+
+/** Changes the class of a key in use, without a new key; an empty input sends null: no class. */
+function changeClass(ctx, key, opener, changed) {
+  const summary = errorSummary();
+  const errors = new FieldErrors(summary);
+  const input = h("input", {
+    id: "change-class-input",
+    name: "priorityClass",
+    type: "text",
+    autocomplete: "off",
+    spellcheck: "false",
+    value: key.priorityClass ?? "",
+    "aria-describedby": "change-class-help",
+  });
+  const field = h(
+    "div",
+    { class: "field", dataset: { field: "priorityClass" } },
+    h("label", { for: "change-class-input" }, "Priority class"),
+    input,
+    h(
+      "p",
+      { class: "help", id: "change-class-help" },
+      "Leave empty for no class: the connections' default classes. Applications already using the key move to the new class within a minute.",
+    ),
+  );
+  errors.register("priorityClass", field);
+  const save = h("button", { type: "submit", class: "primary" }, "Save");
+  const form = h(
+    "form",
+    { novalidate: true },
+    summary,
+    field,
+    h(
+      "div",
+      { class: "form-actions" },
+      h("button", { type: "button", class: "secondary", onClick: () => dialog.close() }, "Cancel"),
+      save,
+    ),
+  );
+  const dialog = h(
+    "dialog",
+    { class: "confirm-dialog", "aria-labelledby": "change-class-title" },
+    h("h2", { id: "change-class-title" }, `Priority class of “${key.name}”`),
+    form,
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    whileBusy(save, "Saving…", async () => {
+      try {
+        errors.clear();
+        const updated = await ctx.apiKeys.setPriorityClass(key.keyId, input.value.trim() || null);
+        changed(updated);
+        dialog.close();
+        toast(
+          updated.priorityClass
+            ? `${key.name} now counts in class ${updated.priorityClass}.`
+            : `${key.name} now has no priority class.`,
+          "success",
+        );
+      } catch (error) {
+        errors.show(error);
+      }
+    });
+  });
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    // after a change the row was redrawn: focus goes to the same button in the new row
+    const button = opener.isConnected
+      ? opener
+      : document.querySelector(`tr[data-key-id="${CSS.escape(key.keyId)}"] [data-action="change-class"]`);
+    button?.focus();
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  input.select();
 }
 
 function confirmRevoke(ctx, key) {
