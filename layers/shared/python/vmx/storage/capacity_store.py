@@ -357,8 +357,8 @@ def _reserve_in_class(
             if not added:
                 continue
             count, at_most = update.attribute(name), update.number(bound - added)
-            # A count not yet written is 0, which fits unless the part alone is beyond its bound (a split made
-            # from a stale view): then only the item DynamoDB sends back can tell whether it fits.
+            # A count not yet written is 0, which fits unless the part alone is beyond its bound (nothing is shared,
+            # say, and the guarantee is used): then the write must fail, and the item it returns decides.
             fits = (
                 f"{count} <= {at_most}" if bound < added else f"(attribute_not_exists({count}) OR {count} <= {at_most})"
             )
