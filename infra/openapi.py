@@ -56,12 +56,15 @@ _VERSIONED = {("post", _CONNECTION.rsplit("/", 1)[0]), ("get", _CONNECTION), ("p
 _CONDITIONAL = {("patch", _CONNECTION), ("delete", _CONNECTION)}
 _THROUGH_PROVIDER = (502, 504)
 RATE_LIMIT_HEADERS = {
-    "x-ratelimit-limit-requests": "The tightest requests limit of the connection (or the provider's, on its 429).",
+    "x-ratelimit-limit-requests": "The tightest requests limit of the connection (or the provider's, on its 429); "
+    "with priority classes, as the caller's class sees it: what that class can reach.",
     "x-ratelimit-remaining-requests": "Requests left in that limit's window.",
     "x-ratelimit-reset-requests": "When that window ends, as seconds such as `42s`.",
     "x-ratelimit-limit-tokens": "The tightest tokens limit.",
     "x-ratelimit-remaining-tokens": "Tokens left in that limit's window.",
     "x-ratelimit-reset-tokens": "When that window ends, as seconds such as `42s`.",
+    "x-vmx-priority-class": "The priority class the request counted in, on a connection with classes: the key's, "
+    "or the connection's default class when the key names none or one the connection lacks.",
 }
 
 _COMPONENTS: dict[str, Any] = {

@@ -50,6 +50,8 @@ def test_a_completion_goes_through_the_connection(tenant: Tenant, provider: Loop
     assert response.headers["x-ratelimit-remaining-requests"] == "9"
     assert response.headers["x-ratelimit-remaining-tokens"] == str(10000 - 19)
     assert response.headers["x-ratelimit-reset-requests"].endswith("s")
+    # a connection without priority classes names none
+    assert "x-vmx-priority-class" not in response.headers
 
 
 def test_a_stream_is_a_valid_event_stream(tenant: Tenant, provider: LoopbackProvider) -> None:

@@ -194,6 +194,7 @@ def test_a_class_at_its_maximum_gets_a_429_naming_class_and_share(tenant: Tenant
         "4 requests"
     )
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert first.headers["x-vmx-priority-class"] == refused.headers["x-vmx-priority-class"] == "batch"
     assert 1 <= int(refused.headers["retry-after"]) <= 86_400
     details = [
         json.loads(entry["Detail"])
@@ -236,8 +237,9 @@ def test_a_key_without_a_class_or_with_one_the_connection_lacks_counts_in_the_de
 
     answers = [ask(tenant, key) for key in (classless, elsewhere, classless, elsewhere, classless)]
 
-    # both count in batch (the default here), capped at 4
+    # both count in batch (the default here), capped at 4, and are told so
     assert [answer.status for answer in answers] == [200] * 4 + [429]
+    assert {answer.headers["x-vmx-priority-class"] for answer in answers} == {"batch"}
     assert "priority class 'batch'" in answers[-1].error["message"]
     report = tenant.api.get(f"{tenant.connections_path}/{created['connectionId']}/capacity").body
     [day] = report["windows"]

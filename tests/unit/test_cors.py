@@ -134,7 +134,7 @@ def test_a_refusal_to_another_origin_gets_no_cors_headers(app: APIGatewayRestRes
 def test_the_console_may_read_every_header_the_api_sets_for_it() -> None:
     now = datetime(2025, 1, 1, tzinfo=UTC)
     usage = WindowUsage(CapacityPeriod.MINUTE, 1, 10, 5, 100, now + timedelta(seconds=30))
-    rate_limits = rate_limit_headers(RateLimits(requests=usage, tokens=usage), now)
+    rate_limits = rate_limit_headers(RateLimits(requests=usage, tokens=usage, priority_class="batch"), now)
 
     exposed = {name.strip().lower() for name in EXPOSED_HEADERS.split(",")}
     assert {name.lower() for name in rate_limits} | {"etag", "retry-after", "x-amzn-requestid"} == exposed

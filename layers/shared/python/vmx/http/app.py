@@ -36,6 +36,7 @@ EXPOSED_HEADERS = ", ".join(
         "x-ratelimit-limit-tokens",
         "x-ratelimit-remaining-tokens",
         "x-ratelimit-reset-tokens",
+        "x-vmx-priority-class",
     )
 )
 

@@ -6,10 +6,13 @@ from datetime import datetime
 
 from vmx.use_cases.refusals import RateLimits
 
+PRIORITY_CLASS_HEADER = "x-vmx-priority-class"
+
 
 def rate_limit_headers(rate_limits: RateLimits, now: datetime) -> dict[str, str]:
-    """OpenAI's x-ratelimit-* headers for the tightest requests window and the tightest tokens window."""
-    headers = {}
+    """OpenAI's x-ratelimit-* headers for the tightest requests window and the tightest tokens window, and the
+    priority class they are seen by: a key whose class the connection lacks can tell it counted in the default."""
+    headers = {PRIORITY_CLASS_HEADER: rate_limits.priority_class} if rate_limits.priority_class else {}
     for kind, usage in (("requests", rate_limits.requests), ("tokens", rate_limits.tokens)):
         if usage is None:
             continue

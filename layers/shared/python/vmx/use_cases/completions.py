@@ -279,7 +279,8 @@ class CompletionService:
                 priority.caller if priority else None,
             )
             dimension = CapacityDimension.SOURCE_IP if counter_scope and counter_scope.source_ip else None
-            raise OverCapacity(connection.name, exceeded, RateLimits(*tightest(seen)), tokens, now, dimension) from None
+            rate_limits = RateLimits(*tightest(seen), priority_class=priority.caller if priority else None)
+            raise OverCapacity(connection.name, exceeded, rate_limits, tokens, now, dimension) from None
         finally:
             if not admitted:
                 # Given back after the answer: a failed release (retried there) cannot turn a refusal into a 503.
@@ -494,7 +495,7 @@ def _after(reservations: list[Reservation], actual_tokens: int, priority_class: 
         for usage in _seen_by(reservation.usage, priority_class)
     ]
     requests, tokens = tightest(usages)
-    return RateLimits(requests, tokens)
+    return RateLimits(requests, tokens, priority_class)
 
 
 def _seen_by(usages: Iterable[WindowUsage], priority_class: str | None) -> list[WindowUsage]:

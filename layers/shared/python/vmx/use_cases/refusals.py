@@ -19,6 +19,8 @@ class RateLimits:
 
     requests: WindowUsage | None = None
     tokens: WindowUsage | None = None
+    # the priority class the request counted in, which the windows are seen by (x-vmx-priority-class)
+    priority_class: str | None = None
 
 
 class OverCapacity(TooManyRequests):
