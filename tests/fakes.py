@@ -23,6 +23,7 @@ from vmx.fields import name_key
 from vmx.pagination import Page, decode_token, encode_token
 from vmx.providers.catalog import ProviderId
 from vmx.tenancy.models import ApiKey, Environment, Workspace
+from vmx.tenancy.ports import revoked_key
 
 T = TypeVar("T")
 
@@ -186,7 +187,7 @@ class InMemoryTenancyRepository:
         if key is None:
             raise NotFound(f"API key {key_id} not found")
         if key.revoked_at is not None:
-            raise Conflict(f"API key {key_id} is revoked", code="key_revoked")
+            raise revoked_key(key_id)
         self._api_keys[key_id] = key.model_copy(update={"priority_class": priority_class})
 
     def purge_workspace(self, workspace_id: str) -> None:

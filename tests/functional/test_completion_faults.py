@@ -275,9 +275,10 @@ def test_a_provider_that_cannot_be_connected_to_gives_the_capacity_back(tenant: 
     ("answer", "status", "code"),
     [
         ((403, "AccessDenied", "not authorized to perform sts:AssumeRole"), 502, "role_not_assumable"),
-        ((400, "Throttling", "Rate exceeded"), 503, "provider_rate_limited"),
+        ((400, "Throttling", "Rate exceeded"), 503, "assume_role_throttled"),
+        ((500, "InternalFailure", "We encountered an internal error"), 503, "assume_role_failed"),
     ],
-    ids=["refused", "throttled"],
+    ids=["refused", "throttled", "sts-failing"],
 )
 def test_a_bedrock_role_that_cannot_be_assumed_gives_the_capacity_back(
     tenant: Tenant, faults: AwsFaults, answer: tuple[int, str, str], status: int, code: str

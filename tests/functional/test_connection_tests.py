@@ -233,16 +233,33 @@ def test_a_bedrock_role_that_cannot_be_assumed_is_told_apart(tenant: Tenant, bed
     assert bedrock.requests[sent_before:] == []
 
 
-def test_a_throttled_assume_role_is_rate_limited_not_a_role_refused(tenant: Tenant, bedrock: LoopbackProvider) -> None:
+@pytest.mark.parametrize(
+    ("answer", "outcome", "message"),
+    [
+        (
+            (400, "Throttling", "Rate exceeded"),
+            "rate_limited",
+            "AWS STS is throttling the gateway's AssumeRole calls (Throttling); try again shortly",
+        ),
+        (
+            (500, "InternalFailure", "We encountered an internal error"),
+            "unreachable",
+            "AWS STS failed to assume the AI connection's IAM role (InternalFailure); try again shortly",
+        ),
+    ],
+    ids=["throttled", "failing"],
+)
+def test_sts_throttling_or_failing_is_not_a_role_refused(
+    tenant: Tenant, bedrock: LoopbackProvider, answer: tuple[int, str, str], outcome: str, message: str
+) -> None:
     config = {"region": "us-east-1", "iamRoleArn": ROLE_ARN, "externalId": "vmx-tests-42"}
     connection_id = create(tenant, "aws-bedrock", config)
 
     with faults_in(system.COMPLETIONS) as faults:
-        faults.fail("sts.AssumeRole", (400, "Throttling", "Rate exceeded"))
+        faults.fail("sts.AssumeRole", answer)
         tested = tenant.api.post(path_for_test(tenant, connection_id), None).body
 
-    assert (tested["outcome"], tested["ok"]) == ("rate_limited", False)
-    assert tested["message"] == "AWS STS is throttling the gateway's AssumeRole calls (Throttling); try again shortly"
+    assert (tested["outcome"], tested["ok"], tested["message"]) == (outcome, False, message)
 
 
 def test_bedrock_keys_refused_are_credentials_refused(tenant: Tenant, bedrock: LoopbackProvider) -> None:

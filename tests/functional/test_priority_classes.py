@@ -437,3 +437,15 @@ def test_a_class_change_racing_a_revoke_never_brings_the_key_back(tenant: Tenant
     assert refused.value.code == "key_revoked"
     kept = repository.get_api_key(issued.key.key_id)
     assert kept is not None and kept.revoked_at is not None and kept.priority_class is None
+
+
+def test_a_providers_own_429_still_names_the_callers_class(tenant: Tenant, provider: LoopbackProvider) -> None:
+    connect(tenant, provider)
+    provider.fail_with(429, "slow down", retry_after="3")
+
+    throttled = ask(tenant, gateway_key(tenant, "batch"))
+
+    # the provider's limits are what refused it; the class is still the one it counted in
+    assert (throttled.status, throttled.headers["retry-after"]) == (429, "3")
+    assert throttled.headers["x-ratelimit-remaining-requests"] == "0"
+    assert throttled.headers["x-vmx-priority-class"] == "batch"

@@ -10,7 +10,7 @@ from vmx.access.authentication import authenticate
 from vmx.access.policy import Principal
 from vmx.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vmx.events.models import ConnectionDeleted
-from vmx.tenancy.models import ApiKey, ApiKeyCreate, EnvironmentCreate, Role, WorkspaceCreate
+from vmx.tenancy.models import ApiKey, ApiKeyCreate, ApiKeyPatch, EnvironmentCreate, Role, WorkspaceCreate
 from vmx.use_cases.connections import ConnectionScope
 from vmx.use_cases.tenancy import IssuedKey
 
@@ -410,3 +410,30 @@ def test_a_key_of_another_workspace_is_not_found_through_this_one(world: World) 
 def test_an_unknown_key_is_not_found(world: World) -> None:
     with pytest.raises(NotFound):
         world.tenancy_service.get_api_key(world.admin(), world.workspace_id, str(uuid.uuid4()))
+
+
+# A key's priority class
+
+
+def test_a_keys_class_changes_only_where_its_admin_may_and_never_on_a_revoked_key(world: World) -> None:
+    platform_key = issue(world, world.platform_admin(), role=Role.ADMIN, platformAdmin=True)
+    foreign = issue(world, world.platform_admin(), world.another_workspace().workspace_id, role=Role.GATEWAY)
+    revoked = issue(world, world.admin(), role=Role.GATEWAY)
+    world.tenancy_service.revoke_api_key(world.admin(), world.workspace_id, revoked.key.key_id)
+    limited_admin = principal(world.workspace_id, Role.ADMIN, environment_ids={world.environment_id})
+    to_batch = ApiKeyPatch.model_validate({"priorityClass": "batch"})
+    service = world.tenancy_service
+
+    with pytest.raises(Forbidden):
+        service.change_api_key(world.admin(), world.workspace_id, platform_key.key.key_id, to_batch)
+    with pytest.raises(NotFound):
+        service.change_api_key(world.platform_admin(), world.workspace_id, foreign.key.key_id, to_batch)
+    with pytest.raises(Forbidden):
+        service.change_api_key(limited_admin, world.workspace_id, revoked.key.key_id, to_batch)
+    for patch in (to_batch, ApiKeyPatch()):
+        with pytest.raises(Conflict) as refused:
+            service.change_api_key(world.admin(), world.workspace_id, revoked.key.key_id, patch)
+        assert refused.value.code == "key_revoked"
+
+    assert world.tenancy.get_api_key(platform_key.key.key_id) == platform_key.key
+    assert world.tenancy.get_api_key(foreign.key.key_id) == foreign.key

@@ -45,10 +45,14 @@ class AssumedRoles:
             answer = self._sts.assume_role(**params)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "unknown")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+            # after the STS client's own retries: the role may be fine, STS is busy or failing
             if code in _THROTTLED:
-                # after the STS client's own retries: the role is fine, STS is busy
                 message = f"AWS STS is throttling the gateway's AssumeRole calls ({code}); try again shortly"
-                raise ProviderError(503, "provider_rate_limited", message, retry_after="1", reached=False) from exc
+                raise ProviderError(503, "assume_role_throttled", message, retry_after="1", reached=False) from exc
+            if status >= 500:
+                message = f"AWS STS failed to assume the AI connection's IAM role ({code}); try again shortly"
+                raise ProviderError(503, "assume_role_failed", message, retry_after="1", reached=False) from exc
             message = (
                 f"the gateway could not assume the AI connection's IAM role {role_arn} ({code}); "
                 "check that the role's trust policy admits the gateway"

@@ -32,7 +32,7 @@ from vmx.errors import (
 )
 from vmx.failures import described
 from vmx.http.error_shapes import ClassifiedError, error_body
-from vmx.http.rate_limits import rate_limit_headers
+from vmx.http.rate_limits import PRIORITY_CLASS_HEADER, rate_limit_headers
 from vmx.storage.errors import StorageUnavailable
 from vmx.use_cases.refusals import OverCapacity, ProviderFailure, RateLimits
 from vmx.validation import error_details, summary
@@ -147,6 +147,8 @@ def _provider_failed(error: ProviderError, rate_limits: RateLimits, clock: Clock
     # (its retry headers are told by our Retry-After alone)
     providers = {name: value for name, value in error.rate_limit_headers.items() if name not in RETRY_HEADERS}
     headers = providers if error.status == 429 and providers else rate_limit_headers(rate_limits, clock())
+    if rate_limits.priority_class:
+        headers[PRIORITY_CLASS_HEADER] = rate_limits.priority_class
     if error.retry_after is not None:
         headers["Retry-After"] = error.retry_after
     fields = {"status": error.status, "error_code": error.code}

@@ -17,6 +17,7 @@ from vmx.storage.errors import query_failed, unavailable
 from vmx.storage.items import TenancyItems, tenancy_items
 from vmx.storage.transactions import Transaction
 from vmx.tenancy.models import ApiKey, Environment, Role, Workspace
+from vmx.tenancy.ports import revoked_key
 
 _WORKSPACE_SK = "WORKSPACE"
 _API_KEY_SK = "APIKEY"
@@ -199,7 +200,7 @@ class DynamoTenancyRepository:
                 raise unavailable(exc) from exc
             if self.get_api_key(key_id) is None:
                 raise NotFound(f"API key {key_id} not found") from None
-            raise _revoked(key_id) from None
+            raise revoked_key(key_id) from None
 
     def get_api_key(self, key_id: str) -> ApiKey | None:
         item = self._get(self._items.api_key, f"APIKEY#{key_id}", _API_KEY_SK)
@@ -309,7 +310,3 @@ def _api_key(item: Any) -> ApiKey:
         revoked_at=item.revoked_at,
         priority_class=item.priority_class,
     )
-
-
-def _revoked(key_id: str) -> Conflict:
-    return Conflict(f"API key {key_id} is revoked; its priority class can no longer change", code="key_revoked")

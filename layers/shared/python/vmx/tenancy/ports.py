@@ -1,5 +1,6 @@
 from typing import Protocol
 
+from vmx.errors import Conflict
 from vmx.pagination import Page
 from vmx.tenancy.models import ApiKey, Environment, Workspace
 
@@ -39,9 +40,13 @@ class TenancyRepository(Protocol):
 
     def set_api_key_class(self, key_id: str, priority_class: str | None) -> None:
         """Changes only the key's priority class, if the key exists and is not revoked; raises NotFound or
-        Conflict (`key_revoked`) otherwise, so that no change can bring a revoked key back."""
+        revoked_key's Conflict otherwise, so that no change can bring a revoked key back."""
         ...
 
     def purge_workspace(self, workspace_id: str) -> None:
         """Removes what is left of a deleted workspace: its environments and API keys."""
         ...
+
+
+def revoked_key(key_id: str) -> Conflict:
+    return Conflict(f"API key {key_id} is revoked; its priority class can no longer change", code="key_revoked")

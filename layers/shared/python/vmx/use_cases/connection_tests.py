@@ -52,6 +52,8 @@ _OUTCOMES = {
     "provider_access_denied": ConnectionTestOutcome.ACCESS_DENIED,
     "role_not_assumable": ConnectionTestOutcome.ROLE_NOT_ASSUMABLE,
     "provider_rate_limited": ConnectionTestOutcome.RATE_LIMITED,
+    "assume_role_throttled": ConnectionTestOutcome.RATE_LIMITED,
+    "assume_role_failed": ConnectionTestOutcome.UNREACHABLE,
     "provider_unreachable": ConnectionTestOutcome.UNREACHABLE,
     "provider_timeout": ConnectionTestOutcome.TIMED_OUT,
     "provider_address_refused": ConnectionTestOutcome.MISCONFIGURED,

@@ -24,7 +24,7 @@ from vmx.tenancy.models import (
     Workspace,
     WorkspaceCreate,
 )
-from vmx.tenancy.ports import TenancyRepository
+from vmx.tenancy.ports import TenancyRepository, revoked_key
 
 # A forced delete races connection creates; it sweeps again this many times before giving up.
 _FORCED_DELETE_SWEEPS = 5
@@ -226,6 +226,8 @@ class TenancyService:
         key = self._api_key(workspace_id, key_id)
         if key.platform_admin:
             require_platform_admin(principal, "change platform-admin keys")
+        if key.revoked_at is not None:
+            raise revoked_key(key_id)
         if "priority_class" not in patch.model_fields_set or patch.priority_class == key.priority_class:
             return key
         _check_class_for(key.role, patch.priority_class)
