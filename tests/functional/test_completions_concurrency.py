@@ -72,6 +72,42 @@ def lambda_instance(turn: threading.Lock, now: datetime, events: InMemoryEventPu
     return service
 
 
+def race(
+    instances: list[tuple[CompletionService, Principal]],
+    scope: ConnectionScope,
+    request: ChatCompletionRequest,
+    requests_per_instance: int,
+) -> tuple[list[tuple[Principal, object]], FailureLog]:
+    """Each instance sends its requests as its principal, all starting at once, and runs each answer's work after
+    it; every outcome (a CompletionOutcome, or the OverCapacity refusal) with the principal that got it, and what
+    that work logged as failed."""
+    log = FailureLog()
+    outcomes: list[tuple[Principal, object]] = []
+    outcomes_lock = threading.Lock()
+    start = threading.Barrier(len(instances))
+
+    def serve(instance: CompletionService, principal: Principal) -> None:
+        start.wait(timeout=10)
+        for _ in range(requests_per_instance):
+            afterwards = Afterwards()
+            try:
+                outcome: object = instance.complete(
+                    principal, scope, request, "198.51.100.9", Deadline.after(30), afterwards
+                )
+            except OverCapacity as refused:
+                outcome = refused
+            afterwards.run(log, Deadline.after(30))
+            with outcomes_lock:
+                outcomes.append((principal, outcome))
+
+    threads = [threading.Thread(target=serve, args=instance) for instance in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes, log
+
+
 def test_concurrent_instances_admit_exactly_the_limit(tenant: Tenant, provider: LoopbackProvider) -> None:
     created = tenant.api.post(
         tenant.connections_path,
@@ -87,32 +123,12 @@ def test_concurrent_instances_admit_exactly_the_limit(tenant: Tenant, provider: 
     request = ChatCompletionRequest.model_validate(
         {"model": "busy/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
     )
-    turn, now, events, log = threading.Lock(), utc_now(), InMemoryEventPublisher(), FailureLog()
-    instances = [lambda_instance(turn, now, events) for _ in range(INSTANCES)]
-    outcomes: list[object] = []
-    outcomes_lock = threading.Lock()
-    start = threading.Barrier(INSTANCES)
+    turn, now, events = threading.Lock(), utc_now(), InMemoryEventPublisher()
+    instances = [(lambda_instance(turn, now, events), principal) for _ in range(INSTANCES)]
 
-    def serve(instance: CompletionService) -> None:
-        start.wait(timeout=10)
-        for _ in range(REQUESTS_PER_INSTANCE):
-            afterwards = Afterwards()
-            try:
-                outcome: object = instance.complete(
-                    principal, scope, request, "198.51.100.9", Deadline.after(30), afterwards
-                )
-            except OverCapacity as refused:
-                outcome = refused
-            afterwards.run(log, Deadline.after(30))
-            with outcomes_lock:
-                outcomes.append(outcome)
+    raced, log = race(instances, scope, request, REQUESTS_PER_INSTANCE)
 
-    threads = [threading.Thread(target=serve, args=(instance,)) for instance in instances]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
+    outcomes = [outcome for _, outcome in raced]
     admitted = [outcome for outcome in outcomes if isinstance(outcome, CompletionOutcome)]
     refused = [outcome for outcome in outcomes if isinstance(outcome, OverCapacity)]
     assert len(outcomes) == INSTANCES * REQUESTS_PER_INSTANCE

@@ -14,21 +14,19 @@ from infra import system
 from tests.event_fakes import InMemoryEventPublisher
 from tests.functional.api import faults_in
 from tests.functional.conftest import Tenant
-from tests.functional.test_completions_concurrency import FailureLog, lambda_instance
+from tests.functional.test_completions_concurrency import lambda_instance, race
 from tests.loopback_providers import LoopbackProvider, loopback_provider
 from vmx import wiring
 from vmx.access.policy import Principal
-from vmx.afterwards import Afterwards
 from vmx.capacity.ledger import CounterScope, limits_for
 from vmx.clock import utc_now
 from vmx.completions.openai_models import ChatCompletionRequest
-from vmx.deadline import Deadline
 from vmx.errors import Conflict, NotFound
 from vmx.settings import CompletionsSettings, TenancySettings
 from vmx.storage.capacity_store import DynamoCapacityCounters
 from vmx.storage.connection_store import DynamoConnectionRepository
 from vmx.tenancy.models import Role
-from vmx.use_cases.completions import CompletionOutcome, CompletionService
+from vmx.use_cases.completions import CompletionOutcome
 from vmx.use_cases.connections import ConnectionScope
 from vmx.use_cases.refusals import OverCapacity
 from vmx.use_cases.tenancy import TenancyService
@@ -301,35 +299,20 @@ def burst(
     request = ChatCompletionRequest.model_validate(
         {"model": "shared/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
     )
-    log = FailureLog()
-    outcomes: dict[str, list[object]] = {name: [] for name in set(classes_per_instance)}
-    lock = threading.Lock()
-    start = threading.Barrier(len(classes_per_instance))
-
-    def serve(instance: CompletionService, priority_class: str) -> None:
-        principal = Principal("racer", tenant.workspace_id, Role.GATEWAY, None, False, priority_class)
-        start.wait(timeout=10)
-        for _ in range(REQUESTS_PER_INSTANCE):
-            afterwards = Afterwards()
-            try:
-                outcome: object = instance.complete(
-                    principal, scope, request, "198.51.100.9", Deadline.after(30), afterwards
-                )
-            except OverCapacity as refused:
-                outcome = refused
-            afterwards.run(log, Deadline.after(30))
-            with lock:
-                outcomes[priority_class].append(outcome)
-
-    threads = [
-        threading.Thread(target=serve, args=(lambda_instance(turn, now, events), priority_class))
+    instances = [
+        (
+            lambda_instance(turn, now, events),
+            Principal("racer", tenant.workspace_id, Role.GATEWAY, None, False, priority_class),
+        )
         for priority_class in classes_per_instance
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+
+    raced, log = race(instances, scope, request, REQUESTS_PER_INSTANCE)
+
     assert log.failed == []
+    outcomes: dict[str, list[object]] = {name: [] for name in classes_per_instance}
+    for principal, outcome in raced:
+        outcomes[str(principal.priority_class)].append(outcome)
     return outcomes
 
 

@@ -123,10 +123,9 @@ class DynamoCapacityCounters:
             update = _reservation(scope, ordered, states, tokens, priority, splits, _class_counts_in(item))
             update.conditions.append(f"attribute_not_exists({update.name('mark', mark)})")
             update.sets.append(f"#mark = {update.value('marked', low_level.number(int(now.timestamp())))}")
-            written, item = self._write(scope, update)
+            written, item, stored = self._write(scope, update)
             # the mark is there only if an earlier attempt of this very write was applied
             admitted = written or mark in item
-            stored = _window_counts(item)
             states = [window_state(limit.period, stored.get(limit.period), now) for limit in ordered]
             if admitted:
                 windows = {state.window.period: state.window.id for state in states}
@@ -199,21 +198,20 @@ class DynamoCapacityCounters:
                 update.adds += [f"{period}_t {update.number(delta.tokens)}"] if delta.tokens else []
                 if reservation.priority_class is not None:
                     _add_class_counts(update, period, window_id, reservation.priority_class, delta)
-            written, item = self._write(reservation.scope, update)
+            written, item, stored = self._write(reservation.scope, update)
             if written or _mark(reservation.request_id) not in item:
                 # settled now, or already by an earlier attempt of this write (or of the other settling write)
                 return
             # The condition failed on a window of this very item, so at least one window drops out each time.
-            stored = _window_counts(item)
             pending = {
                 period: window_id
                 for period, window_id in pending.items()
                 if period in stored and stored[period].window_id == window_id
             }
 
-    def _write(self, scope: CounterScope, update: "_Update") -> tuple[bool, _Item]:
+    def _write(self, scope: CounterScope, update: "_Update") -> tuple[bool, _Item, dict[CapacityPeriod, WindowCount]]:
         """Sends one conditional UpdateItem; returns whether it was written, with the item after the write,
-        or as it stood when the condition failed."""
+        or as it stood when the condition failed, and that item's window counts."""
         # DynamoDB refuses an empty map: a settling write that changes no count has no values
         values: dict[str, Any] = {"ExpressionAttributeValues": update.values} if update.values else {}
         try:
@@ -231,14 +229,12 @@ class DynamoCapacityCounters:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 # botocore's stubs do not declare the item that DynamoDB returns with this error
                 item = cast(Mapping[str, _Item], exc.response).get("Item", {})
-                self._remember(scope, item)
-                return False, item
+                return False, item, self._remember(scope, item)
             raise low_level.unavailable(exc) from exc
         except BotoCoreError as exc:
             raise low_level.unavailable(exc) from exc
         item = response.get("Attributes", {})
-        self._remember(scope, item)
-        return True, item
+        return True, item, self._remember(scope, item)
 
     def _remember(self, scope: CounterScope, item: _Item) -> dict[CapacityPeriod, WindowCount]:
         counts = _window_counts(item)
