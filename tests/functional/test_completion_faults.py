@@ -165,6 +165,53 @@ def test_a_reconcile_that_keeps_failing_leaves_the_answer_and_is_written_later_f
     assert used(tenant, connection_id) == [(1, 19)]
 
 
+def test_a_class_reservation_whose_reconcile_keeps_failing_is_settled_in_its_class_from_the_queue(
+    tenant: Tenant, provider: LoopbackProvider, faults: AwsFaults
+) -> None:
+    config = {"apiKey": provider.api_key, "baseUrl": provider.base_url}
+    classes = [{"name": "production", "guaranteedPercent": 60}, {"name": "batch", "maximumPercent": 40}]
+    body = {
+        "name": "prod",
+        "provider": "openai",
+        "config": config,
+        "capacity": [{"period": "day", "requests": 10, "tokens": 100_000}],
+        # the admin key names no class: it counts in the default
+        "prioritization": {"classes": classes, "defaultClass": "batch"},
+    }
+    created = tenant.api.post(tenant.connections_path, body)
+    assert created.status == 201, created.text
+    connection_id = created.body["connectionId"]
+    faults.fail("dynamodb.UpdateItem", THROTTLED, matches=settling)
+
+    response = ask(tenant, max_tokens=50)
+
+    assert response.status == 200, response.text
+    [reserved_production, reserved_batch] = class_counts(tenant, connection_id)
+    assert reserved_production == (0, 0) and reserved_batch[0] == 1 and reserved_batch[1] > 50
+    faults.heal()
+    assert run_settlements_consumer() == 1
+    # the 19 tokens really used, counted in batch with its split (a settlement without it would leave batch at 50+)
+    assert class_counts(tenant, connection_id) == [(0, 0), (1, 19)]
+    assert used(tenant, connection_id) == [(1, 19)]
+
+
+def class_counts(tenant: Tenant, connection_id: str) -> list[tuple[int, int]]:
+    """(requests, tokens) per priority class in the connection's one window."""
+    settings = CompletionsSettings.from_environ(os.environ)
+    connection = DynamoConnectionRepository(settings.connections_table_name, settings.aws_region).get(
+        tenant.workspace_id, tenant.environment_id, connection_id
+    )
+    assert connection is not None and connection.prioritization is not None
+    counters = DynamoCapacityCounters(settings.capacity_table_name, settings.aws_region)
+    [window] = counters.usage(
+        CounterScope(connection_id, None),
+        limits_for(connection.capacity, None),
+        utc_now(),
+        connection.prioritization.classes,
+    )
+    return [(usage.requests_used, usage.tokens_used) for usage in window.classes]
+
+
 def test_a_settlement_delivered_twice_settles_once(
     tenant: Tenant, provider: LoopbackProvider, faults: AwsFaults
 ) -> None:
